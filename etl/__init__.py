@@ -1,1 +1,11 @@
-"""legacylake.etl."""
+"""legacylake.etl: Tractor/sweep FITS catalogs to a HATS-compatible HEALPix Parquet lake.
+
+>>> from legacylake.etl import build, verify
+>>> s = build(["tractor/"], lake="lake", catalog="dr9", threshold=1_000_000)  # doctest: +SKIP
+>>> verify("lake", "dr9").ok  # doctest: +SKIP
+"""
+
+from .build import Summary, build
+from .verify import VerifyReport, verify
+
+__all__ = ["build", "verify", "Summary", "VerifyReport"]

@@ -1,0 +1,465 @@
+"""``legacylake etl build``: plan, write in parallel, commit exactly once.
+
+Commit protocol (a SIGKILL at any point leaves the lake equal to before the build or after
+it, and the next build finishes or redoes the work):
+
+1. leaf files are written to ``legacylake/staging`` (flat names, outside the HATS layout);
+2. a journal (new manifest, staged -> final moves, files to delete) is written atomically;
+3. staged leaves are renamed into ``dataset/Norder=k/Dir=d/Npix=n.parquet``, the metadata
+   files are rewritten (properties last), leaves of split partitions are deleted, the
+   manifest is replaced and the journal removed. A build that finds a journal replays it
+   first (every step is idempotent); staging without a journal is discarded.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from legacylake.errors import UserError
+
+from . import manifest as mf
+from .hats_meta import write_metadata
+from .healpix import FOOTPRINT_ORDER, pixel_range, shift
+from .plan import InputFile, Reject, discover, exact_footprint, inspect_all, plan_leaves
+from .read import lake_schema
+from .write import ROW_GROUP_ROWS, FootprintError, ReadError, Source, Task, run_task
+
+DEFAULT_THRESHOLD = 1_000_000
+DEFAULT_HIGHEST_ORDER = 10
+#: A footprint cell with no sampled rows still gets this many rows in the plan, so the
+#: partitions cover every place a file's rows can be.
+_EPSILON = 1e-3
+
+
+@dataclass
+class Summary:
+    """What a build did. ``rejects`` are (path, one-line reason)."""
+
+    catalog_dir: str
+    files: int = 0
+    ingested: list = field(default_factory=list)
+    unchanged: int = 0
+    replaced: list = field(default_factory=list)
+    rejects: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    rows: int = 0
+    bad_position_rows: int = 0
+    total_rows: int = 0
+    partitions: int = 0
+    partitions_written: int = 0
+    partitions_deleted: int = 0
+    bytes_written: int = 0
+    file_reads: int = 0
+    seconds: float = 0.0
+    nothing_to_do: bool = False
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.rejects
+
+    def lines(self) -> list[str]:
+        out = [f"catalog {self.catalog_dir}"]
+        if self.nothing_to_do:
+            out.append("nothing to do: every input is already in the catalog, unchanged "
+                       "(no partition rewritten)")
+        out += [
+            f"files: {self.files} seen, {len(self.ingested)} ingested, {len(self.replaced)} replaced, "
+            f"{self.unchanged} unchanged, {len(self.rejects)} rejected, {len(self.skipped)} skipped (not *.fits)",
+            f"rows: {self.rows:,} ingested this run ({self.bad_position_rows:,} rows with bad ra/dec not ingested); "
+            f"catalog total {self.total_rows:,}",
+            f"partitions: {self.partitions} in catalog, {self.partitions_written} written, "
+            f"{self.partitions_deleted} removed (split)",
+            f"bytes written: {self.bytes_written:,}; input file reads: {self.file_reads}",
+            f"time: {self.seconds:.1f} s, {self.rows_per_s:,.0f} rows/s",
+        ]
+        for p, r in self.rejects:
+            out.append(f"rejected: {r}")
+        return out
+
+
+# ------------------------------------------------------------------ commit / recovery
+
+def apply_journal(catalog_dir: str) -> bool:
+    """Finish a commit whose journal exists (idempotent). Returns True if there was one."""
+    jp = mf.journal_path(catalog_dir)
+    if not os.path.exists(jp):
+        return False
+    import json
+    with open(jp) as fh:
+        j = json.load(fh)
+    for staged, final in j["moves"]:
+        if os.path.exists(staged):
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            os.replace(staged, final)
+    man = j["manifest"]
+    write_metadata(catalog_dir, man, lake_schema(man["model"]))
+    for p in j["deletes"]:
+        if os.path.exists(p):
+            os.remove(p)
+    mf.write_json_atomic(mf.manifest_path(catalog_dir), man)
+    os.remove(jp)
+    mf.clear_staging(catalog_dir)
+    return True
+
+
+def recover(catalog_dir: str) -> None:
+    """Roll a committed-but-unfinished build forward; discard an uncommitted one."""
+    if not apply_journal(catalog_dir):
+        mf.clear_staging(catalog_dir)
+
+
+# ------------------------------------------------------------------ planning helpers
+
+def _hist_of(files: list[InputFile]) -> dict[int, float]:
+    h: dict[int, float] = {}
+    for f in files:
+        for c, v in f.histogram.items():
+            h[c] = h.get(c, 0.0) + v
+    return h
+
+
+def _add_footprints(h: dict[int, float], cells: np.ndarray, plan_order: int) -> None:
+    for c in np.unique(np.asarray(cells, np.int64) >> (2 * (FOOTPRINT_ORDER - plan_order))).tolist():
+        h[c] = h.get(c, 0.0) + _EPSILON
+
+
+def _overlaps(cells: np.ndarray, lo: int, hi: int) -> bool:
+    s = shift(FOOTPRINT_ORDER)
+    i = np.searchsorted(cells, lo >> s)
+    # a cell overlaps [lo, hi) if its range meets it
+    if i > 0 and ((cells[i - 1] + 1) << s) > lo:
+        return True
+    return i < len(cells) and (int(cells[i]) << s) < hi
+
+
+def _group(leaves: list, est: dict, n_tasks: int) -> list[list]:
+    """Split leaves (in nested order) into at most n_tasks runs of similar estimated rows."""
+    total = sum(est.get(l, 0.0) for l in leaves) or 1.0
+    target = total / max(1, n_tasks)
+    groups, cur, acc = [], [], 0.0
+    for l in leaves:
+        cur.append(l)
+        acc += est.get(l, 0.0)
+        if acc >= target and len(groups) < n_tasks - 1:
+            groups.append(cur)
+            cur, acc = [], 0.0
+    if cur:
+        groups.append(cur)
+    return groups
+
+
+def _run_tasks(tasks: list[Task], workers: int, scheduler: str | None, progress: bool) -> list[dict]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(tasks), desc="write partitions", unit="task", disable=not progress,
+               file=sys.stderr)
+    results = []
+    try:
+        if scheduler:
+            from distributed import Client, as_completed
+            with Client(scheduler) as client:
+                futs = client.map(run_task, tasks, pure=False)
+                for fut in as_completed(futs):
+                    results.append(fut.result())
+                    bar.update(1)
+        elif workers <= 1 or len(tasks) == 1:
+            for t in tasks:
+                results.append(run_task(t))
+                bar.update(1)
+        else:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor, as_completed as done
+            with ProcessPoolExecutor(max_workers=min(workers, len(tasks)),
+                                     mp_context=mp.get_context("spawn")) as ex:
+                futs = [ex.submit(run_task, t) for t in tasks]
+                try:
+                    for fut in done(futs):
+                        results.append(fut.result())
+                        bar.update(1)
+                except BaseException:
+                    for f in futs:
+                        f.cancel()
+                    raise
+    finally:
+        bar.close()
+    return results
+
+
+# ------------------------------------------------------------------ the build
+
+def build(sources, lake: str, catalog: str, threshold: int | None = None,
+          highest_order: int | None = None, workers: int | None = None,
+          scheduler: str | None = None, row_group_rows: int = ROW_GROUP_ROWS,
+          progress: bool = False) -> Summary:
+    """Ingest FITS catalogs (files or directory trees) into the HATS catalog ``lake/catalog``.
+
+    Exactly once: files already ingested and unchanged are skipped; changed files replace
+    their rows; new files are added by rewriting only the partitions they touch.
+    Returns a :class:`Summary`; bad inputs are in ``summary.rejects`` (never raised).
+    Raises :class:`UserError` for mistakes that stop the whole build (mixed data models,
+    options that contradict the catalog)."""
+    from tqdm import tqdm
+
+    t0 = time.time()
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    cat_dir = os.path.abspath(os.path.join(os.fspath(lake), catalog))
+    workers = workers or os.cpu_count() or 1
+    os.makedirs(cat_dir, exist_ok=True)
+    recover(cat_dir)
+    man = mf.load(cat_dir) or mf.empty_manifest(catalog)
+    if man["threshold"] is not None:
+        for name, given, have in (("threshold", threshold, man["threshold"]),
+                                  ("highest-order", highest_order, man["highest_order"])):
+            if given is not None and int(given) != int(have):
+                raise UserError(f"{cat_dir}: catalog was built with --{name} {have}; cannot change it to {given}")
+        threshold, highest_order = int(man["threshold"]), int(man["highest_order"])
+    threshold = int(threshold or DEFAULT_THRESHOLD)
+    highest_order = int(DEFAULT_HIGHEST_ORDER if highest_order is None else highest_order)
+    if not 0 <= highest_order <= FOOTPRINT_ORDER:
+        raise UserError(f"--highest-order must be between 0 and {FOOTPRINT_ORDER} (got {highest_order})")
+    if threshold < 1:
+        raise UserError(f"--threshold must be positive (got {threshold})")
+    plan_order = highest_order
+
+    summary = Summary(cat_dir)
+    paths, summary.skipped = discover(sources)
+    missing = [p for p in paths if not os.path.exists(p)]
+    summary.files = len(paths)
+    ingested = {p: e for p, e in man["files"].items() if e.get("status") == "ingested"}
+    bar = tqdm(total=len(paths), desc="inspect inputs", unit="file", disable=not progress, file=sys.stderr)
+    good, rejects = inspect_all([p for p in paths if p not in missing], plan_order, ingested,
+                                workers=max(2, workers), progress=bar)
+    bar.close()
+    rejects += [(p, f"{p}: no such file") for p in missing]
+    for f in good:
+        summary.notes += f.notes
+
+    # unchanged / changed / new
+    new: list[InputFile] = []
+    for f in good:
+        old = ingested.get(f.path)
+        if old and old["hash"] == f.hash and old["model"] == f.model:
+            summary.unchanged += 1
+        else:
+            new.append(f)
+
+    # one data model per catalog
+    models = {f.model for f in new} | ({man["model"]} if man["model"] else set())
+    if len(models) > 1:
+        counts = {m: sum(f.model == m for f in new) for m in models}
+        desc = ", ".join(f"{m} ({counts[m]} new file(s){', the catalog' if m == man['model'] else ''})"
+                         for m in sorted(models))
+        raise UserError(f"{cat_dir}: inputs of more than one data model: {desc}; "
+                        "a catalog holds one data model: build them into separate catalogs")
+
+    # one file per brick
+    owner: dict[int, str] = {}
+    for p, e in ingested.items():
+        for b in e.get("bricks", {}):
+            owner[int(b)] = p
+    accepted: list[InputFile] = []
+    for f in sorted(new, key=lambda f: f.path):
+        clash = sorted({owner[b] for b in f.bricks if b in owner and owner[b] != f.path})
+        if clash:
+            rejects.append((f.path, f"{f.path}: brick(s) already ingested from {clash[0]} "
+                                    f"(the same brick under two paths)"))
+            continue
+        for b in f.bricks:
+            owner[b] = f.path
+        accepted.append(f)
+    new = accepted
+    summary.rejects = rejects
+
+    if not new:
+        summary.nothing_to_do = bool(man["partitions"]) or not paths
+        summary.total_rows = sum(v["rows"] for v in man["partitions"].values())
+        summary.partitions = len(man["partitions"])
+        summary.seconds = time.time() - t0
+        if rejects and man["model"] is None and not man["partitions"]:
+            pass
+        return summary
+
+    model = man["model"] or new[0].model
+    while True:
+        try:
+            results, plan = _write(cat_dir, man, new, model, threshold, highest_order, plan_order,
+                                   workers, scheduler, row_group_rows, progress)
+            break
+        except FootprintError as exc:
+            mf.clear_staging(cat_dir)
+            f = next(f for f in new if f.path == exc.path)
+            try:
+                exact_footprint(f, plan_order)
+            except Reject as r:
+                rejects.append((f.path, str(r)))
+                new.remove(f)
+        except ReadError as exc:
+            mf.clear_staging(cat_dir)
+            rejects.append((exc.path, str(exc)))
+            new = [f for f in new if f.path != exc.path]
+        if not new:
+            summary.seconds = time.time() - t0
+            return summary
+
+    _commit(cat_dir, man, new, model, threshold, highest_order, results, plan, summary, rejects)
+    summary.seconds = time.time() - t0
+    return summary
+
+
+def _write(cat_dir, man, new, model, threshold, highest_order, plan_order, workers, scheduler,
+           row_group_rows, progress):
+    """Plan partitions and run the write tasks. Returns (task results, plan dict)."""
+    existing = {mf.parse_key(k) for k in man["partitions"]}
+    hist: dict[int, float] = {}
+    for v in man["partitions"].values():
+        for c, n in v["cells"].items():
+            hist[int(c)] = hist.get(int(c), 0.0) + n
+    for c, v in _hist_of(new).items():
+        hist[c] = hist.get(c, 0.0) + v
+    for f in new:
+        _add_footprints(hist, f.footprint, plan_order)
+    leaves = plan_leaves(hist, plan_order, threshold, highest_order, existing)
+
+    # which leaves are touched: new ones, split ones, and old ones a new/changed file meets
+    old_files = man["files"]
+    footprints = [np.asarray(f.footprint, np.int64) for f in new]
+    for f in new:
+        old = old_files.get(f.path)
+        if old and old.get("status") == "ingested" and old.get("footprint"):
+            footprints.append(np.asarray(old["footprint"], np.int64))
+    ex_sorted = sorted(existing, key=lambda p: pixel_range(*p)[0])
+    ex_lo = np.array([pixel_range(*p)[0] for p in ex_sorted], dtype=np.int64)
+
+    def parent_of(leaf):
+        lo, _ = pixel_range(*leaf)
+        i = int(np.searchsorted(ex_lo, lo, side="right")) - 1
+        if i >= 0 and pixel_range(*ex_sorted[i])[1] > lo:
+            return ex_sorted[i]
+        return None
+
+    touched = []
+    for leaf in leaves:
+        lo, hi = pixel_range(*leaf)
+        par = parent_of(leaf)
+        if leaf not in existing and par is not None:
+            touched.append(leaf)  # child of a split leaf
+        elif leaf not in existing:
+            touched.append(leaf)
+        elif any(_overlaps(fp, lo, hi) for fp in footprints):
+            touched.append(leaf)
+
+    est = {}
+    for leaf in touched:
+        k, n = leaf
+        s = 2 * (plan_order - k)
+        est[leaf] = sum(v for c, v in hist.items() if (c >> s) == n)
+    n_tasks = max(1, min(len(touched), 2 * workers if not scheduler else 4 * workers))
+    groups = _group(touched, est, n_tasks)
+
+    replaced_bricks = sorted({int(b) for f in new for b in old_files.get(f.path, {}).get("bricks", {})
+                              if old_files.get(f.path, {}).get("status") == "ingested"})
+    staging = mf.staging_dir(cat_dir)
+    os.makedirs(staging, exist_ok=True)
+    tasks = []
+    for i, g in enumerate(groups):
+        lo, hi = pixel_range(*g[0])[0], pixel_range(*g[-1])[1]
+        srcs = []
+        olds = []
+        for leaf in g:
+            par = leaf if leaf in existing else parent_of(leaf)
+            if par is not None and par not in olds:
+                olds.append(par)
+        for par in olds:
+            srcs.append(Source("parquet", mf.leaf_path(cat_dir, *par), exclude_bricks=replaced_bricks))
+        for f in new:
+            if any(_overlaps(f.footprint, *pixel_range(*leaf)) for leaf in g):
+                srcs.append(Source("fits", f.path, footprint=np.asarray(f.footprint, np.int64)))
+        tasks.append(Task(i, list(g), srcs, model, staging, row_group_rows, plan_order))
+    results = _run_tasks(tasks, workers, scheduler, progress)
+
+    # every good row of every new file must have landed in a partition
+    acc: dict[str, dict] = {}
+    for r in results:
+        for p, a in r["files"].items():
+            e = acc.setdefault(p, {"rows": a["rows"], "bad": a["bad"], "written": 0, "bricks": {}, "reads": 0})
+            e["written"] += a["written"]
+            e["reads"] += 1
+            for b, c in a["bricks"].items():
+                e["bricks"][b] = e["bricks"].get(b, 0) + c
+    for f in new:
+        a = acc.get(f.path)
+        if a is None:
+            if f.rows:
+                raise FootprintError(f.path, f"{f.path}: not read by any partition task")
+            acc[f.path] = {"rows": 0, "bad": 0, "written": 0, "bricks": {}, "reads": 0}
+            continue
+        if a["written"] + a["bad"] != a["rows"]:
+            if f.exact:
+                raise RuntimeError(f"{f.path}: {a['rows'] - a['bad'] - a['written']} rows not placed")
+            raise FootprintError(f.path, f"{f.path}: rows outside the planned sky area")
+    return results, {"leaves": leaves, "touched": touched, "existing": existing, "acc": acc,
+                     "parent_of": parent_of}
+
+
+def _commit(cat_dir, man, new, model, threshold, highest_order, results, plan, summary, rejects):
+    leaf_res = {}
+    for r in results:
+        leaf_res.update(r["leaves"])
+    existing, touched, acc = plan["existing"], plan["touched"], plan["acc"]
+    new_man = {**man, "model": model, "threshold": threshold, "highest_order": highest_order,
+               "files": dict(man["files"]), "partitions": dict(man["partitions"])}
+    moves, deletes = [], []
+    for leaf in touched:
+        key = mf.pixel_key(*leaf)
+        res = leaf_res.get(leaf)
+        if res is None:  # leaf ended up empty
+            new_man["partitions"].pop(key, None)
+            if leaf in existing:
+                deletes.append(mf.leaf_path(cat_dir, *leaf))
+            continue
+        moves.append([res["file"], mf.leaf_path(cat_dir, *leaf)])
+        new_man["partitions"][key] = {"rows": res["rows"], "cells": res["cells"]}
+        summary.bytes_written += os.path.getsize(res["file"])
+    leaves_now = set(plan["leaves"])
+    for leaf in existing:
+        if leaf not in leaves_now:
+            new_man["partitions"].pop(mf.pixel_key(*leaf), None)
+            deletes.append(mf.leaf_path(cat_dir, *leaf))
+            summary.partitions_deleted += 1
+    for f in new:
+        a = acc[f.path]
+        if f.path in man["files"] and man["files"][f.path].get("status") == "ingested":
+            summary.replaced.append(f.path)
+        else:
+            summary.ingested.append(f.path)
+        new_man["files"][f.path] = {
+            "size": f.size, "mtime_ns": f.mtime_ns, "hash": f.hash, "rows": f.rows,
+            "rows_ingested": a["written"], "bad_positions": a["bad"], "model": f.model,
+            "status": "ingested", "bricks": {str(b): c for b, c in a["bricks"].items()},
+            "footprint": np.asarray(f.footprint).tolist() if f.exact else None,
+        }
+        summary.rows += a["written"]
+        summary.bad_position_rows += a["bad"]
+        summary.file_reads += a["reads"]
+        if a["bad"]:
+            rejects.append((f.path, f"{f.path}: {a['bad']} row(s) with non-finite or out-of-range "
+                                    f"ra/dec not ingested (the other {a['written']} rows are)"))
+    for p, reason in rejects:
+        if p not in new_man["files"] or new_man["files"][p].get("status") != "ingested":
+            new_man["files"][p] = {"status": "rejected", "reason": reason}
+    summary.partitions_written = len(moves)
+    summary.partitions = len(new_man["partitions"])
+    summary.total_rows = sum(v["rows"] for v in new_man["partitions"].values())
+    mf.write_json_atomic(mf.journal_path(cat_dir), {"moves": moves, "deletes": deletes, "manifest": new_man})
+    apply_journal(cat_dir)

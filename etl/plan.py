@@ -1,0 +1,254 @@
+"""Planning a build: find the input files, inspect their headers, and lay out the partitions.
+
+Nothing here reads table rows of a Tractor file named for its brick: the footprint and the
+row-count estimate come from the brick grid and NAXIS2. Files whose sky area cannot be
+known from their name (sweeps, oddly named files) have their ra/dec/brickid columns read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import fitsio
+import numpy as np
+
+from legacylake.catalogs_schema import NotACatalogError, bricks, detect, table_header, validate
+
+from .healpix import (FOOTPRINT_ORDER, brick_footprint, brick_histogram, good_positions,
+                      healpix29, pixel_range, shift)
+
+FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fits.fz")
+_BRICK_RE = re.compile(r"tractor-(\d{4}[pm]\d{3})\.fits", re.I)
+
+
+class Reject(Exception):
+    """An input file that cannot be ingested; the message names the file and the reason."""
+
+
+@dataclass
+class InputFile:
+    """One input file and what planning learnt about it."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    hash: str = ""
+    rows: int = 0
+    model: str = ""
+    brickid: int | None = None          # for a Tractor file named for its brick
+    exact: bool = False                 # footprint from the data rather than the brick grid
+    footprint: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # FOOTPRINT_ORDER cells
+    histogram: dict = field(default_factory=dict)   # estimated rows per cell at the plan order
+    bricks: dict = field(default_factory=dict)      # brickid -> rows (exact files only)
+    notes: list = field(default_factory=list)
+
+
+def discover(sources: list[str]) -> tuple[list[str], list[str]]:
+    """(files, skipped): files named directly, and FITS files found under directories.
+
+    Files under a directory that do not look like FITS by name are skipped (listed)."""
+    files, skipped = [], []
+    for src in sources:
+        src = os.fspath(src)
+        if os.path.isdir(src):
+            for root, dirs, names in os.walk(src):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for n in sorted(names):
+                    p = os.path.join(root, n)
+                    (files if n.lower().endswith(FITS_SUFFIXES) else skipped).append(p)
+        else:
+            files.append(src)
+    seen, out = set(), []
+    for f in files:
+        a = os.path.abspath(f)
+        if a not in seen:
+            seen.add(a)
+            out.append(a)
+    return out, skipped
+
+
+def file_hash(path: str) -> str:
+    """BLAKE2b (128-bit) of a file's bytes, hex."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_complete(path: str) -> int:
+    """NAXIS2 of the first binary table, after checking the file holds all its data bytes."""
+    try:
+        with fitsio.FITS(path) as f:
+            hdu = next((h for h in f if h.get_exttype() == "BINARY_TBL"), None)
+            if hdu is None:
+                raise Reject(f"{path}: FITS file without a binary table extension")
+            hdr = hdu.read_header()
+            data_start = int(hdu.get_offsets()["data_start"])
+            need = data_start + int(hdr["NAXIS1"]) * int(hdr["NAXIS2"]) + int(hdr.get("PCOUNT", 0) or 0)
+    except Reject:
+        raise
+    except Exception as exc:  # fitsio raises OSError/ValueError/IOError variants
+        raise Reject(f"{path}: unreadable FITS ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})") from None
+    if not path.endswith((".gz", ".fz")) and os.path.getsize(path) < need:
+        raise Reject(f"{path}: truncated FITS file ({os.path.getsize(path)} bytes, table needs {need})")
+    return int(hdr["NAXIS2"])
+
+
+def inspect_file(path: str, plan_order: int, known: dict | None = None) -> InputFile:
+    """Header checks, data model, content hash and footprint of one input file.
+
+    ``known``: the manifest entry of this path; if size and mtime match, its hash is reused.
+    Raises :class:`Reject` naming the file and the reason."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise Reject(f"{path}: cannot read ({exc.strerror})") from None
+    f = InputFile(path, st.st_size, st.st_mtime_ns)
+    try:
+        header, _ = table_header(path)
+    except NotACatalogError as exc:
+        raise Reject(str(exc)) from None
+    try:
+        det = detect(header)
+    except ValueError as exc:
+        raise Reject(f"{path}: {exc}") from None
+    rep = validate(header, det.model)
+    if rep.missing:
+        raise Reject(f"{path}: missing required column(s) {', '.join(rep.missing)} of {det.model}")
+    if rep.mistyped:
+        n, exp, got = rep.mistyped[0]
+        raise Reject(f"{path}: column {n} is {got}, {det.model} requires {exp}")
+    if rep.extra:
+        f.notes.append(f"{path}: extra columns not in {det.model} are not ingested: {', '.join(rep.extra)}")
+    f.model = det.model
+    f.rows = _check_complete(path)
+    if known and known.get("size") == f.size and known.get("mtime_ns") == f.mtime_ns and known.get("hash"):
+        f.hash = known["hash"]
+    else:
+        f.hash = file_hash(path)
+    m = _BRICK_RE.search(os.path.basename(path))
+    name = m.group(1).lower() if m else str(header.get("BRICKNAM", "")).strip().lower()
+    if det.kind == "tractor" and name:
+        try:
+            b = bricks.brick(name)
+        except KeyError:
+            b = None
+        if b is not None:
+            f.brickid = int(b["brickid"])
+            f.footprint = brick_footprint(b)
+            f.histogram = brick_histogram(b, f.rows, plan_order) if f.rows else {}
+            f.bricks = {f.brickid: f.rows}
+            return f
+    exact_footprint(f, plan_order)
+    return f
+
+
+def exact_footprint(f: InputFile, plan_order: int) -> None:
+    """Footprint, histogram and per-brick counts of a file from its ra/dec/brickid columns."""
+    try:
+        with fitsio.FITS(f.path) as fits:
+            hdu = next(h for h in fits if h.get_exttype() == "BINARY_TBL")
+            names = {c.lower(): c for c in hdu.get_colnames()}
+            d = hdu.read(columns=[names["ra"], names["dec"], names["brickid"]])
+    except Exception as exc:
+        raise Reject(f"{f.path}: unreadable FITS table ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})") from None
+    ra = np.asarray(d[names["ra"]], np.float64)
+    dec = np.asarray(d[names["dec"]], np.float64)
+    good = good_positions(ra, dec)
+    hp = healpix29(ra[good], dec[good])
+    f.exact = True
+    f.footprint = np.unique(hp >> shift(FOOTPRINT_ORDER))
+    cells, cnt = np.unique(hp >> shift(plan_order), return_counts=True)
+    f.histogram = {int(c): float(k) for c, k in zip(cells, cnt)}
+    bid, bcnt = np.unique(np.asarray(d[names["brickid"]])[good], return_counts=True)
+    f.bricks = {int(b): int(k) for b, k in zip(bid, bcnt)}
+    f.brickid = None
+
+
+def inspect_all(paths: list[str], plan_order: int, known: dict, workers: int = 4,
+                progress=None) -> tuple[list[InputFile], list[tuple[str, str]]]:
+    """Inspect files in threads; returns (good files, rejects as (path, message))."""
+    good, rejects = [], []
+
+    def one(p):
+        try:
+            return inspect_file(p, plan_order, known.get(p)), None
+        except Reject as exc:
+            return None, (p, str(exc))
+
+    with ThreadPoolExecutor(max(1, workers)) as ex:
+        for res, rej in ex.map(one, paths):
+            if rej:
+                rejects.append(rej)
+            else:
+                good.append(res)
+            if progress is not None:
+                progress.update(1)
+    return good, rejects
+
+
+# ---------------------------------------------------------------- partitioning
+
+def plan_leaves(hist: dict[int, float], plan_order: int, threshold: int, highest_order: int,
+                existing: set[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Leaf pixels (order, npix): existing leaves are kept (split into children when their
+    estimated rows exceed ``threshold``); new sky gets pixels split top-down while above
+    ``threshold`` down to ``highest_order``. ``hist`` is rows per cell at ``plan_order``."""
+    cells = np.array(sorted(hist), dtype=np.int64)
+    counts = np.array([hist[c] for c in cells], dtype=np.float64)
+    csum = np.concatenate([[0.0], np.cumsum(counts)])
+
+    def count(order: int, npix: int) -> float:
+        s = 2 * (plan_order - order)
+        lo, hi = npix << s, (npix + 1) << s
+        i, j = np.searchsorted(cells, [lo, hi])
+        return float(csum[j] - csum[i])
+
+    def nonempty(order: int, npix: int) -> bool:
+        s = 2 * (plan_order - order)
+        lo, hi = npix << s, (npix + 1) << s
+        i, j = np.searchsorted(cells, [lo, hi])
+        return j > i
+
+    ex_ranges = sorted(pixel_range(k, n) for k, n in existing)
+    ex_lo = np.array([r[0] for r in ex_ranges], dtype=np.int64)
+
+    def contains_existing(order: int, npix: int) -> bool:
+        lo, hi = pixel_range(order, npix)
+        i = np.searchsorted(ex_lo, lo)
+        return i < len(ex_lo) and ex_lo[i] < hi
+
+    out: list[tuple[int, int]] = []
+
+    def split(order: int, npix: int) -> None:
+        if count(order, npix) > threshold and order < highest_order:
+            for c in range(4):
+                if nonempty(order + 1, 4 * npix + c):
+                    split(order + 1, 4 * npix + c)
+        else:
+            out.append((order, npix))
+
+    def new_sky(order: int, npix: int) -> None:
+        if (order, npix) in existing:
+            split(order, npix)
+            return
+        if contains_existing(order, npix):
+            for c in range(4):
+                new_sky(order + 1, 4 * npix + c)
+            return
+        if not nonempty(order, npix):
+            return
+        if count(order, npix) <= threshold or order >= highest_order:
+            out.append((order, npix))
+        else:
+            for c in range(4):
+                new_sky(order + 1, 4 * npix + c)
+
+    for base in range(12):
+        new_sky(0, base)
+    return sorted(out, key=lambda p: pixel_range(*p)[0])

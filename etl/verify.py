@@ -1,0 +1,148 @@
+"""``legacylake etl verify``: check a catalog against its manifest and the HATS layout.
+
+Checks: per-brick row counts equal the manifest's; no duplicate (release, brickid, objid);
+every row inside its partition's pixel and rows sorted by ``_healpix_29``; partition files,
+``partition_info.csv``, ``_metadata`` and ``hats.properties`` agree with the manifest.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from . import manifest as mf
+from .healpix import pixel_range
+
+
+@dataclass
+class VerifyReport:
+    catalog_dir: str
+    problems: list = field(default_factory=list)
+    rows: int = 0
+    partitions: int = 0
+    bricks: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def lines(self) -> list[str]:
+        out = [f"catalog {self.catalog_dir}: {self.rows:,} rows, {self.partitions} partitions, "
+               f"{self.bricks} bricks"]
+        out += [f"MISMATCH: {p}" for p in self.problems]
+        out.append("verify: OK" if self.ok else f"verify: FAILED ({len(self.problems)} problem(s))")
+        return out
+
+
+def verify(lake: str, catalog: str, max_problems: int = 50) -> VerifyReport:
+    """Verify ``lake/catalog``; problems are listed in the report (nothing raised for them)."""
+    cat = os.path.abspath(os.path.join(os.fspath(lake), catalog))
+    rep = VerifyReport(cat)
+    man = mf.load(cat)
+    if man is None:
+        rep.problems.append(f"{cat}: no legacylake manifest (not built by legacylake etl build)")
+        return rep
+    if os.path.exists(mf.journal_path(cat)):
+        rep.problems.append(f"{cat}: an unfinished commit (journal.json); run etl build again to finish it")
+    parts = {mf.parse_key(k): v for k, v in man["partitions"].items()}
+    rep.partitions = len(parts)
+
+    # files on disk vs manifest
+    on_disk = set()
+    ds = os.path.join(cat, "dataset")
+    for root, _, names in os.walk(ds):
+        for n in names:
+            if n.startswith("Npix=") and n.endswith(".parquet"):
+                order = int(os.path.basename(os.path.dirname(root)).split("=")[1])
+                on_disk.add((order, int(n[5:-8])))
+    for p in sorted(on_disk - set(parts)):
+        rep.problems.append(f"partition file {mf.leaf_path(cat, *p)} is not in the manifest")
+    for p in sorted(set(parts) - on_disk):
+        rep.problems.append(f"partition {p[0]}/{p[1]} of the manifest has no file")
+
+    # partition_info.csv and _metadata
+    try:
+        with open(os.path.join(cat, "partition_info.csv")) as fh:
+            rows = [l.strip().split(",") for l in fh.read().split("\n")[1:] if l.strip()]
+        pinfo = {(int(a), int(b)) for a, b in rows}
+        if pinfo != set(parts):
+            rep.problems.append(f"partition_info.csv lists {len(pinfo)} partitions, manifest {len(parts)}")
+    except OSError:
+        rep.problems.append("partition_info.csv is missing")
+    try:
+        md = pq.read_metadata(os.path.join(ds, "_metadata"))
+        md_rows: dict[str, int] = {}
+        for i in range(md.num_row_groups):
+            rg = md.row_group(i)
+            fp = rg.column(0).file_path
+            md_rows[fp] = md_rows.get(fp, 0) + rg.num_rows
+        for p, v in parts.items():
+            rel = os.path.relpath(mf.leaf_path(cat, *p), ds)
+            if md_rows.get(rel, 0) != v["rows"]:
+                rep.problems.append(f"_metadata has {md_rows.get(rel, 0)} rows for {rel}, manifest {v['rows']}")
+    except OSError:
+        rep.problems.append("dataset/_metadata is missing or unreadable")
+    try:
+        props = dict(l.split("=", 1) for l in open(os.path.join(cat, "hats.properties")).read().splitlines()
+                     if "=" in l and not l.startswith("#"))
+        total = sum(v["rows"] for v in parts.values())
+        if int(props.get("hats_nrows", -1)) != total:
+            rep.problems.append(f"hats.properties hats_nrows={props.get('hats_nrows')}, manifest {total}")
+    except OSError:
+        rep.problems.append("hats.properties is missing")
+
+    # rows: inside their pixel, sorted, per-brick counts, duplicates
+    keys = []
+    brick_counts: dict[int, int] = {}
+    for p in sorted(set(parts) & on_disk):
+        path = mf.leaf_path(cat, *p)
+        try:
+            t = pq.read_table(path, columns=["_healpix_29", "release", "brickid", "objid"])
+        except Exception as exc:
+            rep.problems.append(f"{path}: unreadable ({exc})")
+            continue
+        hp = t.column("_healpix_29").to_numpy()
+        lo, hi = pixel_range(*p)
+        rep.rows += t.num_rows
+        if t.num_rows != parts[p]["rows"]:
+            rep.problems.append(f"{path}: {t.num_rows} rows, manifest {parts[p]['rows']}")
+        out = int(((hp < lo) | (hp >= hi)).sum())
+        if out:
+            rep.problems.append(f"{path}: {out} rows outside pixel Norder={p[0]} Npix={p[1]}")
+        if len(hp) > 1 and np.any(np.diff(hp) < 0):
+            rep.problems.append(f"{path}: rows not sorted by _healpix_29")
+        rel = t.column("release").to_numpy(zero_copy_only=False).astype(np.int64)
+        bid = t.column("brickid").to_numpy(zero_copy_only=False).astype(np.int64)
+        oid = t.column("objid").to_numpy(zero_copy_only=False).astype(np.int64)
+        keys.append((rel << 48) | (bid << 24) | (oid & 0xFFFFFF))
+        b, c = np.unique(bid, return_counts=True)
+        for bb, cc in zip(b.tolist(), c.tolist()):
+            brick_counts[bb] = brick_counts.get(bb, 0) + cc
+    if keys:
+        k = np.sort(np.concatenate(keys))
+        dup = k[1:][k[1:] == k[:-1]]
+        if len(dup):
+            d = int(dup[0])
+            rep.problems.append(f"{len(dup)} duplicate (release, brickid, objid), e.g. "
+                                f"({d >> 48}, {(d >> 24) & 0xFFFFFF}, {d & 0xFFFFFF})")
+    expected: dict[int, int] = {}
+    owners: dict[int, str] = {}
+    for path, e in man["files"].items():
+        if e.get("status") != "ingested":
+            continue
+        for b, c in e["bricks"].items():
+            b = int(b)
+            if b in owners:
+                rep.problems.append(f"brick {b} ingested from two files: {owners[b]} and {path}")
+            owners[b] = path
+            expected[b] = expected.get(b, 0) + c
+    rep.bricks = len(brick_counts)
+    for b in sorted(set(expected) | set(brick_counts)):
+        if expected.get(b, 0) != brick_counts.get(b, 0):
+            rep.problems.append(f"brick {b}: {brick_counts.get(b, 0)} rows in the catalog, "
+                                f"manifest {expected.get(b, 0)} (from {owners.get(b, '?')})")
+    del rep.problems[max_problems:]
+    return rep

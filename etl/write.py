@@ -1,0 +1,275 @@
+"""One write task: stream input rows into sorted leaf files for a run of adjacent partitions.
+
+A task owns a contiguous run of leaf pixels (in nested order). Its sources are FITS files
+whose footprint meets the run, and (on incremental builds) old leaf files being rewritten.
+Each source has a lower bound on the ``_healpix_29`` of its rows in the run (from its
+footprint), and sources are consumed in that order: rows below the smallest bound of the
+sources not yet read can no longer be preceded by anything, so they are sorted and written.
+Memory holds only rows still waiting for a source to be read, never a whole partition.
+
+Each leaf is written as row groups of ``row_group_rows`` consecutive rows of the sorted
+order, so each row group covers a narrow ``_healpix_29`` range (a few sub-pixels) and its
+min/max statistics let DuckDB skip it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .healpix import FOOTPRINT_ORDER, pixel_range, shift
+from .read import HEALPIX_COLUMN, iter_fits_chunks, lake_schema, positions, to_arrow
+from .healpix import healpix29
+
+#: Rows per Parquet row group (see README: narrow _healpix_29 ranges for pruning).
+ROW_GROUP_ROWS = 16_384
+#: Order of the point map (row counts per cell) the tasks return.
+POINT_MAP_ORDER = 8  # default order of the per-leaf row counts
+COMPRESSION = ("zstd", 3)
+
+
+class FootprintError(Exception):
+    """Rows of an input file fall outside the sky area planned for it (``path`` attribute)."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(message)
+        self.path = path
+
+
+@dataclass
+class Source:
+    kind: str                    # "fits" or "parquet"
+    path: str
+    footprint: np.ndarray | None = None   # FOOTPRINT_ORDER cells (fits)
+    exclude_bricks: list = field(default_factory=list)   # brickids dropped (parquet)
+
+
+@dataclass
+class Task:
+    task_id: int
+    leaves: list                 # [(order, npix)] in nested order
+    sources: list                # [Source]
+    model: str
+    staging: str                 # directory for finished leaf files
+    row_group_rows: int = ROW_GROUP_ROWS
+    point_map_order: int = POINT_MAP_ORDER
+
+
+def leaf_name(order: int, npix: int) -> str:
+    return f"Norder{order}_Npix{npix}.parquet"
+
+
+def _lower_bound(cells: np.ndarray, lo: int, hi: int) -> int | None:
+    """Smallest order-29 index >= lo and < hi covered by footprint cells, or None."""
+    s = shift(FOOTPRINT_ORDER)
+    starts = cells << s
+    ends = (cells + 1) << s
+    i = np.searchsorted(ends, lo, side="right")
+    if i >= len(cells) or starts[i] >= hi:
+        return None
+    return int(max(starts[i], lo))
+
+
+class _LeafWriter:
+    """Writes sorted rows of consecutive leaves: one open file at a time, fixed-size row groups."""
+
+    def __init__(self, task: Task, schema: pa.Schema):
+        self.task, self.schema = task, schema
+        self.ranges = [pixel_range(k, n) for k, n in task.leaves]
+        self.his = np.array([r[1] for r in self.ranges], dtype=np.int64)
+        self.cur = -1
+        self.writer = None
+        self.buf: list[pa.Table] = []
+        self.buf_rows = 0
+        self.results: dict = {}
+
+    def _open(self, i: int) -> None:
+        self._close()
+        k, n = self.task.leaves[i]
+        self.cur = i
+        path = os.path.join(self.task.staging, leaf_name(k, n) + ".part")
+        self.writer = pq.ParquetWriter(path, self.schema, compression=COMPRESSION[0],
+                                       compression_level=COMPRESSION[1], write_statistics=True)
+        self.rows = 0
+        self.bricks: dict[int, int] = {}
+        self.cells: dict[int, int] = {}
+
+    def _flush_buf(self, final: bool) -> None:
+        rg = self.task.row_group_rows
+        if not self.buf:
+            return
+        t = pa.concat_tables(self.buf)
+        n = (t.num_rows if final else (t.num_rows // rg) * rg)
+        if n:
+            self.writer.write_table(t.slice(0, n), row_group_size=rg)
+        rest = t.slice(n)
+        self.buf = [rest] if rest.num_rows else []
+        self.buf_rows = rest.num_rows
+
+    def _close(self) -> None:
+        if self.writer is None:
+            return
+        self._flush_buf(final=True)
+        self.writer.close()
+        k, n = self.task.leaves[self.cur]
+        part = os.path.join(self.task.staging, leaf_name(k, n) + ".part")
+        if self.rows:
+            os.replace(part, part[:-5])
+            self.results[(k, n)] = {"rows": self.rows, "file": part[:-5], "bricks": self.bricks,
+                                    "cells": {str(c): v for c, v in self.cells.items()}}
+        else:
+            os.remove(part)
+        self.writer = None
+
+    def write_sorted(self, t: pa.Table) -> None:
+        """Append rows sorted by _healpix_29 (all >= anything written before)."""
+        if t.num_rows == 0:
+            return
+        hp = t.column(HEALPIX_COLUMN).to_numpy()
+        cuts = np.searchsorted(hp, self.his)  # rows before each leaf's end
+        start = 0
+        for i in range(max(self.cur, 0), len(self.ranges)):
+            end = int(cuts[i])
+            if end > start:
+                if i != self.cur:
+                    self._open(i)
+                piece = t.slice(start, end - start)
+                self.buf.append(piece)
+                self.buf_rows += piece.num_rows
+                self.rows += piece.num_rows
+                b, c = np.unique(piece.column("brickid").to_numpy(zero_copy_only=False), return_counts=True)
+                for bb, cc in zip(b.tolist(), c.tolist()):
+                    self.bricks[bb] = self.bricks.get(bb, 0) + cc
+                pm = hp[start:end] >> shift(self.task.point_map_order)
+                u, c = np.unique(pm, return_counts=True)
+                for uu, cc in zip(u.tolist(), c.tolist()):
+                    self.cells[uu] = self.cells.get(uu, 0) + cc
+                if self.buf_rows >= self.task.row_group_rows:
+                    self._flush_buf(final=False)
+                start = end
+            if start >= len(hp):
+                break
+
+    def finish(self) -> None:
+        self._close()
+
+
+def _in_ranges(hp: np.ndarray, los: np.ndarray, his: np.ndarray) -> np.ndarray:
+    i = np.searchsorted(los, hp, side="right") - 1
+    ok = i >= 0
+    ok[ok] = hp[ok] < his[i[ok]]
+    return ok
+
+
+class ReadError(Exception):
+    """An input file whose table rows cannot be read (``path`` attribute; message names it)."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(message)
+        self.path = path
+
+
+def _chunks(path: str):
+    """Chunks of a FITS table; unreadable data raises :class:`ReadError` naming the file."""
+    try:
+        for data, _ in iter_fits_chunks(path):
+            yield data
+    except Exception as exc:  # fitsio/cfitsio errors on corrupt data
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ReadError(path, f"{path}: unreadable table data ({msg})") from None
+
+
+def run_task(task: Task) -> dict:
+    """Run one write task; returns leaf results, per-file row accounting and point counts.
+
+    Raises :class:`FootprintError` if a file has rows in this run below its planned bound."""
+    schema = lake_schema(task.model)
+    os.makedirs(task.staging, exist_ok=True)
+    ranges = [pixel_range(k, n) for k, n in task.leaves]
+    los = np.array([r[0] for r in ranges], dtype=np.int64)
+    his = np.array([r[1] for r in ranges], dtype=np.int64)
+    run_lo, run_hi = int(los[0]), int(his[-1])
+    out = _LeafWriter(task, schema)
+    files: dict[str, dict] = {}
+    heap: list = []
+    iters: dict[int, object] = {}
+    for idx, src in enumerate(task.sources):
+        if src.kind == "fits":
+            lb = _lower_bound(np.asarray(src.footprint, dtype=np.int64), run_lo, run_hi)
+            heapq.heappush(heap, (run_lo if lb is None else lb, idx))
+        else:
+            heapq.heappush(heap, (run_lo, idx))
+    pending: list[pa.Table] = []
+
+    def flush(bound: int) -> None:
+        keep, ready = [], []
+        for t in pending:
+            hp = t.column(HEALPIX_COLUMN).to_numpy()
+            k = int(np.searchsorted(hp, bound, side="left"))
+            if k:
+                ready.append(t.slice(0, k))
+            if k < t.num_rows:
+                keep.append(t.slice(k))
+        pending[:] = keep
+        if not ready:
+            return
+        t = pa.concat_tables(ready) if len(ready) > 1 else ready[0]
+        if len(ready) > 1:
+            t = t.take(pc.sort_indices(t.column(HEALPIX_COLUMN)))
+        out.write_sorted(t)
+
+    while True:
+        bound = heap[0][0] if heap else np.iinfo(np.int64).max
+        flush(bound)
+        if not heap:
+            break
+        lb, idx = heapq.heappop(heap)
+        src = task.sources[idx]
+        if src.kind == "fits":
+            acc = files.setdefault(src.path, {"rows": 0, "bad": 0, "written": 0, "bricks": {}})
+            parts = []
+            for data in _chunks(src.path):
+                ra, dec, good = positions(data)
+                acc["rows"] += len(data)
+                acc["bad"] += int((~good).sum())
+                hp = np.full(len(data), -1, dtype=np.int64)
+                hp[good] = healpix29(ra[good], dec[good])
+                keep = good & _in_ranges(hp, los, his)
+                if not keep.any():
+                    continue
+                if hp[keep].min() < lb:
+                    raise FootprintError(src.path, f"{src.path}: rows outside the sky area planned from its brick")
+                parts.append(to_arrow(data[keep], hp[keep], schema))
+                acc["written"] += int(keep.sum())
+                b, c = np.unique(parts[-1].column("brickid").to_numpy(zero_copy_only=False), return_counts=True)
+                for bb, cc in zip(b.tolist(), c.tolist()):
+                    acc["bricks"][bb] = acc["bricks"].get(bb, 0) + cc
+            if parts:
+                t = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+                pending.append(t.take(pc.sort_indices(t.column(HEALPIX_COLUMN))))
+        else:
+            it = iters.get(idx)
+            if it is None:
+                pf = pq.ParquetFile(src.path)
+                it = iters[idx] = pf.iter_batches(batch_size=task.row_group_rows)
+            batch = next(it, None)
+            if batch is None:
+                continue
+            t = pa.Table.from_batches([batch]).cast(schema)
+            hp = t.column(HEALPIX_COLUMN).to_numpy()
+            mask = _in_ranges(hp, los, his)
+            if src.exclude_bricks:
+                mask &= ~np.isin(t.column("brickid").to_numpy(zero_copy_only=False), np.asarray(src.exclude_bricks))
+            t = t.filter(pa.array(mask))
+            if t.num_rows:
+                pending.append(t)
+            nxt = int(hp[-1]) if len(hp) else lb
+            heapq.heappush(heap, (max(nxt, lb), idx))
+    out.finish()
+    return {"task_id": task.task_id, "leaves": out.results, "files": files}
