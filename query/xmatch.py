@@ -1,0 +1,577 @@
+"""Crossmatch the lake with an external catalog, exact at partition edges.
+
+How it works (no margin cache needed):
+
+1. A HEALPix order ``K`` is chosen so that a disc of the match radius around any point lies
+   inside the point's order-``K`` cell and its 8 neighbours (cells at least ~3.3 radii
+   wide; checked empirically down to the poles and the base-pixel corners, and in the
+   tests against astropy).
+2. The external catalog is streamed in batches. Each row goes to every lake partition that
+   overlaps one of its 9 cells (its home partition, plus any neighbour partition when it
+   lies within a cell of an edge), in per-partition buckets spilled to disk past a memory
+   budget. Rows that reach two or more partitions are "shared".
+3. Each lake partition is read once (only row groups whose ``_healpix_29`` range touches the
+   cells wanted) and matched against its bucket: the lake rows of the 9 cells around each
+   external row are found by a sorted search on ``_healpix_29`` and compared with exact
+   chord distances in a numba kernel (:mod:`legacylake.query.xmatch_kernels`).
+4. Every lake row lives in exactly one partition, so every pair is found exactly once.
+   For ``nearest``, shared rows keep their per-partition best candidates, reduced at the end.
+
+Output: the external columns, the lake columns prefixed ``lake_``, and ``sep_arcsec``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from legacylake.errors import UserError
+
+from . import xmatch_kernels as K_
+from .xmatch_io import HP_COL, External, Lake, open_external
+
+DEFAULT_LAKE_COLUMNS = ("release", "brickid", "objid", "ra", "dec")
+LAKE_PREFIX = "lake_"
+MAX_RADIUS_ARCSEC = 3600.0
+#: A disc of radius r lies within the 3x3 cells of order K when r <= CELL_FRACTION * cell size
+#: (the observed limit is about 0.65; 0.3 leaves a factor 2).
+CELL_FRACTION = 0.3
+_XID = "__xid"
+_RA = "__ra"
+_DEC = "__dec"
+_SHARED = "__shared"
+
+
+def match_order(radius_arcsec: float) -> int:
+    """Finest HEALPix order whose cells are at least radius / CELL_FRACTION wide (0..29)."""
+    need = math.radians(radius_arcsec / 3600.0) / CELL_FRACTION
+    for k in range(29, -1, -1):
+        if math.sqrt(4 * math.pi / (12 * 4**k)) >= need:
+            return k
+    return 0
+
+
+def healpix29(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
+    """Nested HEALPix index at order 29 (int64), as ``_healpix_29`` in the lake."""
+    import astropy.units as u
+    import cdshealpix.nested as cn
+    from astropy.coordinates import Latitude, Longitude
+
+    if len(ra_deg) == 0:
+        return np.empty(0, np.int64)
+    return cn.lonlat_to_healpix(Longitude(np.asarray(ra_deg, np.float64), unit=u.deg),
+                                Latitude(np.asarray(dec_deg, np.float64), unit=u.deg), 29).astype(np.int64)
+
+
+def cells_around(hp29: np.ndarray, order: int) -> np.ndarray:
+    """(N, 9) order-``order`` cells around each point: its own cell and 8 neighbours (-1 = none)."""
+    import cdshealpix.nested as cn
+
+    pix = hp29 >> (2 * (29 - order))
+    if pix.shape[0] == 0:
+        return np.empty((0, 9), np.int64)
+    return cn.neighbours(pix.astype(np.uint64), order).astype(np.int64)
+
+
+def propagate(ra_deg, dec_deg, pmra_masyr, pmdec_masyr, dt_yr):
+    """Move positions by proper motion over ``dt_yr`` years (pmra includes cos(dec)), on the sphere.
+
+    NaN proper motions or epochs leave the position unchanged. Returns (ra, dec) in degrees.
+    """
+    ra = np.radians(np.asarray(ra_deg, np.float64))
+    dec = np.radians(np.asarray(dec_deg, np.float64))
+    mas = math.radians(1.0 / 3.6e6)
+    pmra = np.nan_to_num(np.asarray(pmra_masyr, np.float64)) * mas
+    pmdec = np.nan_to_num(np.asarray(pmdec_masyr, np.float64)) * mas
+    dt = np.nan_to_num(np.broadcast_to(np.asarray(dt_yr, np.float64), ra.shape))
+    sa, ca, sd, cd = np.sin(ra), np.cos(ra), np.sin(dec), np.cos(dec)
+    x, y, z = cd * ca, cd * sa, sd
+    # unit vectors towards +RA and +Dec
+    px, py = -sa, ca
+    qx, qy, qz = -sd * ca, -sd * sa, cd
+    x = x + (px * pmra + qx * pmdec) * dt
+    y = y + (py * pmra + qy * pmdec) * dt
+    z = z + (qz * pmdec) * dt
+    norm = np.sqrt(x * x + y * y + z * z)
+    return np.degrees(np.arctan2(y, x)) % 360.0, np.degrees(np.arcsin(np.clip(z / norm, -1, 1)))
+
+
+@dataclass
+class XmatchStats:
+    """What a crossmatch did."""
+
+    external_rows: int = 0
+    skipped_nonfinite: int = 0
+    matched_external: int = 0
+    output_rows: int = 0
+    pairs: int = 0
+    partitions: int = 0
+    match_order: int = 0
+    seconds: float = 0.0
+    out: str | None = None
+    notes: list = field(default_factory=list)
+
+    def summary(self) -> str:
+        s = (f"{self.external_rows:,} external rows, {self.matched_external:,} matched, "
+             f"{self.output_rows:,} output rows over {self.partitions} lake partitions "
+             f"in {self.seconds:.1f} s")
+        if self.skipped_nonfinite:
+            s += f"; {self.skipped_nonfinite:,} rows with non-finite or out-of-range positions skipped"
+        if self.out:
+            s += f"; wrote {self.out}"
+        return s
+
+
+# ---------------------------------------------------------------- input checks
+
+
+def _column(schema: pa.Schema, name: str, what: str, source: str) -> str:
+    names = schema.names
+    if name in names:
+        found = name
+    else:
+        lower = {n.lower(): n for n in names}
+        if name.lower() not in lower:
+            shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+            raise UserError(f"{source}: no {what} column '{name}' (columns: {shown})")
+        found = lower[name.lower()]
+    t = schema.field(found).type
+    if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)):
+        raise UserError(f"{source}: {what} column '{found}' is {t}, not numeric")
+    return found
+
+
+def _as_float(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), np.float64)
+
+
+# ---------------------------------------------------------------- buckets
+
+
+class _Buckets:
+    """Per-partition lists of Arrow tables, spilled to IPC files past ``budget`` bytes."""
+
+    def __init__(self, budget: int, tmpdir: Path):
+        self.budget = budget
+        self.tmp = tmpdir
+        self.mem: dict[int, list[pa.Table]] = {}
+        self.files: dict[int, list[Path]] = {}
+        self.nbytes = 0
+        self.nflush = 0
+
+    def add(self, key: int, t: pa.Table) -> None:
+        if t.num_rows == 0:
+            return
+        self.mem.setdefault(key, []).append(t)
+        self.nbytes += t.nbytes
+        if self.nbytes > self.budget:
+            self.flush()
+
+    def flush(self) -> None:
+        self.nflush += 1
+        for key, tabs in self.mem.items():
+            f = self.tmp / f"b{key}_{self.nflush}.arrow"
+            t = pa.concat_tables(tabs)
+            with pa.OSFile(str(f), "wb") as sink, pa.ipc.new_file(sink, t.schema) as w:
+                w.write_table(t)
+            self.files.setdefault(key, []).append(f)
+        self.mem.clear()
+        self.nbytes = 0
+
+    def keys(self) -> list[int]:
+        return sorted(set(self.mem) | set(self.files))
+
+    def pop(self, key: int) -> pa.Table | None:
+        tabs = []
+        for f in self.files.pop(key, []):
+            with pa.memory_map(str(f)) as src:
+                tabs.append(pa.ipc.open_file(src).read_all())
+            f.unlink()
+        mem = self.mem.pop(key, [])
+        self.nbytes -= sum(t.nbytes for t in mem)
+        tabs.extend(mem)
+        if not tabs:
+            return None
+        return pa.concat_tables(tabs)
+
+
+# ---------------------------------------------------------------- sink
+
+
+class _Sink:
+    def __init__(self, out: str | os.PathLike | None, schema: pa.Schema):
+        self.schema = schema
+        self.tables: list[pa.Table] = []
+        self.rows = 0
+        self.out = Path(os.fspath(out)) if out else None
+        self.writer = None
+        if self.out is not None:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = self.out.with_name(f".{self.out.name}.tmp{os.getpid()}")
+            self.writer = pq.ParquetWriter(str(self.tmp), schema, compression="zstd")
+
+    def write(self, t: pa.Table) -> None:
+        if t.num_rows == 0:
+            return
+        t = t.select(self.schema.names).cast(self.schema)
+        self.rows += t.num_rows
+        if self.writer is not None:
+            self.writer.write_table(t, row_group_size=200_000)
+        else:
+            self.tables.append(t)
+
+    def close(self, ok: bool = True) -> pa.Table | None:
+        if self.writer is not None:
+            self.writer.close()
+            if ok:
+                os.replace(self.tmp, self.out)
+            else:
+                self.tmp.unlink(missing_ok=True)
+            return None
+        if not self.tables:
+            return self.schema.empty_table()
+        return pa.concat_tables(self.tables)
+
+
+# ---------------------------------------------------------------- main entry
+
+
+def xmatch(external, lake: str | os.PathLike, catalog: str | None = None, *,
+           radius_arcsec: float = 1.0, mode: str = "nearest",
+           ra_col: str | None = None, dec_col: str | None = None,
+           columns: Sequence[str] | None = None, external_columns: Sequence[str] | None = None,
+           keep_unmatched: bool = False,
+           epoch_from: str | float | None = None, pm_cols: Sequence[str] | None = None,
+           epoch_to: float | None = None,
+           out: str | os.PathLike | None = None, force: bool = False,
+           memory_budget: int = 512 << 20, batch_rows: int = 500_000,
+           progress: bool = False, stats: XmatchStats | None = None) -> pa.Table | XmatchStats:
+    """Crossmatch ``external`` (path or Arrow/pandas table) with lake catalog ``lake/catalog``.
+
+    ``radius_arcsec``: match radius in arcsec (0 < r; r > 3600 needs ``force``).
+    ``mode``: ``"nearest"`` (at most one lake row per external row) or ``"all"`` (every pair).
+    ``columns``: lake columns to return (default release, brickid, objid, ra, dec), named
+    ``lake_<col>`` in the output; ``external_columns``: subset of external columns (default all).
+    ``epoch_from`` (column name or year) with ``pm_cols`` = (pmra, pmdec) in mas/yr (pmra
+    includes cos dec) move external positions to ``epoch_to`` (a year) before matching.
+    Returns a pyarrow Table, or with ``out`` writes Parquet atomically and returns the stats.
+    """
+    t0 = time.time()
+    st = stats if stats is not None else XmatchStats()
+    if mode not in ("nearest", "all"):
+        raise UserError(f"mode must be 'nearest' or 'all', not {mode!r}")
+    try:
+        radius_arcsec = float(radius_arcsec)
+    except (TypeError, ValueError):
+        raise UserError(f"radius {radius_arcsec!r} is not a number (arcsec)")
+    if not (radius_arcsec > 0 and math.isfinite(radius_arcsec)):
+        raise UserError(f"radius must be a positive number of arcsec, not {radius_arcsec}")
+    if radius_arcsec > MAX_RADIUS_ARCSEC and not force:
+        raise UserError(f"radius {radius_arcsec} arcsec is above 1 degree; use --force (force=True) "
+                        "if you mean it")
+    lk = Lake.open(lake, catalog)
+    ext = open_external(external, batch_rows=batch_rows)
+    ra_name = _column(ext.schema, ra_col or ext.default_ra or _guess(ext.schema, ("ra", "ra_deg", "raj2000")),
+                      "RA", ext.name)
+    dec_name = _column(ext.schema, dec_col or ext.default_dec or _guess(ext.schema, ("dec", "dec_deg", "dej2000")),
+                       "Dec", ext.name)
+    pm = None
+    if epoch_from is not None or pm_cols:
+        if epoch_from is None or not pm_cols or len(pm_cols) != 2:
+            raise UserError("proper motions need both an epoch (--epoch-from COL or year) and "
+                            "--pm-cols PMRA,PMDEC")
+        if epoch_to is None:
+            epoch_to = _lake_epoch(lk)
+        pmra_name = _column(ext.schema, pm_cols[0], "proper-motion RA", ext.name)
+        pmdec_name = _column(ext.schema, pm_cols[1], "proper-motion Dec", ext.name)
+        epoch_name = None
+        try:
+            epoch_value = float(epoch_from)
+        except (TypeError, ValueError):
+            epoch_name = _column(ext.schema, str(epoch_from), "epoch", ext.name)
+            epoch_value = None
+        pm = (pmra_name, pmdec_name, epoch_name, epoch_value, float(epoch_to))
+
+    lake_schema = lk.schema()
+    lake_cols = list(columns) if columns else [c for c in DEFAULT_LAKE_COLUMNS if c in lake_schema.names]
+    for c in lake_cols:
+        if c not in lake_schema.names:
+            shown = ", ".join(lake_schema.names[:12])
+            raise UserError(f"lake catalog {lk.path.name} has no column '{c}' (columns: {shown}, ...)")
+    ext_fields = [f for f in ext.schema if external_columns is None or f.name in external_columns]
+    if external_columns is not None:
+        missing = set(external_columns) - {f.name for f in ext_fields}
+        if missing:
+            raise UserError(f"{ext.name}: no column(s) {', '.join(sorted(missing))}")
+    out_schema = pa.schema(ext_fields + [lake_schema.field(c).with_name(LAKE_PREFIX + c) for c in lake_cols]
+                           + [pa.field("sep_arcsec", pa.float64(), metadata={"unit": "arcsec"})])
+    ext_names = [f.name for f in ext_fields]
+
+    order = match_order(radius_arcsec)
+    st.match_order = order
+    shift = 2 * (29 - order)
+    chord2 = K_.arcsec_to_chord2(radius_arcsec)
+    tmp = Path(tempfile.mkdtemp(prefix="legacylake-xmatch-"))
+    sink = _Sink(out, out_schema)
+    ok = False
+    try:
+        buckets = _Buckets(memory_budget, tmp)
+        shared_rows = _Buckets(memory_budget // 4, tmp / "shared")
+        (tmp / "shared").mkdir()
+        _partition_external(ext, lk, order, ra_name, dec_name, pm, ext_names, buckets, shared_rows,
+                            sink, keep_unmatched, lake_cols, st, progress)
+        if st.external_rows == 0 and st.skipped_nonfinite:
+            raise UserError(f"{ext.name}: no row has a finite position in '{ra_name}', '{dec_name}' "
+                            f"({st.skipped_nonfinite:,} skipped)")
+        candidates: list[pa.Table] = []
+        matched_shared: list[np.ndarray] = []
+        keys = buckets.keys()
+        st.partitions = len(keys)
+        it: Iterable[int] = keys
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(keys, desc="xmatch partitions", unit="part")
+        for k in it:
+            e = buckets.pop(k)
+            _match_partition(lk, k, e, order, shift, chord2, mode, lake_cols, ext_names, sink,
+                             keep_unmatched, candidates, matched_shared, st)
+        _finish_shared(shared_rows, candidates, matched_shared, mode, keep_unmatched, lake_cols,
+                       ext_names, sink, st)
+        ok = True
+    finally:
+        result = sink.close(ok)
+        shutil.rmtree(tmp, ignore_errors=True)
+    st.output_rows = sink.rows
+    st.seconds = time.time() - t0
+    if out is not None:
+        st.out = str(out)
+        return st
+    return result
+
+
+def _guess(schema: pa.Schema, names: tuple[str, ...]) -> str:
+    lower = {n.lower(): n for n in schema.names}
+    for n in names:
+        if n in lower:
+            return lower[n]
+    return names[0]
+
+
+def _lake_epoch(lk: Lake) -> float:
+    for key in ("legacylake_epoch", "epoch", "hats_epoch"):
+        if key in lk.properties:
+            try:
+                return float(lk.properties[key])
+            except ValueError:
+                pass
+    raise UserError(f"the lake catalog {lk.path.name} records no epoch; give the target epoch with "
+                    "--epoch-to YEAR (epoch_to=...)")
+
+
+def _partition_external(ext: External, lk: Lake, order: int, ra_name: str, dec_name: str, pm,
+                        ext_names: list[str], buckets: _Buckets, shared_rows: _Buckets, sink: _Sink,
+                        keep_unmatched: bool, lake_cols: list[str], st: XmatchStats, progress: bool) -> None:
+    shift = 2 * (29 - order)
+    xid0 = 0
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=ext.num_rows, desc="reading external", unit="row", unit_scale=True)
+    for b in ext.batches():
+        t = pa.Table.from_batches([b])
+        if bar is not None:
+            bar.update(t.num_rows)
+        ra = _as_float(t.column(ra_name))
+        dec = _as_float(t.column(dec_name))
+        if pm is not None:
+            pmra_name, pmdec_name, epoch_name, epoch_value, epoch_to = pm
+            ep = _as_float(t.column(epoch_name)) if epoch_name else epoch_value
+            ep_ok = np.isfinite(ep) & (ep > 0)  # Gaia/Tycho use 0 for "no epoch"
+            dt = np.where(ep_ok, epoch_to - np.where(ep_ok, ep, 0.0), 0.0)
+            ra, dec = propagate(ra, dec, _as_float(t.column(pmra_name)), _as_float(t.column(pmdec_name)), dt)
+        good = np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90.0)
+        nbad = int((~good).sum())
+        st.skipped_nonfinite += nbad
+        xid = np.arange(xid0, xid0 + t.num_rows, dtype=np.int64)
+        xid0 += t.num_rows
+        if nbad:
+            keep = np.flatnonzero(good)
+            t, ra, dec, xid = t.take(keep), ra[keep], dec[keep], xid[keep]
+        st.external_rows += t.num_rows
+        if t.num_rows == 0:
+            continue
+        ra = ra % 360.0
+        hp = healpix29(ra, dec)
+        cells = cells_around(hp, order)
+        # partitions overlapping each of the 9 cells
+        valid = cells >= 0
+        clo = np.where(valid, cells << shift, 0)
+        chi = np.where(valid, (cells + 1) << shift, 0)
+        a = np.searchsorted(lk.hi29, clo, side="right")
+        z = np.searchsorted(lk.lo29, chi, side="left")
+        n = np.where(valid, np.maximum(z - a, 0), 0)
+        rows = np.repeat(np.repeat(np.arange(t.num_rows), 9), n.ravel())
+        first = np.repeat(a.ravel(), n.ravel())
+        offs = np.arange(rows.shape[0]) - np.repeat(np.cumsum(n.ravel()) - n.ravel(), n.ravel())
+        parts = first + offs
+        key = np.unique(rows * np.int64(len(lk.lo29)) + parts)
+        rows = key // len(lk.lo29)
+        parts = key % len(lk.lo29)
+        nparts = np.bincount(rows, minlength=t.num_rows)
+        shared = nparts >= 2
+        base = t.select(ext_names).append_column(_XID, pa.array(xid)).append_column(
+            _RA, pa.array(ra)).append_column(_DEC, pa.array(dec))
+        orphan = np.flatnonzero(nparts == 0)
+        if keep_unmatched and orphan.size:
+            sink.write(_unmatched(base.take(orphan), lake_cols, sink.schema))
+        if shared.any():
+            shared_rows.add(0, base.take(np.flatnonzero(shared)))
+        base = base.append_column(_SHARED, pa.array(shared))
+        order_ = np.argsort(parts, kind="stable")
+        rows, parts = rows[order_], parts[order_]
+        if parts.size == 0:
+            continue
+        starts = np.flatnonzero(np.r_[True, parts[1:] != parts[:-1]])
+        ends = np.r_[starts[1:], parts.size]
+        for s0, s1 in zip(starts, ends):
+            buckets.add(int(parts[s0]), base.take(rows[s0:s1]))
+    if bar is not None:
+        bar.close()
+
+
+def _lake_null_columns(n: int, lake_cols: list[str], schema: pa.Schema) -> list[pa.Array]:
+    return [pa.nulls(n, schema.field(LAKE_PREFIX + c).type) for c in lake_cols]
+
+
+def _unmatched(e: pa.Table, lake_cols: list[str], schema: pa.Schema) -> pa.Table:
+    n = e.num_rows
+    cols = {name: e.column(name) for name in schema.names[: len(schema) - len(lake_cols) - 1]}
+    for c, arr in zip(lake_cols, _lake_null_columns(n, lake_cols, schema)):
+        cols[LAKE_PREFIX + c] = arr
+    cols["sep_arcsec"] = pa.nulls(n, pa.float64())
+    return pa.table(cols)
+
+
+def _assemble(e: pa.Table, ei: np.ndarray, lake: pa.Table | None, lj: np.ndarray, sep: np.ndarray,
+              lake_cols: list[str], ext_names: list[str], extra: dict | None = None) -> pa.Table:
+    """External rows ``ei`` side by side with lake rows ``lj`` (-1: NULL lake columns)."""
+    cols = {}
+    et = e.take(ei)
+    for name in ext_names:
+        cols[name] = et.column(name)
+    if lake is not None:
+        mask = lj < 0
+        idx = pa.array(np.where(mask, 0, lj), mask=mask)
+        for c in lake_cols:
+            cols[LAKE_PREFIX + c] = lake.column(c).take(idx)
+    cols["sep_arcsec"] = pa.array(sep, mask=~np.isfinite(sep))
+    if extra:
+        for k, v in extra.items():
+            cols[k] = v
+    return pa.table(cols)
+
+
+def _match_partition(lk: Lake, k: int, e: pa.Table, order: int, shift: int, chord2: float, mode: str,
+                     lake_cols: list[str], ext_names: list[str], sink: _Sink, keep_unmatched: bool,
+                     candidates: list, matched_shared: list, st: XmatchStats) -> None:
+    era = e.column(_RA).to_numpy()
+    edec = e.column(_DEC).to_numpy()
+    shared = e.column(_SHARED).to_numpy(zero_copy_only=False)
+    cells = cells_around(healpix29(era, edec), order)
+    # row groups of the lake partition that can hold candidates
+    u = np.unique(cells[cells >= 0])
+    lo29, hi29 = u << shift, (u + 1) << shift
+    brk = np.flatnonzero(lo29[1:] != hi29[:-1]) + 1
+    rlo = lo29[np.r_[0, brk]] if u.size else lo29
+    rhi = hi29[np.r_[brk - 1, u.size - 1]] if u.size else hi29
+    want = list(dict.fromkeys([HP_COL, lk.ra_col, lk.dec_col] + lake_cols))
+    lake = lk.read(k, want, (rlo, rhi))
+    hp = lake.column(HP_COL).to_numpy()
+    if hp.size > 1 and np.any(hp[1:] < hp[:-1]):
+        srt = np.argsort(hp, kind="stable")
+        lake = lake.take(srt)
+        hp = hp[srt]
+    lx, ly, lz = K_.radec_to_xyz(_as_float(lake.column(lk.ra_col)), _as_float(lake.column(lk.dec_col)))
+    ex, ey, ez = K_.radec_to_xyz(era, edec)
+    cellk = hp >> shift
+    valid = cells >= 0
+    lo = np.where(valid, np.searchsorted(cellk, cells, side="left"), 0).astype(np.int64)
+    hi = np.where(valid, np.searchsorted(cellk, cells, side="right"), 0).astype(np.int64)
+    xid = e.column(_XID).to_numpy()
+    if mode == "nearest":
+        best, d2 = K_.nearest(ex, ey, ez, lx, ly, lz, lo, hi, chord2)
+        sep = np.where(best >= 0, K_.chord2_to_arcsec(np.where(best >= 0, d2, 0.0)), np.nan)
+        own = ~shared
+        hit = best >= 0
+        sel = np.flatnonzero(own & (hit | keep_unmatched))
+        st.matched_external += int((own & hit).sum())
+        st.pairs += int((own & hit).sum())
+        if sel.size:
+            sink.write(_assemble(e, sel, lake, best[sel], sep[sel], lake_cols, ext_names))
+        cand = np.flatnonzero(shared & hit)
+        if cand.size:
+            candidates.append(_assemble(e, cand, lake, best[cand], sep[cand], lake_cols, [],
+                                        {_XID: pa.array(xid[cand]), "__d2": pa.array(d2[cand])}))
+    else:
+        counts = K_.count_pairs(ex, ey, ez, lx, ly, lz, lo, hi, chord2)
+        i, j, d2 = K_.all_pairs(ex, ey, ez, lx, ly, lz, lo, hi, chord2, counts)
+        st.pairs += int(i.size)
+        hitrow = counts > 0
+        st.matched_external += int((hitrow & ~shared).sum())
+        if i.size:
+            sink.write(_assemble(e, i, lake, j, K_.chord2_to_arcsec(d2), lake_cols, ext_names))
+        if keep_unmatched:
+            miss = np.flatnonzero(~hitrow & ~shared)
+            if miss.size:
+                sink.write(_unmatched(e.take(miss), lake_cols, sink.schema))
+        m = xid[hitrow & shared]
+        if m.size:
+            matched_shared.append(m)
+
+
+def _finish_shared(shared_rows: _Buckets, candidates: list, matched_shared: list, mode: str,
+                   keep_unmatched: bool, lake_cols: list[str], ext_names: list[str], sink: _Sink,
+                   st: XmatchStats) -> None:
+    """Reduce shared rows' candidates (nearest) and emit unmatched shared rows."""
+    sh = shared_rows.pop(0)
+    if sh is None:
+        return
+    sh = sh.take(pc.sort_indices(sh, [(_XID, "ascending")]))
+    sxid = sh.column(_XID).to_numpy()
+    if mode == "nearest":
+        matched = np.zeros(0, np.int64)
+        if candidates:
+            c = pa.concat_tables(candidates)
+            c = c.take(pc.sort_indices(c, [(_XID, "ascending"), ("__d2", "ascending")]))
+            cx = c.column(_XID).to_numpy()
+            first = np.flatnonzero(np.r_[True, cx[1:] != cx[:-1]])
+            c = c.take(first)
+            matched = c.column(_XID).to_numpy()
+            pos = np.searchsorted(sxid, matched)
+            t = sh.take(pos).select(ext_names)
+            for name in c.schema.names:
+                if name.startswith(LAKE_PREFIX) or name == "sep_arcsec":
+                    t = t.append_column(name, c.column(name))
+            sink.write(t)
+            st.matched_external += int(matched.size)
+            st.pairs += int(matched.size)
+    else:
+        matched = np.unique(np.concatenate(matched_shared)) if matched_shared else np.zeros(0, np.int64)
+        st.matched_external += int(matched.size)
+    if keep_unmatched:
+        miss = np.flatnonzero(~np.isin(sxid, matched))
+        if miss.size:
+            sink.write(_unmatched(sh.take(miss), lake_cols, sink.schema))
