@@ -94,9 +94,12 @@ def open_external(source, batch_rows: int = 500_000) -> External:
         if cat is not None:
             return _open_hats(cat)
         files = sorted(p for p in path.rglob("*.parquet") if p.is_file())
-        if not files:
-            raise UserError(f"{path}: directory holds no HATS catalog and no .parquet files")
-        return _open_parquet_files(path, files, batch_rows)
+        if files:
+            return _open_parquet_files(path, files, batch_rows)
+        fits = sorted(p for p in path.rglob("*.fits") if p.is_file())
+        if fits:
+            return _chain(path, [_open_fits(f, batch_rows) for f in fits])
+        raise UserError(f"{path}: directory holds no HATS catalog, no .parquet and no .fits files")
     if not os.access(path, os.R_OK):
         raise UserError(f"{path}: not readable (permission denied)")
     suffix = "".join(path.suffixes[-2:]).lower()
@@ -113,6 +116,20 @@ def open_external(source, batch_rows: int = 500_000) -> External:
     if head.startswith(b"SIMPLE"):
         return _open_fits(path, batch_rows)
     return _open_csv(path, batch_rows)
+
+
+def _chain(name: Path, parts: list[External]) -> External:
+    schema = parts[0].schema
+    for p in parts[1:]:
+        if p.schema.names != schema.names:
+            raise UserError(f"{p.name}: columns differ from {parts[0].name}; cannot read {name} as one table")
+
+    def gen() -> Iterator[pa.RecordBatch]:
+        for p in parts:
+            for b in p.batches():
+                yield b.cast(schema) if b.schema != schema else b
+
+    return External(str(name), schema, gen, sum(p.num_rows or 0 for p in parts))
 
 
 def _open_parquet_files(name: Path, files: list[Path], batch_rows: int) -> External:
