@@ -1,0 +1,149 @@
+"""PSF models (reference 3.2): Gaussian mixtures, pixelized stamps, PsfEx files.
+
+All PSFs are in image pixels, normalised to unit sum, and treated as already
+pixel-convolved (models are sampled at pixel centres).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import numpy as np
+
+FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+
+
+@dataclass
+class GaussianMixturePSF:
+    """K components: amplitude (sum 1), mean offset (pixels), covariance (pixels^2)."""
+
+    amp: np.ndarray
+    mx: np.ndarray
+    my: np.ndarray
+    vxx: np.ndarray
+    vxy: np.ndarray
+    vyy: np.ndarray
+
+    @classmethod
+    def gaussian(cls, sigma_pix: float) -> "GaussianMixturePSF":
+        """A single circular Gaussian of sigma ``sigma_pix`` pixels."""
+        z = np.zeros(1)
+        v = np.array([sigma_pix ** 2], dtype=np.float64)
+        return cls(np.ones(1), z, z.copy(), v, z.copy(), v.copy())
+
+    @classmethod
+    def from_fwhm(cls, fwhm_arcsec: float, pixscale_arcsec: float) -> "GaussianMixturePSF":
+        """Circular Gaussian with FWHM in arcsec on pixels of ``pixscale_arcsec``."""
+        return cls.gaussian(fwhm_arcsec * FWHM_TO_SIGMA / pixscale_arcsec)
+
+    @property
+    def radius(self) -> float:
+        """Half-size in pixels holding all but ~1e-6 of the flux."""
+        return float(np.max(np.hypot(self.mx, self.my) + 5.3 * np.sqrt(np.maximum(self.vxx, self.vyy))))
+
+    @property
+    def sigma(self) -> float:
+        """sigma of a single Gaussian with the same second moments (pixels)."""
+        return float(np.sqrt(0.5 * np.sum(self.amp * (self.vxx + self.vyy))))
+
+
+@dataclass
+class PixelizedPSF:
+    """A square odd-sized stamp centred on its central pixel, normalised to unit sum."""
+
+    stamp: np.ndarray
+    _ft: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        s = np.asarray(self.stamp, dtype=np.float64)
+        if s.ndim != 2 or s.shape[0] != s.shape[1] or s.shape[0] % 2 == 0:
+            raise ValueError(f"PSF stamp must be square and odd-sized, got {s.shape}")
+        self.stamp = s / s.sum()
+
+    @property
+    def radius(self) -> float:
+        return float(self.stamp.shape[0] // 2)
+
+    @property
+    def sigma(self) -> float:
+        """Gaussian-equivalent sigma from the stamp's second moments (pixels), positive part."""
+        h = self.stamp.shape[0] // 2
+        y, x = np.mgrid[-h:h + 1, -h:h + 1]
+        p = np.clip(self.stamp, 0, None)
+        p = p / p.sum()
+        return float(np.sqrt(0.5 * np.sum(p * (x * x + y * y))))
+
+    def fourier(self, n: int) -> np.ndarray:
+        """rfft2 of the stamp padded into an n x n image with its centre at pixel (0, 0)."""
+        if n not in self._ft:
+            h = self.stamp.shape[0] // 2
+            if n < 2 * h + 1:
+                raise ValueError(f"FFT size {n} smaller than the PSF stamp")
+            pad = np.zeros((n, n))
+            pad[:2 * h + 1, :2 * h + 1] = self.stamp
+            pad = np.roll(pad, (-h, -h), axis=(0, 1))
+            self._ft[n] = np.fft.rfft2(pad)
+        return self._ft[n]
+
+
+class PsfEx:
+    """PsfEx model with polynomial spatial variation (reference 3.2, TR psfex.py)."""
+
+    def __init__(self, path: str):
+        import fitsio
+        from ..errors import UserError
+        try:
+            t = fitsio.read(path, ext=1)
+        except OSError as exc:
+            raise UserError(f"{path}: cannot read PsfEx table ({exc})") from exc
+        self._init_from_row(t, path)
+
+    @classmethod
+    def from_table(cls, t, name: str = "PSFEX") -> "PsfEx":
+        self = cls.__new__(cls)
+        self._init_from_row(t, name)
+        return self
+
+    def _init_from_row(self, t, name):
+        cols = {c.lower(): c for c in t.dtype.names}
+        def get(k):
+            return t[cols[k]][0]
+        self.name = name
+        self.basis = np.asarray(get("psf_mask"), dtype=np.float64)
+        if self.basis.ndim == 2:
+            self.basis = self.basis[None]
+        self.deg = int(get("poldeg1"))
+        self.zero = (float(get("polzero1")), float(get("polzero2")))
+        self.scale = (float(get("polscal1")), float(get("polscal2")))
+        self.samp = float(get("psf_samp"))
+        self.fwhm_pix = float(get("psf_fwhm")) if "psf_fwhm" in cols else float("nan")
+        nterm = (self.deg + 1) * (self.deg + 2) // 2
+        if self.basis.shape[0] != nterm:
+            raise ValueError(f"{name}: {self.basis.shape[0]} PSF_MASK planes, expected {nterm}")
+
+    def terms(self, x: float, y: float) -> np.ndarray:
+        """Polynomial coefficients t_i(x, y), index j + (d+1)k - k(k-1)/2 for dx^j dy^k."""
+        d = self.deg
+        dx = (x - self.zero[0]) / self.scale[0]
+        dy = (y - self.zero[1]) / self.scale[1]
+        t = np.zeros((d + 1) * (d + 2) // 2)
+        for k in range(d + 1):
+            for j in range(d + 1 - k):
+                t[j + (d + 1) * k - k * (k - 1) // 2] = dx ** j * dy ** k
+        return t
+
+    def stamp_at(self, x: float, y: float) -> np.ndarray:
+        """Unit-sum PSF image at 0-based pixel (x, y), resampled to native pixels if needed."""
+        img = np.tensordot(self.terms(x, y), self.basis, axes=1)
+        if self.samp != 1.0:
+            from scipy.ndimage import zoom
+            img = zoom(img, self.samp, order=3)
+            if img.shape[0] % 2 == 0:
+                img = img[:-1, :-1]
+        return img / img.sum()
+
+    @functools.lru_cache(maxsize=64)
+    def at(self, x: float, y: float) -> PixelizedPSF:
+        """Constant pixelized PSF evaluated at (x, y)."""
+        return PixelizedPSF(self.stamp_at(x, y))
