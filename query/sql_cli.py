@@ -91,7 +91,17 @@ def write_table(table: pa.Table, path: str, units: dict[str, str] | None = None)
         for name in t.colnames:
             if t[name].dtype == object:
                 t[name] = [",".join(map(str, v)) if v is not None else "" for v in t[name]]
-        t.write(tmp, format="fits", overwrite=True)
+        import warnings
+
+        from astropy.io import fits
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            hdu = fits.table_to_hdu(t)
+        for i, name in enumerate(t.colnames):  # keep the lake's unit strings (e.g. nanomaggy) verbatim
+            if units and name in units:
+                hdu.header[f"TUNIT{i + 1}"] = units[name]
+        hdu.writeto(tmp, overwrite=True)
     os.replace(tmp, out)
 
 
