@@ -575,3 +575,74 @@ def _finish_shared(shared_rows: _Buckets, candidates: list, matched_shared: list
         miss = np.flatnonzero(~np.isin(sxid, matched))
         if miss.size:
             sink.write(_unmatched(sh.take(miss), lake_cols, sink.schema))
+
+
+# ---------------------------------------------------------------- SQL access
+
+
+def register_xmatch(con, lake: str | os.PathLike | None = None) -> None:
+    """Add crossmatch table macros to a DuckDB connection.
+
+    ``xmatch_all(ext, lake, radius_arcsec)`` and ``xmatch_nearest(ext, lake, radius_arcsec)``
+    take the names of two tables or views (as strings): ``ext`` with ``ra``, ``dec`` in degrees,
+    ``lake`` with ``_healpix_29``, ``ra``, ``dec``, ``release``, ``brickid``, ``objid`` (a lake
+    catalog view). They return the external columns, ``lake_release``, ``lake_brickid``,
+    ``lake_objid``, ``lake_ra``, ``lake_dec`` and ``sep_arcsec``, using the same order-K cells
+    as :func:`xmatch` (exact at partition edges) with a hash join in DuckDB. With ``lake`` (a
+    lake directory), a view is created for each of its catalogs that has no view yet.
+    Meant for external tables that fit in memory; use :func:`xmatch` for large ones.
+    """
+    import duckdb
+
+    T = getattr(duckdb, "sqltypes", None) or duckdb.typing
+
+    def _hp(ra, dec):
+        return pa.array(healpix29(pc.cast(ra, pa.float64()).to_numpy(zero_copy_only=False) % 360.0,
+                                  pc.cast(dec, pa.float64()).to_numpy(zero_copy_only=False)))
+
+    def _cells(hp, order):
+        o = int(order[0].as_py()) if len(order) else 0
+        c = cells_around(np.asarray(hp.to_numpy(zero_copy_only=False), np.int64), o)
+        flat = pa.array(c.ravel())
+        return pa.ListArray.from_arrays(pa.array(np.arange(0, c.size + 1, 9, dtype=np.int32)), flat)
+
+    for name, fn, args, ret in (
+        ("xm_hp29", _hp, [T.DOUBLE, T.DOUBLE], T.BIGINT),
+        ("xm_cells", _cells, [T.BIGINT, T.INTEGER], duckdb.list_type(T.BIGINT)),
+    ):
+        try:
+            con.remove_function(name)
+        except Exception:
+            pass
+        con.create_function(name, fn, args, ret, type="arrow")
+    try:
+        con.remove_function("xm_order")
+    except Exception:
+        pass
+    con.create_function("xm_order", lambda r: match_order(float(r)), [T.DOUBLE], T.INTEGER)
+    sep = ("degrees(2 * asin(least(1, sqrt(sin(radians(l.dec - e.dec) / 2) ^ 2 + cos(radians(e.dec)) * "
+           "cos(radians(l.dec)) * sin(radians(l.ra - e.ra) / 2) ^ 2)))) * 3600")
+    body = f"""
+        WITH e AS (SELECT *, row_number() OVER () AS __xid FROM query_table(ext) WHERE isfinite(ra) AND isfinite(dec)),
+        k AS (SELECT xm_order(radius_arcsec) AS o),
+        c AS (SELECT __xid, unnest(xm_cells(xm_hp29(ra, dec), (SELECT o FROM k))) AS __cell FROM e),
+        l AS (SELECT _healpix_29 >> (2 * (29 - (SELECT o FROM k))) AS __cell, release, brickid, objid, ra, dec
+              FROM query_table(lake)),
+        p AS (SELECT e.* EXCLUDE (__xid), e.__xid, l.release AS lake_release, l.brickid AS lake_brickid,
+                     l.objid AS lake_objid, l.ra AS lake_ra, l.dec AS lake_dec, {sep} AS sep_arcsec
+              FROM c JOIN l USING (__cell) JOIN e ON e.__xid = c.__xid
+              WHERE c.__cell >= 0)
+    """
+    con.execute(f"CREATE OR REPLACE MACRO xmatch_all(ext, lake, radius_arcsec) AS TABLE {body} "
+                "SELECT * EXCLUDE (__xid) FROM p WHERE sep_arcsec <= radius_arcsec")
+    con.execute(f"CREATE OR REPLACE MACRO xmatch_nearest(ext, lake, radius_arcsec) AS TABLE {body} "
+                "SELECT * EXCLUDE (__xid) FROM p WHERE sep_arcsec <= radius_arcsec "
+                "QUALIFY row_number() OVER (PARTITION BY __xid ORDER BY sep_arcsec, lake_brickid, lake_objid) = 1")
+    if lake is not None:
+        root = Path(os.fspath(lake))
+        existing = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() UNION ALL "
+                                              "SELECT table_name FROM duckdb_tables()").fetchall()}
+        for d in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+            if (d / "dataset").is_dir() and d.name not in existing:
+                glob = str(d / "dataset" / "Norder=*" / "Dir=*" / "Npix=*.parquet").replace("'", "''")
+                con.execute(f'CREATE VIEW "{d.name}" AS SELECT * FROM read_parquet(\'{glob}\', hive_partitioning=false)')

@@ -187,3 +187,22 @@ def test_real_gaia_chunks_against_etl_lake(shared_data, tmp_path):
     ref = {int(s): (int(lake.column("brickid")[k].as_py()), int(lake.column("objid")[k].as_py()))
            for s, k in zip(gaia["source_id"][ok], j[ok])}
     assert got == ref
+
+
+def test_sql_macros_same_pairs(small):
+    import duckdb
+
+    from legacylake.query.xmatch import register_xmatch
+
+    root, ext = small
+    con = duckdb.connect()
+    register_xmatch(con, root / "lake")  # creates view dr9
+    con.register("ext", ext.rename_columns(["src_id", "ra", "dec", "want", "name"]))
+    a = con.sql("SELECT src_id, lake_brickid, sep_arcsec FROM xmatch_all('ext', 'dr9', 60.0)").to_arrow_table()
+    b = xmatch(ext, root / "lake", "dr9", radius_arcsec=60.0, mode="all")
+    key = lambda t: np.sort(t.column("src_id").to_numpy() * 10**6 + t.column("lake_brickid").to_numpy())
+    assert a.num_rows > 3000 and np.array_equal(key(a), key(b))
+    n = con.sql("SELECT src_id, lake_brickid FROM xmatch_nearest('ext', 'dr9', 0.5)").to_arrow_table()
+    assert n.num_rows == 3000
+    assert np.array_equal(n.sort_by("src_id").column("lake_brickid").to_numpy(),
+                          ext.sort_by("src_id").column("want").to_numpy())

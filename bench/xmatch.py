@@ -1,0 +1,144 @@
+"""Crossmatch benchmark: legacylake xmatch vs lsdb crossmatch vs astropy match_to_catalog_sky.
+
+Same simulated data for all three (a lake of random positions at DR9-like density, a
+Gaia-like external catalog, half of it within 0.5 arcsec of lake rows), radius 1 arcsec,
+nearest. Each engine runs in its own subprocess; wall time, rows/s (external rows) and peak
+RSS are measured per engine, and the matched pairs are compared.
+
+    python bench/xmatch.py --lake-rows 2000000 --ext-rows 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def setup(work: Path, lake_rows: int, ext_rows: int) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from legacylake.query.xmatch_testing import write_test_lake
+
+    if (work / "done").exists():
+        return
+    rng = np.random.default_rng(42)
+    area_ra, area_dec = (150.0, 150.0 + 20.0 * lake_rows / 2e6), (-10.0, 10.0)
+    ra = rng.uniform(*area_ra, lake_rows)
+    dec = np.degrees(np.arcsin(rng.uniform(*np.sin(np.radians(area_dec)), lake_rows)))
+    lake = pa.table({"ra": ra, "dec": dec, "release": np.full(lake_rows, 9010, np.int16),
+                     "brickid": (np.arange(lake_rows) // 4000).astype(np.int32),
+                     "objid": (np.arange(lake_rows) % 4000).astype(np.int32),
+                     "flux_r": rng.normal(10, 3, lake_rows).astype(np.float32)})
+    write_test_lake(lake, work / "lake", "dr9", max_rows=250_000, row_group_rows=20_000)
+    half = ext_rows // 2
+    idx = rng.integers(0, lake_rows, half)
+    off = rng.uniform(0, 0.5 / 3600, half)
+    ang = rng.uniform(0, 2 * np.pi, half)
+    era = np.concatenate([ra[idx] + off * np.cos(ang) / np.cos(np.radians(dec[idx])),
+                          rng.uniform(*area_ra, ext_rows - half)])
+    edec = np.concatenate([dec[idx] + off * np.sin(ang), rng.uniform(*area_dec, ext_rows - half)])
+    ext = pa.table({"source_id": np.arange(ext_rows, dtype=np.int64), "ra": era, "dec": edec,
+                    "phot_g_mean_mag": rng.uniform(12, 21, ext_rows).astype(np.float32)})
+    pq.write_table(ext, work / "ext.parquet")
+    # lsdb inputs: both catalogs through lsdb itself, the lake with a 1-arcsec margin cache
+    import lsdb
+
+    lsdb.from_dataframe(lake.to_pandas(), ra_column="ra", dec_column="dec", catalog_name="dr9",
+                        partition_rows=250_000, margin_threshold=1.0).write_catalog(work / "lsdb_lake", catalog_name="dr9")
+    lsdb.from_dataframe(ext.to_pandas(), ra_column="ra", dec_column="dec", catalog_name="ext",
+                        partition_rows=250_000, margin_threshold=None).write_catalog(work / "lsdb_ext", catalog_name="ext")
+    (work / "done").write_text("ok")
+
+
+def run_engine(name: str, work: Path) -> dict:
+    t0 = time.time()
+    if name == "ours":
+        from legacylake.query.xmatch import xmatch
+
+        res = xmatch(work / "ext.parquet", work / "lake", "dr9", radius_arcsec=1.0, mode="nearest")
+        ids = res.column("source_id").to_numpy()
+        key = res.column("lake_brickid").to_numpy().astype(np.int64) * 4000 + res.column("lake_objid").to_numpy()
+    elif name == "lsdb":
+        import lsdb
+
+        left = lsdb.open_catalog(work / "lsdb_ext")
+        right = lsdb.open_catalog(work / "lsdb_lake")
+        res = left.crossmatch(right, radius_arcsec=1.0, n_neighbors=1, suffixes=("", "_lake")).compute()
+        ids = res["source_id"].to_numpy()
+        key = res["brickid_lake"].to_numpy().astype(np.int64) * 4000 + res["objid_lake"].to_numpy()
+    else:
+        import astropy.units as u
+        import pyarrow.parquet as pq
+        from astropy.coordinates import SkyCoord
+
+        ext = pq.read_table(work / "ext.parquet")
+        lake = pq.read_table(work / "lake" / "dr9" / "dataset", columns=["ra", "dec", "brickid", "objid"],
+                             partitioning=None)
+        j, sep, _ = SkyCoord(ext["ra"].to_numpy() * u.deg, ext["dec"].to_numpy() * u.deg).match_to_catalog_sky(
+            SkyCoord(lake["ra"].to_numpy() * u.deg, lake["dec"].to_numpy() * u.deg))
+        ok = sep.arcsec <= 1.0
+        ids = ext["source_id"].to_numpy()[ok]
+        key = lake["brickid"].to_numpy()[j[ok]].astype(np.int64) * 4000 + lake["objid"].to_numpy()[j[ok]]
+    secs = time.time() - t0
+    o = np.argsort(ids)
+    np.save(work / f"pairs_{name}.npy", np.stack([ids[o], key[o]]))
+    return {"seconds": secs, "matched": int(ids.size)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lake-rows", type=int, default=2_000_000)
+    ap.add_argument("--ext-rows", type=int, default=1_000_000)
+    ap.add_argument("--work", default="/tmp/legacylake-bench-xmatch")
+    ap.add_argument("--engines", default="ours,lsdb,astropy")
+    ap.add_argument("--engine", help=argparse.SUPPRESS)
+    ap.add_argument("--setup-only", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    work = Path(a.work) / f"{a.lake_rows}_{a.ext_rows}"
+    if a.engine:
+        print(json.dumps(run_engine(a.engine, work)))
+        return
+    work.mkdir(parents=True, exist_ok=True)
+    if a.setup_only:
+        setup(work, a.lake_rows, a.ext_rows)
+        return
+    t = time.time()
+    # data are made in a child process so that this (parent) process stays small: a child's
+    # peak RSS on Linux starts from its parent's at fork time
+    subprocess.run([sys.executable, __file__, "--setup-only", "--work", a.work, "--lake-rows", str(a.lake_rows),
+                    "--ext-rows", str(a.ext_rows)], check=True, stderr=subprocess.DEVNULL)
+    print(f"data: lake {a.lake_rows:,} rows, external {a.ext_rows:,} rows (setup {time.time() - t:.0f} s)")
+    out = {}
+    for eng in a.engines.split(","):
+        p = subprocess.Popen([sys.executable, __file__, "--engine", eng, "--work", a.work,
+                              "--lake-rows", str(a.lake_rows), "--ext-rows", str(a.ext_rows)],
+                             stdout=subprocess.PIPE, text=True)
+        _, status, ru = os.wait4(p.pid, 0)
+        r = json.loads(p.stdout.read().strip().splitlines()[-1])
+        r["peak_rss_mb"] = ru.ru_maxrss / 1024
+        r["rows_per_s"] = a.ext_rows / r["seconds"]
+        out[eng] = r
+        print(f"{eng:8s} {r['seconds']:7.1f} s  {r['rows_per_s']:12,.0f} ext rows/s  peak RSS "
+              f"{r['peak_rss_mb']:7.0f} MB  matched {r['matched']:,}")
+    ref = np.load(work / f"pairs_{list(out)[0]}.npy")
+    for eng in list(out)[1:]:
+        other = np.load(work / f"pairs_{eng}.npy")
+        print(f"pairs ours == {eng}: {other.shape == ref.shape and bool(np.array_equal(other, ref))}")
+    if "ours" in out:
+        for eng in out:
+            if eng != "ours":
+                print(f"ours vs {eng}: {out['ours']['rows_per_s'] / out[eng]['rows_per_s']:.2f}x rows/s, "
+                      f"{out['ours']['peak_rss_mb'] / out[eng]['peak_rss_mb']:.2f}x peak RSS")
+
+
+if __name__ == "__main__":
+    main()
