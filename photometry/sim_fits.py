@@ -1,0 +1,98 @@
+"""A small deterministic FITS binary-table writer (no dates, no checksums), atomic.
+
+Writes an empty primary HDU and one BINTABLE with upper-case TTYPEs, TFORMs from the data
+model, TUNITs, and the given header cards. Same array in, same bytes out.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from legacylake.catalogs_schema.columns import DataModel
+
+BLOCK = 2880
+
+
+def _card(key: str, value, comment: str = "") -> str:
+    if isinstance(value, bool):
+        v = f"{'T' if value else 'F':>20}"
+    elif isinstance(value, (int, np.integer)):
+        v = f"{int(value):>20d}"
+    elif isinstance(value, (float, np.floating)):
+        v = f"{float(value):>20.12G}"
+    else:
+        s = str(value).replace("'", "''")
+        v = f"'{s:<8}'"
+    card = f"{key.upper():<8}= {v}"
+    if comment:
+        card += f" / {comment}"
+    return f"{card[:80]:<80}"
+
+
+def _header(cards: list[str]) -> bytes:
+    text = "".join(cards) + f"{'END':<80}"
+    pad = (-len(text)) % BLOCK
+    return (text + " " * pad).encode("ascii")
+
+
+def fits_dtype(dm: DataModel, names) -> np.dtype:
+    """Big-endian on-disk dtype for the columns ``names`` (lowercase) of ``dm``; booleans as uint8."""
+    fields = []
+    for n in names:
+        c = dm[n]
+        if c.is_string:
+            base = np.dtype(f"S{c.width}")
+        elif c.numpy_dtype.kind == "b":
+            base = np.dtype("u1")
+        else:
+            base = c.numpy_dtype.newbyteorder(">")
+        fields.append((n.upper(), base, c.shape) if c.shape else (n.upper(), base))
+    return np.dtype(fields)
+
+
+def to_fits_records(arr: np.ndarray, dm: DataModel) -> np.ndarray:
+    """The structured array converted to the on-disk layout (big-endian, 'T'/'F' logicals)."""
+    dt = fits_dtype(dm, arr.dtype.names)
+    out = np.empty(len(arr), dtype=dt)
+    for n in arr.dtype.names:
+        c = dm[n]
+        if c.is_string:
+            out[n.upper()] = np.char.encode(arr[n], "ascii") if arr.dtype[n].kind == "U" else arr[n]
+        elif c.numpy_dtype.kind == "b":
+            out[n.upper()] = np.where(arr[n], ord("T"), ord("F"))
+        else:
+            out[n.upper()] = arr[n]
+    return out
+
+
+def write_table(path: str | os.PathLike, arr: np.ndarray, dm: DataModel, cards: list[tuple] = ()) -> int:
+    """Write ``arr`` (lowercase names of ``dm``) as a FITS binary table, atomically; returns bytes."""
+    rec = to_fits_records(arr, dm)
+    head = [_card("SIMPLE", True, "conforms to FITS standard"), _card("BITPIX", 8), _card("NAXIS", 0),
+            _card("EXTEND", True)]
+    prim = _header(head)
+    tcards = [_card("XTENSION", "BINTABLE", "binary table extension"), _card("BITPIX", 8),
+              _card("NAXIS", 2), _card("NAXIS1", rec.dtype.itemsize, "width of table in bytes"),
+              _card("NAXIS2", len(rec), "number of rows in table"), _card("PCOUNT", 0),
+              _card("GCOUNT", 1), _card("TFIELDS", len(arr.dtype.names))]
+    for i, n in enumerate(arr.dtype.names, 1):
+        c = dm[n]
+        tcards.append(_card(f"TTYPE{i}", n.upper()))
+        tcards.append(_card(f"TFORM{i}", c.tform))
+        if c.unit:
+            tcards.append(_card(f"TUNIT{i}", c.unit))
+    for card in cards:
+        tcards.append(_card(*card))
+    data = rec.tobytes()
+    pad = b"\0" * ((-len(data)) % BLOCK)
+    path = os.fspath(path)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as fh:
+        fh.write(prim)
+        fh.write(_header(tcards))
+        fh.write(data)
+        fh.write(pad)
+    os.replace(tmp, path)
+    return len(prim) + len(data) + len(pad)

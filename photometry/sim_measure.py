@@ -1,0 +1,590 @@
+"""From the truth sky to one brick's Tractor catalog (DR9 or DR4 data model).
+
+What a source's catalog entry says about it (fluxes, dchisq, type, position, shape, masks)
+depends only on the source and the seed, so neighbouring bricks share duplicate rows and
+``brick_primary`` (a test on the measured position) is true in exactly one brick.
+Secondary columns (aperture fluxes' noise, light curves, fracflux...) also use a per-brick
+generator. Fluxes in nanomaggies, sizes in arcsec, ivars in 1/unit^2.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from legacylake.catalogs_schema import ANYMASK, FITBITS, MASKBITS, WISEMASK, bricks, model
+from legacylake.catalogs_schema.constants import (
+    APERTURE_RADII_OPTICAL_ARCSEC, APERTURE_RADII_WISE_ARCSEC, FIBER_DIAMETER_ARCSEC,
+    FIBER_SEEING_FWHM_ARCSEC, NANOMAGGY_ZEROPOINT, PIXSCALE_ARCSEC, mask_radius_arcsec,
+    mw_transmission)
+
+from .selection import N_PARAMS, select_index
+from .sim_conditions import OPT, WISE, WISE_FWHM, conditions
+from .sim_random import normals, seed_key, uniforms, unit_vectors
+from .sim_sky import BRIGHT_SUB, GAIA_TO_DECAM, cell_sources, cells_near, make_truth, sin_gal_b, star_clusters
+
+FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+SIMP_RADIUS = 0.45  # arcsec, DR4's SIMP model (and galdepth's reference galaxy)
+PROFILE_K = 0.02  # profile-mismatch strength in dchisq (EXP vs DEV vs SER)
+NPIX = bricks.BRICK_IMAGE_SIZE
+RELEASE = {"dr9": {"S": 9010, "N": 9011}, "dr4": {"S": 4000, "N": 4000}}
+BAND_ALL = ("g", "r", "z", "w1", "w2", "w3", "w4")
+LC_EPOCHS = {"dr9": 15, "dr4": 7}
+
+
+# ---------------------------------------------------------------- geometry
+def tan_project(ra, dec, ra0: float, dec0: float):
+    """Gnomonic projection about (ra0, dec0): (x, y) in deg (x East-positive), and cos(distance)."""
+    ra_r, dec_r = np.deg2rad(ra), np.deg2rad(dec)
+    a0, d0 = np.deg2rad(ra0), np.deg2rad(dec0)
+    cd, sd = np.cos(dec_r), np.sin(dec_r)
+    dra = ra_r - a0
+    cosc = np.sin(d0) * sd + np.cos(d0) * cd * np.cos(dra)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = cd * np.sin(dra) / cosc
+        y = (np.cos(d0) * sd - np.sin(d0) * cd * np.cos(dra)) / cosc
+    return np.rad2deg(x), np.rad2deg(y), cosc
+
+
+def brick_pixels(ra, dec, b: dict):
+    """0-based (bx, by) in the brick's 3600^2 TAN image (East left), NaN behind the tangent point."""
+    x, y, cosc = tan_project(ra, dec, b["ra"], b["dec"])
+    scale = PIXSCALE_ARCSEC / 3600.0
+    bx = -x / scale + (NPIX / 2 + 0.5) - 1.0
+    by = y / scale + (NPIX / 2 + 0.5) - 1.0
+    bad = cosc <= 0.05
+    return np.where(bad, np.nan, bx), np.where(bad, np.nan, by)
+
+
+def _offsets_arcsec(ra, dec, ra0, dec0):
+    """(dx, dy) arcsec of points from centres (broadcasting), flat-sky."""
+    dra = (ra - ra0 + 180.0) % 360.0 - 180.0
+    return dra * np.cos(np.deg2rad(dec0)) * 3600.0, (dec - dec0) * 3600.0
+
+
+# ---------------------------------------------------------------- profile overlaps
+def _ov(s1, s2):
+    """Normalised overlap of two 1-D Gaussians of widths s1, s2."""
+    return np.sqrt(2.0 * s1 * s2 / (s1 * s1 + s2 * s2))
+
+
+def gal_sigma(r_e, n):
+    """Gaussian-equivalent width (arcsec) of a Sersic profile of half-light radius r_e."""
+    return r_e / 1.1774 / (1.0 + 0.15 * (np.maximum(n, 0.5) - 1.0))
+
+
+# ---------------------------------------------------------------- Gaia measurement
+def gaia_measure(t: np.ndarray, seed: int, salt: int, epoch: float, err_scale: float = 1.0) -> dict:
+    """Gaia-like measurements of truth sources: mags, errors, astrometry at ``epoch``."""
+    key = seed_key(seed, salt)
+    z = normals(t["uid"], key, 0, 10)
+    G = t["gaia_g"].astype(np.float64)
+    sig_g = 0.0003 + 0.02 * 10 ** (0.4 * (G - 21.0))
+    sig_pm = err_scale * (0.03 + 0.05 * 10 ** (0.3 * (G - 15.0)))
+    sig_plx = 0.7 * sig_pm
+    sig_pos = 0.5 * sig_pm  # mas
+    dt = epoch - t["epoch"]
+    pmra = t["pmra"] + sig_pm * z[:, 0]
+    pmdec = t["pmdec"] + sig_pm * z[:, 1]
+    cosd = np.cos(np.deg2rad(t["dec"]))
+    dec = t["dec"] + (t["pmdec"] * dt + sig_pos * z[:, 3]) / 3.6e6
+    ra = t["ra"] + (t["pmra"] * dt + sig_pos * z[:, 4]) / 3.6e6 / np.maximum(cosd, 1e-6)
+    out = {
+        "ra": np.mod(ra, 360.0), "dec": dec, "pos_err_mas": sig_pos,
+        "pmra": pmra, "pmdec": pmdec, "pm_err": sig_pm,
+        "parallax": t["parallax"] + sig_plx * z[:, 2], "parallax_err": sig_plx,
+        "g": G + sig_g * z[:, 5], "bp": t["gaia_bp"] + 2.5 * sig_g * z[:, 6],
+        "rp": t["gaia_rp"] + 2.0 * sig_g * z[:, 7],
+        "g_foe": 1.0857 / sig_g, "bp_foe": 1.0857 / (2.5 * sig_g), "rp_foe": 1.0857 / (2.0 * sig_g),
+        "aen": np.where(t["kind"] == 0, 0.05 + 0.1 * np.abs(z[:, 8]), 0.3 + 0.2 * np.abs(z[:, 8])),
+        "sigma5d": 1.2 * sig_pm,
+    }
+    return out
+
+
+def mask_mag(t: np.ndarray) -> np.ndarray:
+    """mask_mag = min(G, z_guess + 1) of Gaia stars (z_guess from the G, BP-RP polynomial)."""
+    x = np.clip(t["gaia_bp"] - t["gaia_rp"], -0.6, 4.1)
+    zg = t["gaia_g"] + np.polynomial.polynomial.polyval(x, GAIA_TO_DECAM["z"])
+    return np.minimum(t["gaia_g"], zg + 1.0)
+
+
+def _mag(flux):
+    return NANOMAGGY_ZEROPOINT - 2.5 * np.log10(np.maximum(flux, 1e-30))
+
+
+# ---------------------------------------------------------------- the brick
+def _candidates(b: dict, seed: int, density: float | None):
+    """Truth sources that can land in the brick image, and the mask-making objects around it."""
+    margin_px = 60.0
+
+    def keep_sub(ra_lo, ra_hi, dec_lo, dec_hi):
+        rc, dc = (ra_lo + ra_hi) / 2, (dec_lo + dec_hi) / 2
+        bx, by = brick_pixels(rc, dc, b)
+        half = np.maximum((ra_hi - ra_lo) * np.cos(np.deg2rad(dc)), dec_hi - dec_lo) * 3600 / PIXSCALE_ARCSEC * 0.75
+        far = np.isnan(bx) | (np.abs(dc) > 88.0)
+        inside = (bx > -half - margin_px) & (bx < NPIX + half + margin_px) & \
+                 (by > -half - margin_px) & (by < NPIX + half + margin_px)
+        return far | inside
+
+    cells = cells_near(b["ra1"], b["ra2"], max(b["dec1"], -90), min(b["dec2"], 90), margin=0.08)
+    cs = cell_sources(cells, seed, density, subcell_keep=keep_sub)
+    bx, by = brick_pixels(cs.ra, cs.dec, b)
+    near = (bx > -margin_px) & (bx < NPIX + margin_px) & (by > -margin_px) & (by < NPIX + margin_px)
+    is_bright = ((cs.uid >> 16) & 0xFF) == BRIGHT_SUB
+    t = make_truth(cs.take(near | is_bright), seed)
+    near = (near | is_bright)[near | is_bright]
+    bx, by = brick_pixels(t["ra"], t["dec"], b)
+    cand = (bx > -margin_px) & (bx < NPIX + margin_px) & (by > -margin_px) & (by < NPIX + margin_px)
+    return t, cand, star_clusters(cells, seed)
+
+
+class _DiskTester:
+    """Which points lie inside any of a set of disks: a k-d tree over the points' flat-sky
+    offsets (arcsec) from the brick centre."""
+
+    def __init__(self, ra, dec, b: dict):
+        self.b = b
+        self.n = len(ra)
+        dx, dy = _offsets_arcsec(ra, dec, b["ra"], b["dec"])
+        self.tree = cKDTree(np.stack([dx, dy], axis=1)) if self.n else None
+
+    def __call__(self, cra, cdec, radius_arcsec) -> np.ndarray:
+        out = np.zeros(self.n, bool)
+        if self.n == 0 or len(cra) == 0:
+            return out
+        dx, dy = _offsets_arcsec(np.asarray(cra), np.asarray(cdec), self.b["ra"], self.b["dec"])
+        radius = np.broadcast_to(np.asarray(radius_arcsec, dtype=np.float64), dx.shape)
+        near = (np.abs(dx) < 600 + radius) & (np.abs(dy) < 600 + radius)
+        hits = self.tree.query_ball_point(np.stack([dx[near], dy[near]], axis=1), radius[near])
+        idx = [h for h in hits if h]
+        if idx:
+            out[np.concatenate(idx).astype(np.int64)] = True
+        return out
+
+
+def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density: float | None = None,
+                   return_uid: bool = False):
+    """The catalog of one brick as a structured array (lowercase names, the required columns
+    of ``<release>-tractor``, sorted by RA with objid 0..N-1). With ``return_uid`` also the
+    truth uid of each row (see :func:`legacylake.photometry.sim_sky.truth_sky`)."""
+    rel = release.lower()
+    if rel not in RELEASE:
+        raise ValueError(f"unknown release {release!r}; valid: dr9, dr4")
+    b = bricks.brick(brickname)
+    dm = model(f"{rel}-tractor")
+    t_all, cand, clusters = _candidates(b, seed, density)
+    key = seed_key(seed, 3)
+
+    # ---- masks from bright stars, large galaxies and clusters (position-only, per source)
+    bright_star = (((t_all["uid"] >> 16) & 0xFF) == BRIGHT_SUB) & (t_all["kind"] == 0)
+    mm = mask_mag(t_all)
+    med = bright_star & (mm < 16.0)
+    brt = bright_star & (mm < 13.0)
+    rad_med = mask_radius_arcsec(mm[med])
+    rad_brt = mask_radius_arcsec(mm[brt]) / 2.0
+    large_gal = (((t_all["uid"] >> 16) & 0xFF) == BRIGHT_SUB) & (t_all["kind"] == 1) & (t_all["flux_r"] > 10 ** (-0.4 * (16.0 - 22.5)))
+    t = t_all[cand]
+    n = len(t)
+    ra_t, dec_t = t["ra"], t["dec"]
+    xyz = unit_vectors(ra_t, dec_t)
+    sinb = sin_gal_b(xyz)
+    cond = conditions(xyz, dec_t, sinb, seed, rel)
+
+    kind = t["kind"]
+    gaia_ref = t["in_gaia"] & (rel == "dr9")
+    gm = gaia_measure(t, seed, 10, 2015.5)
+    pointsource = gaia_ref & (((t["gaia_g"] <= 18.0) & (gm["aen"] < 10 ** 0.5)) | (t["gaia_g"] <= 13.0))
+
+    # measured position (needed before masks: masks are evaluated at the catalog position)
+    z = normals(t["uid"], key, 0, 24)
+    sig_p = {bd: cond[f"psfsize_{bd}"] * FWHM_TO_SIGMA for bd in OPT}
+    nser_t = np.where(t["morph"] == "PSF", 1.0, t["sersic"]).astype(np.float64)
+    sg = gal_sigma(t["shape_r"].astype(np.float64), nser_t)
+    emod = np.hypot(t["shape_e1"], t["shape_e2"]).astype(np.float64)
+    q = (1 - emod) / (1 + emod)
+    sa, sb_ = sg / np.sqrt(q), sg * np.sqrt(q)
+
+    # fluxes with truth-profile inverse variances
+    flux, ivar = {}, {}
+    nea = {}
+    for j, bd in enumerate(OPT):
+        s2 = sig_p[bd] ** 2
+        nea_psf = 4 * np.pi * s2
+        nea[bd] = 4 * np.pi * np.sqrt((s2 + sa**2) * (s2 + sb_**2))
+        ivar[bd] = cond[f"psfdepth_{bd}"] * nea_psf / nea[bd]
+        flux[bd] = t[f"flux_{bd}"] + z[:, j] / np.sqrt(ivar[bd])
+    for j, bd in enumerate(WISE):
+        sw2 = (WISE_FWHM[bd] * FWHM_TO_SIGMA) ** 2
+        ivar[bd] = cond[f"psfdepth_{bd}"] * sw2 / (sw2 + sg**2)
+        flux[bd] = t[f"flux_{bd}"] + z[:, 3 + j] / np.sqrt(ivar[bd])
+    qb = {bd: np.sign(flux[bd]) * flux[bd] ** 2 * ivar[bd] for bd in OPT}
+    qtot = sum(qb.values())
+    snr = np.sqrt(np.maximum(qtot, 1.0))
+    sig_pos = np.sqrt(sig_p["r"] ** 2 + sg**2) / snr * 1.2 + 0.001  # arcsec
+    dec_m = dec_t + sig_pos * z[:, 7] / 3600.0
+    ra_m = ra_t + sig_pos * z[:, 8] / 3600.0 / np.maximum(np.cos(np.deg2rad(dec_t)), 1e-6)
+    ra_m = np.where(gaia_ref, gm["ra"], np.mod(ra_m, 360.0))
+    dec_m = np.where(gaia_ref, gm["dec"], dec_m)
+    ra_ivar = np.where(gaia_ref, 1.0 / (gm["pos_err_mas"] / 3.6e6) ** 2, 1.0 / (sig_pos / 3600.0) ** 2)
+
+    _in = _DiskTester(ra_m, dec_m, b)
+    in_med = _in(t_all["ra"][med], t_all["dec"][med], rad_med)
+    in_brt = _in(t_all["ra"][brt], t_all["dec"][brt], rad_brt)
+    in_cl = _in(clusters["ra"], clusters["dec"], clusters["radius"].astype(np.float64))
+    lg = t_all[large_gal]
+    in_gal = _in(lg["ra"], lg["dec"], 3.0 * lg["shape_r"].astype(np.float64) + 5.0)
+    in_gal &= ~np.isin(t["uid"], lg["uid"])
+    forced = pointsource | in_brt | in_cl | in_gal
+
+    # ---- dchisq of the candidate models and the type
+    names = ("psf", "rex", "dev", "exp", "ser") if rel == "dr9" else ("psf", "simp", "dev", "exp", "comp")
+    rho2 = {m: 0.0 for m in names}
+    res = sg**2
+    for bd in OPT:
+        sp = sig_p[bd]
+        A, B = np.sqrt(sp**2 + sa**2), np.sqrt(sp**2 + sb_**2)
+        r_ = res / (res + sp**2)
+        prof1 = np.exp(-PROFILE_K * np.log(1.0 / nser_t) ** 2 * r_)
+        prof4 = np.exp(-PROFILE_K * np.log(4.0 / nser_t) ** 2 * r_)
+        r_psf = _ov(sp, A) * _ov(sp, B)
+        if rel == "dr9":
+            C = np.sqrt(A * B)
+            r_rex = _ov(A, C) * _ov(B, C) * prof1
+        else:
+            S = np.sqrt(sp**2 + gal_sigma(SIMP_RADIUS, 1.0) ** 2)
+            r_rex = _ov(S, A) * _ov(S, B) * prof1
+        r_exp, r_dev = prof1, prof4
+        for m, r in zip(names, (r_psf, r_rex, r_dev, r_exp, 1.0)):
+            rho2[m] = rho2[m] + np.asarray(r) ** 2 * qb[bd]
+    qpos = np.maximum(qtot, 0.0)
+    zc = z[:, 9:18]
+    eps = {m: 2.0 * np.sqrt(np.maximum(qpos - rho2[m], 0.0) + 1e-3) * zc[:, 4 + i] * 0.5 for i, m in enumerate(names)}
+    if rel == "dr9":
+        xi_rex = np.maximum(zc[:, 0], 0) ** 2
+        xi = {"psf": 0.0, "rex": xi_rex, "exp": xi_rex + zc[:, 1] ** 2, "dev": xi_rex + zc[:, 2] ** 2}
+        xi["ser"] = np.maximum(xi["exp"], xi["dev"]) + np.maximum(zc[:, 3], 0) ** 2
+    else:
+        xi = {"psf": 0.0, "simp": 0.0, "exp": zc[:, 1] ** 2, "dev": zc[:, 2] ** 2}
+        xi["comp"] = np.maximum(xi["exp"], xi["dev"]) + zc[:, 3] ** 2
+    dch = np.zeros((n, 5))
+    for i, m in enumerate(names):
+        dch[:, i] = rho2[m] + xi[m] + eps[m]
+    dch[dch == 0] = 1e-6
+    # which models the pipeline computes
+    if rel == "dr9":
+        dch[forced, 1:] = 0.0
+        try_gal = ~forced & ((dch[:, 1] > dch[:, 0] + 1) | (np.maximum(dch[:, 0], dch[:, 1]) > 400))
+        dch[~try_gal, 2:] = 0.0
+        part = dch.copy()
+        part[:, 4] = 0.0
+        pick = select_index(part, "dr9")
+        dch[~((pick == 2) | (pick == 3)), 4] = 0.0
+    else:
+        try_gal = (dch[:, 1] > dch[:, 0]) | (dch[:, 0] > 400)
+        dch[~try_gal, 2:] = 0.0
+        dch[~(try_gal & (np.maximum(dch[:, 2], dch[:, 3]) >= dch[:, 0] + 12)), 4] = 0.0
+    dch = dch.astype(np.float32).astype(np.float64)  # selection on the values written
+    ti = select_index(dch, rel)
+    force_keep = gaia_ref & (ti < 0)
+    ti = np.where(force_keep, 0, ti)
+
+    # ---- in the brick image, and kept
+    bx, by = brick_pixels(ra_m, dec_m, b)
+    ibx, iby = np.round(bx), np.round(by)
+    inb = (ibx >= 0) & (ibx <= NPIX - 1) & (iby >= 0) & (iby <= NPIX - 1)
+    keep = inb & (ti >= 0)
+    order = np.argsort(np.where(keep, ra_m, np.inf), kind="stable")[: int(keep.sum())]
+    k = order
+    nk = len(k)
+    cols: dict[str, np.ndarray] = {}
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(b["brickid"]), 99])
+    type_names = np.array(["PSF", "REX", "DEV", "EXP", "SER"] if rel == "dr9" else ["PSF ", "SIMP", "DEV ", "EXP ", "COMP"])
+    ti = ti[k]
+    tt = t[k]
+    region = "N" if (b["dec"] >= 32.375 and float(sin_gal_b(unit_vectors(np.array([b["ra"]]), np.array([b["dec"]])))[0]) > 0) else "S"
+    cols["release"] = np.full(nk, RELEASE[rel][region])
+    cols["brickid"] = np.full(nk, b["brickid"])
+    cols["brickname"] = np.full(nk, b["brickname"])
+    cols["objid"] = np.arange(nk)
+    ra_k, dec_k = ra_m[k], dec_m[k]
+    primary = bricks.is_primary(ra_k, dec_k, b["brickid"])
+    cols["brick_primary"] = primary
+    cols["type"] = type_names[ti]
+    cols["ra"], cols["dec"] = ra_k, dec_k
+    cols["ra_ivar"] = ra_ivar[k]
+    cols["dec_ivar"] = ra_ivar[k]
+    cols["bx"], cols["by"] = bx[k], by[k]
+    cols["dchisq"] = dch[k]
+    ebv = tt["ebv"].astype(np.float64)
+    cols["ebv"] = ebv
+    cols["mjd_min"], cols["mjd_max"] = cond["mjd_min"][k], cond["mjd_max"][k]
+
+    # ---- reference (Gaia) columns
+    ref = gaia_ref[k]
+    g = {kk: v[k] for kk, v in gm.items()}
+    cols["ref_cat"] = np.where(ref, "G2", "")
+    sid = gaia_source_id(tt["uid"], tt["ra"], tt["dec"])
+    cols["ref_id"] = np.where(ref, sid, 0)
+    for c, v, e in (("pmra", g["pmra"], g["pm_err"]), ("pmdec", g["pmdec"], g["pm_err"]),
+                    ("parallax", g["parallax"], g["parallax_err"])):
+        cols[c] = np.where(ref, v, 0.0)
+        cols[c + "_ivar"] = np.where(ref, 1.0 / e**2, 0.0)
+    cols["ref_epoch"] = np.where(ref, 2015.5, 0.0)
+    for band, key2 in (("g", "g"), ("bp", "bp"), ("rp", "rp")):
+        cols[f"gaia_phot_{band}_mean_mag"] = np.where(ref, g[key2], 0.0)
+        cols[f"gaia_phot_{band}_mean_flux_over_error"] = np.where(ref, g[f"{key2}_foe"], 0.0)
+        cols[f"gaia_phot_{band}_n_obs"] = np.where(ref, rng.integers(150, 450, nk), 0)
+    cols["gaia_phot_variable_flag"] = ref & (rng.random(nk) < 0.02)
+    cols["gaia_astrometric_excess_noise"] = np.where(ref, g["aen"], 0.0)
+    cols["gaia_astrometric_excess_noise_sig"] = np.where(ref, np.abs(rng.normal(0, 1.5, nk)), 0.0)
+    nal = rng.integers(100, 400, nk)
+    cols["gaia_astrometric_n_obs_al"] = np.where(ref, nal, 0)
+    cols["gaia_astrometric_n_good_obs_al"] = np.where(ref, nal - rng.integers(0, 5, nk), 0)
+    cols["gaia_astrometric_weight_al"] = np.where(ref, 1.0 / (g["pos_err_mas"] ** 2 + 0.01), 0.0)
+    cols["gaia_duplicated_source"] = ref & (rng.random(nk) < 0.005)
+    cols["gaia_a_g_val"] = np.where(ref, 2.74 * ebv, 0.0)
+    cols["gaia_e_bp_min_rp_val"] = np.where(ref, 1.34 * ebv, 0.0)
+    cols["gaia_phot_bp_rp_excess_factor"] = np.where(ref, 1.2 + 0.05 * np.abs(rng.normal(size=nk)), 0.0)
+    cols["gaia_astrometric_sigma5d_max"] = np.where(ref, g["sigma5d"], 0.0)
+    cols["gaia_astrometric_params_solved"] = np.where(ref, np.where(tt["gaia_g"] < 21, 31, 3), 0)
+
+    # ---- fluxes
+    fk = force_keep[k]
+    for bd in BAND_ALL:
+        f, iv = flux[bd][k], ivar[bd][k]
+        cols[f"flux_{bd}"] = np.where(fk, tt[f"flux_{bd}"], f)
+        cols[f"flux_ivar_{bd}"] = np.where(fk, 0.0, iv)
+        cols[f"mw_transmission_{bd}"] = mw_transmission(ebv, bd)
+        cols[f"nobs_{bd}"] = cond[f"nobs_{bd}"][k]
+    for bd in OPT:
+        cols[f"psfsize_{bd}"] = cond[f"psfsize_{bd}"][k]
+        cols[f"psfdepth_{bd}"] = cond[f"psfdepth_{bd}"][k]
+        sp2 = sig_p[bd][k] ** 2
+        sgal = gal_sigma(SIMP_RADIUS, 1.0) ** 2
+        cols[f"galdepth_{bd}"] = cond[f"psfdepth_{bd}"][k] * np.sqrt(sp2 * sp2 / ((sp2 + sgal) * (sp2 + sgal)))
+        cols[f"nea_{bd}"] = nea[bd][k]
+    for bd in WISE:
+        cols[f"psfdepth_{bd}"] = cond[f"psfdepth_{bd}"][k]
+
+    # ---- shapes of the chosen model
+    zs = z[k][:, 18:24]
+    re_t = np.maximum(tt["shape_r"].astype(np.float64), 0.05)
+    sp_r = sig_p["r"][k]
+    s_k = snr[k]
+    sig_r = (re_t + sp_r) * 1.5 / s_k
+    sig_e = np.minimum(1.5 * np.sqrt(1 + (sp_r / re_t) ** 2) / s_k, 0.5)
+    n_t = nser_t[k]
+    model_n = np.choose(ti, [1.0, 1.0, 4.0, 1.0, n_t])
+    r_fit = np.abs(re_t * (model_n / n_t) ** 0.3 + sig_r * zs[:, 0])
+    hit_r = r_fit < 0.01
+    r_fit = np.maximum(r_fit, 0.01)
+    e1 = tt["shape_e1"] + sig_e * zs[:, 1]
+    e2 = tt["shape_e2"] + sig_e * zs[:, 2]
+    em = np.hypot(e1, e2)
+    shrink = np.where(em > 0.99, 0.99 / np.maximum(em, 1e-9), 1.0)
+    e1, e2 = e1 * shrink, e2 * shrink
+    is_psf, is_round = ti == 0, ti == 1
+    sig_n = np.maximum(n_t, 0.5) * 3.0 / s_k
+    n_fit = n_t + sig_n * zs[:, 3]
+    hit_n = (n_fit <= 0.501) | (n_fit >= 5.999)
+    n_fit = np.clip(n_fit, 0.5, 6.0)
+    if rel == "dr9":
+        cols["shape_r"] = np.where(is_psf, 0.0, r_fit)
+        cols["shape_r_ivar"] = np.where(is_psf | fk, 0.0, 1.0 / sig_r**2)
+        cols["shape_e1"] = np.where(is_psf | is_round, 0.0, e1)
+        cols["shape_e2"] = np.where(is_psf | is_round, 0.0, e2)
+        cols["shape_e1_ivar"] = np.where(is_psf | is_round, 0.0, 1.0 / sig_e**2)
+        cols["shape_e2_ivar"] = cols["shape_e1_ivar"]
+        cols["sersic"] = np.choose(ti, [0.0, 1.0, 4.0, 1.0, n_fit])
+        cols["sersic_ivar"] = np.where(ti == 4, 1.0 / sig_n**2, 0.0)
+    else:
+        is_exp = (ti == 3) | (ti == 4) | (ti == 1)
+        is_dev = (ti == 2) | (ti == 4)
+        comp = ti == 4
+        rexp = np.where(ti == 1, SIMP_RADIUS, r_fit * np.where(comp, 1.2, 1.0))
+        for pre, on, r in (("shapeexp", is_exp, rexp), ("shapedev", is_dev, r_fit * np.where(comp, 0.8, 1.0))):
+            full = on & (ti != 1)
+            cols[f"{pre}_r"] = np.where(on, r, 0.0)
+            cols[f"{pre}_r_ivar"] = np.where(full, 1.0 / sig_r**2, 0.0)
+            cols[f"{pre}_e1"] = np.where(full, e1, 0.0)
+            cols[f"{pre}_e2"] = np.where(full, e2, 0.0)
+            cols[f"{pre}_e1_ivar"] = np.where(full, 1.0 / sig_e**2, 0.0)
+            cols[f"{pre}_e2_ivar"] = cols[f"{pre}_e1_ivar"]
+        fd = np.clip((n_t - 1.0) / 3.0 + 0.1 * zs[:, 4], 0.0, 1.0)
+        cols["fracdev"] = np.where(ti == 2, 1.0, np.where(comp, fd, 0.0))
+        cols["fracdev_ivar"] = np.where(comp, (s_k / 3.0) ** 2, 0.0)
+
+    # ---- neighbours: fibre, blending fractions
+    sg_k = np.where(is_psf, 0.0, gal_sigma(r_fit, np.asarray(cols.get("sersic", np.ones(nk)), dtype=np.float64).clip(0.5)))
+    fib_s2 = (FIBER_SEEING_FWHM_ARCSEC * FWHM_TO_SIGMA) ** 2 + sg_k**2
+    rfib = FIBER_DIAMETER_ARCSEC / 2.0
+    fib_frac = 1.0 - np.exp(-rfib**2 / (2 * fib_s2))
+    xy = np.stack([bx[k], by[k]], axis=1) * PIXSCALE_ARCSEC
+    pairs = cKDTree(xy).query_pairs(8.0, output_type="ndarray") if nk > 1 else np.zeros((0, 2), int)
+    pi, pj = pairs[:, 0], pairs[:, 1]
+    d2 = ((xy[pi] - xy[pj]) ** 2).sum(axis=1)
+    for bd in OPT:
+        f = cols[f"flux_{bd}"]
+        good = (f > 0) & (cols[f"flux_ivar_{bd}"] > 0)
+        fib = np.where(good, f * fib_frac, 0.0)
+        cols[f"fiberflux_{bd}"] = fib
+        s2b = sig_p[bd][k] ** 2 + sg_k**2
+        w_ij = np.exp(-d2 / (2 * (fib_s2[pi] + fib_s2[pj])))
+        tot = fib.copy()
+        np.add.at(tot, pi, np.where(good[pj], f[pj] * fib_frac[pj] * w_ij, 0.0))
+        np.add.at(tot, pj, np.where(good[pi], f[pi] * fib_frac[pi] * w_ij, 0.0))
+        cols[f"fibertotflux_{bd}"] = tot
+        ov = np.exp(-d2 / (2 * (s2b[pi] + s2b[pj])))
+        other = np.zeros(nk)
+        af = np.abs(f)
+        np.add.at(other, pi, af[pj] * ov)
+        np.add.at(other, pj, af[pi] * ov)
+        cols[f"fracflux_{bd}"] = other / np.maximum(af, 1e-3)
+    for bd in WISE:
+        sw2 = (WISE_FWHM[bd] * FWHM_TO_SIGMA) ** 2
+        ov = np.exp(-d2 / (4 * sw2))
+        af = np.abs(cols[f"flux_{bd}"])
+        other = np.zeros(nk)
+        np.add.at(other, pi, af[pj] * ov)
+        np.add.at(other, pj, af[pi] * ov)
+        cols[f"fracflux_{bd}"] = other / np.maximum(af, 1e-3)
+    for bd in BAND_ALL:
+        mism = 1.0 + 0.3 * np.minimum(cols[f"fracflux_{bd}"], 3.0)
+        cols[f"rchisq_{bd}"] = mism * rng.gamma(20.0, 1.0 / 20.0, nk)
+    for bd in OPT:
+        cols[f"fracmasked_{bd}"] = np.where(rng.random(nk) < 0.05, rng.random(nk) * 0.3, 0.0)
+        cols[f"fracin_{bd}"] = 1.0 - np.where(rng.random(nk) < 0.05, rng.random(nk) * 0.1, 0.0)
+        cols[f"blob_nea_{bd}"] = nea[bd][k] * (1.0 + np.minimum(cols[f"fracflux_{bd}"], 5.0))
+
+    # ---- aperture photometry
+    for bd in OPT:
+        s2b = sig_p[bd][k] ** 2 + sg_k**2
+        nea_psf = 4 * np.pi * sig_p[bd][k] ** 2
+        depth = cols[f"psfdepth_{bd}"]
+        R = np.asarray(APERTURE_RADII_OPTICAL_ARCSEC)
+        frac = 1.0 - np.exp(-R[None, :] ** 2 / (2 * s2b[:, None]))
+        sig_ap = np.sqrt(np.pi * R[None, :] ** 2 / nea_psf[:, None] / depth[:, None])
+        noise = sig_ap * (0.7 * rng.standard_normal((nk, 1)) + 0.71 * rng.standard_normal((nk, len(R))))
+        model_ap = cols[f"flux_{bd}"][:, None] * frac
+        cols[f"apflux_{bd}"] = tt[f"flux_{bd}"][:, None] * frac + noise
+        cols[f"apflux_ivar_{bd}"] = 1.0 / sig_ap**2
+        cols[f"apflux_resid_{bd}"] = cols[f"apflux_{bd}"] - model_ap
+        cols[f"apflux_blobresid_{bd}"] = cols[f"apflux_resid_{bd}"] * 0.9
+        cols[f"apflux_masked_{bd}"] = np.where(cols[f"fracmasked_{bd}"][:, None] > 0,
+                                               cols[f"fracmasked_{bd}"][:, None] * np.ones(len(R)), 0.0)
+    for bd in WISE:
+        sw2 = (WISE_FWHM[bd] * FWHM_TO_SIGMA) ** 2 + sg_k**2
+        R = np.asarray(APERTURE_RADII_WISE_ARCSEC)
+        frac = 1.0 - np.exp(-R[None, :] ** 2 / (2 * sw2[:, None]))
+        nea_w = 4 * np.pi * (WISE_FWHM[bd] * FWHM_TO_SIGMA) ** 2
+        sig_ap = np.sqrt(np.pi * R[None, :] ** 2 / nea_w / cols[f"psfdepth_{bd}"][:, None])
+        ap = tt[f"flux_{bd}"][:, None] * frac + sig_ap * rng.standard_normal((nk, len(R)))
+        cols[f"apflux_{bd}"] = ap
+        cols[f"apflux_ivar_{bd}"] = 1.0 / sig_ap**2
+        cols[f"apflux_resid_{bd}"] = ap - cols[f"flux_{bd}"][:, None] * frac
+
+    # ---- mask bits
+    _in = _DiskTester(ra_k, dec_k, b)
+    satur = {}
+    for j, bd in enumerate(OPT):
+        sat_src = bright_star & (t_all[f"flux_{bd}"] > 10 ** (-0.4 * (16.5 - 22.5)))
+        m_b = _mag(t_all[f"flux_{bd}"][sat_src])
+        satur[bd] = _in(t_all["ra"][sat_src], t_all["dec"][sat_src], 2.0 * 10 ** (0.2 * (16.5 - m_b)) + 1.0)
+    any_bits = [ANYMASK.value(nm) for nm in ("BADPIX", "INTERP", "CR", "EDGE", "TRANS")]
+    any_p = np.array([0.01, 0.01, 0.03, 0.005, 0.005])
+    maskbits = np.where(primary, 0, MASKBITS.value("NPRIMARY"))
+    for bd in OPT:
+        am = np.zeros(nk, np.int64)
+        for bit, p in zip(any_bits, any_p):
+            am |= np.where(rng.random(nk) < p, bit, 0)
+        am |= np.where(satur[bd], ANYMASK.value("SATUR"), 0)
+        allm = am & np.where(rng.random(nk) < 0.1, ANYMASK.value("BADPIX") | ANYMASK.value("SATUR"), 0)
+        cols[f"anymask_{bd}"], cols[f"allmask_{bd}"] = am, allm
+        maskbits |= np.where(satur[bd], MASKBITS.value(f"SATUR_{bd.upper()}"), 0)
+        maskbits |= np.where(allm != 0, MASKBITS.value(f"ALLMASK_{bd.upper()}"), 0)
+    for bd in ("w1", "w2"):
+        wsrc = bright_star & (t_all[f"flux_{bd}"] > 10 ** (-0.4 * (15.0 - 22.5)))
+        mw = _mag(t_all[f"flux_{bd}"][wsrc])
+        core = _in(t_all["ra"][wsrc], t_all["dec"][wsrc], 25.0 * 10 ** (0.2 * (15.0 - mw)))
+        halo = _in(t_all["ra"][wsrc], t_all["dec"][wsrc], 60.0 * 10 ** (0.2 * (15.0 - mw)))
+        wm = np.where(core, WISEMASK.value("BRIGHT"), 0) | np.where(halo & (rng.random(nk) < 0.3), WISEMASK.value("HALO"), 0)
+        cols[f"wisemask_{bd}"] = wm
+        maskbits |= np.where(wm != 0, MASKBITS.value(f"WISEM{bd[1]}"), 0)
+    maskbits |= np.where(in_brt[k], MASKBITS.value("BRIGHT"), 0)
+    maskbits |= np.where(in_med[k], MASKBITS.value("MEDIUM"), 0)
+    maskbits |= np.where(in_gal[k], MASKBITS.value("GALAXY"), 0)
+    maskbits |= np.where(in_cl[k], MASKBITS.value("CLUSTER"), 0)
+    cols["maskbits"] = maskbits
+    mmk = mask_mag(tt)
+    fb = np.where(forced[k], FITBITS.value("FORCED_POINTSOURCE"), 0)
+    fb |= np.where((in_brt[k] | in_med[k] | in_gal[k]) & is_psf, FITBITS.value("FIT_BACKGROUND"), 0)
+    fb |= np.where(hit_r & ~is_psf, FITBITS.value("HIT_RADIUS_LIMIT"), 0)
+    fb |= np.where(hit_n & (ti == 4), FITBITS.value("HIT_SERSIC_LIMIT"), 0)
+    fb |= np.where(ref, FITBITS.value("GAIA"), 0)
+    fb |= np.where(ref & (mmk < 13), FITBITS.value("BRIGHT"), 0)
+    fb |= np.where(ref & (mmk < 16), FITBITS.value("MEDIUM"), 0)
+    fb |= np.where(pointsource[k], FITBITS.value("GAIA_POINTSOURCE"), 0)
+    walk = ~ref & (sig_pos[k] > 0.5) & (rng.random(nk) < 0.2)
+    fb |= np.where(walk, FITBITS.value("WALKER"), 0)
+    fb |= np.where(~ref & (snr[k] < 12) & (rng.random(nk) < 0.03), FITBITS.value("ITERATIVE"), 0)
+    cols["fitbits"] = fb
+
+    # ---- unWISE tile, light curves
+    dec_tile = np.clip(np.round(dec_k / 1.5) * 1.5, -88.5, 88.5)
+    n_ra = np.maximum(np.round(360.0 * np.cos(np.deg2rad(dec_tile)) / 1.5), 1)
+    ra_tile = (np.round(ra_k / 360.0 * n_ra) % n_ra) * 360.0 / n_ra
+    code = np.round(ra_tile * 10).astype(np.int64) * 10000 + np.round((dec_tile + 90) * 10).astype(np.int64)
+    uc, inv = np.unique(code, return_inverse=True)
+    tile_names = np.array([f"{c // 10000:04d}{'p' if (c % 10000) >= 900 else 'm'}{abs(c % 10000 - 900):03d}" for c in uc], dtype="U8")
+    cols["wise_coadd_id"] = tile_names[inv] if nk else np.zeros(0, "U8")
+    dra = (ra_k - ra_tile + 180.0) % 360.0 - 180.0
+    cols["wise_x"] = dra * np.cos(np.deg2rad(dec_tile)) * 3600.0 / 2.75 + 1023.5
+    cols["wise_y"] = (dec_k - dec_tile) * 3600.0 / 2.75 + 1023.5
+    ne = LC_EPOCHS[rel]
+    nep = np.minimum(cond["lc_nep"][k], ne)
+    ep = np.arange(ne)
+    used = ep[None, :] < nep[:, None]
+    mjd0 = 55200.0 + 3.0 * (cols["wise_x"] % 7)
+    for bd in ("w1", "w2"):
+        ivar_ep = cols[f"flux_ivar_{bd}"][:, None] / nep[:, None]
+        var = np.where((tt["kind"] == 2)[:, None], 1.0 + 0.1 * rng.standard_normal((nk, ne)), 1.0)
+        lcf = tt[f"flux_{bd}"][:, None] * var + rng.standard_normal((nk, ne)) / np.sqrt(np.maximum(ivar_ep, 1e-12))
+        cols[f"lc_flux_{bd}"] = np.where(used, lcf, 0.0)
+        cols[f"lc_flux_ivar_{bd}"] = np.where(used, ivar_ep, 0.0)
+        cols[f"lc_nobs_{bd}"] = np.where(used, 10 + rng.poisson(4.0, (nk, ne)), 0)
+        cols[f"lc_fracflux_{bd}"] = np.where(used, cols[f"fracflux_{bd}"][:, None], 0.0)
+        cols[f"lc_rchisq_{bd}"] = np.where(used, rng.gamma(20.0, 1.0 / 20.0, (nk, ne)), 0.0)
+        cols[f"lc_mjd_{bd}"] = np.where(used, mjd0[:, None] + 182.6 * ep[None, :], 0.0)
+        cols[f"lc_epoch_index_{bd}"] = np.where(used, ep[None, :], -1)
+
+    out = np.zeros(nk, dtype=catalog_dtype(rel))
+    for c in dm.columns:
+        if c.required:
+            out[c.name] = cols[c.name]
+    if return_uid:
+        return out, tt["uid"].copy()
+    return out
+
+
+def catalog_dtype(release: str = "dr9") -> np.dtype:
+    """Native structured dtype of the required ``<release>-tractor`` columns (lowercase)."""
+    dm = model(f"{release.lower()}-tractor")
+    fields = []
+    for c in dm.columns:
+        if not c.required:
+            continue
+        base = np.dtype(f"U{c.width}") if c.is_string else c.numpy_dtype
+        fields.append((c.name, base, c.shape) if c.shape else (c.name, base))
+    return np.dtype(fields)
+
+
+def gaia_source_id(uid, ra, dec) -> np.ndarray:
+    """A Gaia-like source_id: HEALPix order-12 nested index * 2^35 + low bits of the uid."""
+    import astropy.units as u
+    import cdshealpix
+
+    if len(uid) == 0:
+        return np.zeros(0, np.int64)
+    ipix = cdshealpix.nested.lonlat_to_healpix(np.mod(ra, 360.0) * u.deg, np.asarray(dec) * u.deg, 12)
+    return ipix.astype(np.int64) * (1 << 35) + (np.asarray(uid, np.int64) & ((1 << 35) - 1))

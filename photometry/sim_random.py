@@ -1,0 +1,75 @@
+"""Counter-based random numbers keyed by source id, and smooth random fields on the sky.
+
+A truth source's properties and its catalog measurement must be the same in every brick
+that sees it, whichever other sources are generated with it. So they come from a hash of
+(seed, source uid, stream number) rather than from a sequential generator: any subset of
+sources can be evaluated in any order and gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import ndtri
+
+_U64 = np.uint64
+_GOLD = _U64(0x9E3779B97F4A7C15)
+_C1 = _U64(0xBF58476D1CE4E5B9)
+_C2 = _U64(0x94D049BB133111EB)
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser on a uint64 array (wrapping arithmetic)."""
+    z = (z ^ (z >> _U64(30))) * _C1
+    z = (z ^ (z >> _U64(27))) * _C2
+    return z ^ (z >> _U64(31))
+
+
+def seed_key(seed: int, salt: int = 0) -> np.uint64:
+    """A 64-bit key for (seed, salt)."""
+    with np.errstate(over="ignore"):
+        z = np.array([int(seed) & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64) * _GOLD + _U64(salt & 0xFFFFFFFF)
+        return _mix(_mix(z))[0]
+
+
+def uniforms(uid: np.ndarray, key: np.uint64, stream: int, k: int = 1) -> np.ndarray:
+    """Uniforms in (0, 1), shape (n,) if k == 1 else (n, k): streams stream..stream+k-1 of each uid."""
+    u = np.asarray(uid).astype(np.uint64, copy=False)
+    with np.errstate(over="ignore"):
+        base = _mix(u * _GOLD ^ key)
+        s = (np.arange(stream, stream + k, dtype=np.uint64) + _U64(1)) * _C2
+        h = _mix(base[:, None] + s[None, :]) if k > 1 else _mix(base + s[0])
+    return ((h >> _U64(11)).astype(np.float64) + 0.5) * (1.0 / 9007199254740992.0)
+
+
+def normals(uid: np.ndarray, key: np.uint64, stream: int, k: int = 1) -> np.ndarray:
+    """Standard normals from :func:`uniforms` (inverse CDF)."""
+    return ndtri(uniforms(uid, key, stream, k))
+
+
+def unit_vectors(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
+    """(n, 3) unit vectors of (ra, dec) in degrees."""
+    ra, dec = np.deg2rad(ra_deg), np.deg2rad(dec_deg)
+    c = np.cos(dec)
+    return np.stack([c * np.cos(ra), c * np.sin(ra), np.sin(dec)], axis=-1)
+
+
+class SmoothField:
+    """A smooth, zero-mean, unit-variance random field on the sphere.
+
+    Sum of ``nwaves`` plane waves in 3-D with random directions and wavelengths between
+    ``lmin`` and ``lmax`` degrees (as chord lengths on the unit sphere), seeded by
+    (seed, salt): the same field wherever and in whatever order it is evaluated.
+    """
+
+    def __init__(self, seed: int, salt: int, lmin: float = 0.3, lmax: float = 6.0, nwaves: int = 6):
+        rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 7919, salt])
+        v = rng.normal(size=(nwaves, 3))
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        lam = np.deg2rad(np.exp(rng.uniform(np.log(lmin), np.log(lmax), nwaves)))
+        self.k = v * (2 * np.pi / lam)[:, None]
+        self.phase = rng.uniform(0, 2 * np.pi, nwaves)
+        self.amp = np.sqrt(2.0 / nwaves)
+
+    def __call__(self, xyz: np.ndarray) -> np.ndarray:
+        """Field values at (n, 3) unit vectors."""
+        return self.amp * np.cos(xyz @ self.k.T + self.phase).sum(axis=1)

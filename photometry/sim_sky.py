@@ -1,0 +1,330 @@
+"""The truth sky: stars, galaxies and quasars drawn per sky cell from a seeded generator.
+
+Cells are the bricks' unique RA/Dec boxes, each split into 8 x 8 sub-cells. A sub-cell's
+source count comes from ``default_rng([seed, brickid])``; each source's position and
+properties come from a hash of (seed, uid) (:mod:`.sim_random`), so a source is the same
+whichever region is asked for. ``uid = brickid << 24 | sub << 16 | k`` (sub 0..63 faint
+sub-cells, 64 the cell's bright stars and large galaxies, 65 its star clusters).
+
+Fluxes are AB nanomaggies as they arrive at the telescope (Galactic extinction applied,
+``ebv`` given); positions are at epoch 2015.5; proper motions in mas/yr, parallax in mas,
+sizes (half-light radius) in arcsec.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from legacylake.catalogs_schema import bricks
+from legacylake.catalogs_schema.constants import EXTINCTION_R, NANOMAGGY_ZEROPOINT, WISE_VEGA_TO_AB
+
+from .sim_random import SmoothField, normals, seed_key, uniforms, unit_vectors
+
+NSUB = 8  # sub-cells per cell side
+BRIGHT_SUB, CLUSTER_SUB = 64, 65
+TRUTH_EPOCH = 2015.5
+
+# Populations: (magnitude band range, cumulative slope alpha of log N(<m), count per deg^2
+# at the North Galactic Pole for the default density). Stars use Gaia G, others r.
+FAINT_GAL = (17.0, 25.0, 0.33, 80_000.0)
+FAINT_QSO = (16.0, 24.5, 0.35, 700.0)
+FAINT_STAR = (17.5, 25.0, 0.12, 2_600.0)
+BRIGHT_STAR = (9.0, 17.5, 0.30, 160.0)
+BRIGHT_GAL = (12.0, 17.0, 0.50, 30.0)
+CLUSTER_PROB = 0.004  # star clusters per cell at the pole (x the star-count factor)
+#: default truth density at the Galactic pole, per deg^2 (what --density scales)
+DEFAULT_DENSITY = FAINT_GAL[3] + FAINT_QSO[3] + FAINT_STAR[3]
+
+#: Gaia G, BP-RP -> DECam g, r, z (legacypipe reference.py read_gaia; mag = G + sum c_k x^k).
+#: TODO(catalogs_schema): these belong in catalogs_schema.constants.
+GAIA_TO_DECAM = {
+    "g": (-0.1178631039, 0.3650113495, 0.5608615360, -0.2850687702, -1.0243473939,
+          1.4378375491, 0.0679401731, -1.1713172509, 0.9107811975, -0.3374324004,
+          0.0683946390, -0.0073089582, 0.0003230170),
+    "r": (0.1139078673, -0.2868955307, 0.0013196434, 0.1029151074, 0.1196710702,
+          -0.3729031390, 0.1859874242, 0.1370162451, -0.1808580848, 0.0803219195,
+          -0.0180218196, 0.0020584707, -0.0000953486),
+    "z": (0.4811198057, -0.9990015041, 0.1403990019, 0.2150988888, -0.2917655866,
+          0.1326831887, -0.0259205004, 0.0018548776),
+}
+GAIA_BPRP_RANGE = (-0.6, 4.1)
+
+# ICRS -> Galactic rotation (rows: x, y, z of the Galactic frame in ICRS).
+_GAL = np.array([[-0.0548755604162154, -0.8734370902348850, -0.4838350155487132],
+                 [0.4941094278755837, -0.4448296299600112, 0.7469822444972189],
+                 [-0.8676661490190047, -0.1980763734312015, 0.4559837761750669]])
+
+TRUTH_DTYPE = np.dtype([
+    ("uid", "i8"), ("ra", "f8"), ("dec", "f8"), ("kind", "i1"), ("morph", "U3"),
+    ("sersic", "f4"), ("shape_r", "f4"), ("shape_e1", "f4"), ("shape_e2", "f4"),
+    ("flux_g", "f4"), ("flux_r", "f4"), ("flux_i", "f4"), ("flux_z", "f4"),
+    ("flux_w1", "f4"), ("flux_w2", "f4"), ("flux_w3", "f4"), ("flux_w4", "f4"),
+    ("ebv", "f4"), ("pmra", "f4"), ("pmdec", "f4"), ("parallax", "f4"), ("epoch", "f4"),
+    ("in_gaia", "?"), ("gaia_g", "f4"), ("gaia_bp", "f4"), ("gaia_rp", "f4"), ("redshift", "f4"),
+])
+KIND_NAMES = ("star", "galaxy", "qso")
+BANDS = ("g", "r", "i", "z", "w1", "w2", "w3", "w4")
+
+
+def sin_gal_b(xyz: np.ndarray) -> np.ndarray:
+    """sin(Galactic latitude) of (n, 3) ICRS unit vectors."""
+    return xyz @ _GAL[2]
+
+
+def star_factor(sinb: np.ndarray) -> np.ndarray:
+    """Star counts relative to the Galactic pole: rises ~15x towards the plane."""
+    return ((1.12) / (np.abs(sinb) + 0.12)) ** 1.2
+
+
+def ebv_at(xyz: np.ndarray, seed: int) -> np.ndarray:
+    """A dust-like E(B-V) field, mag: cosec|b| law times a smooth log-normal modulation."""
+    f = SmoothField(seed, 101, lmin=0.2, lmax=8.0)(xyz)
+    return np.minimum(0.018 / (np.abs(sin_gal_b(xyz)) + 0.04) * np.exp(0.35 * f), 3.0)
+
+
+def _mag_draw(u: np.ndarray, lo, hi, alpha) -> np.ndarray:
+    """Inverse CDF of N(<m) ~ 10^(alpha m) on [lo, hi)."""
+    a, b = 10.0 ** (alpha * np.asarray(lo)), 10.0 ** (alpha * np.asarray(hi))
+    return np.log10(a + u * (b - a)) / alpha
+
+
+def cells_near(ra1: float, ra2: float, dec1: float, dec2: float, margin: float = 0.0) -> np.ndarray:
+    """Brick ids (cells) whose box overlaps [ra1, ra2] x [dec1, dec2] grown by ``margin`` deg.
+
+    ``ra1 > ra2`` wraps through RA 0. Works row by row (cheap for small boxes).
+    """
+    dec_c, ncol, offset = bricks._rows()  # noqa: SLF001 - the grid's own row table
+    d1, d2 = max(dec1 - margin, -90.0), min(dec2 + margin, 90.0)
+    r_lo = int(np.clip(np.floor((d1 + 90.125) / 0.25), 0, bricks.NROWS - 1))
+    r_hi = int(np.clip(np.floor((d2 + 90.125) / 0.25), 0, bricks.NROWS - 1))
+    cosd = np.cos(np.deg2rad(min(max(abs(d1), abs(d2)), 89.99)))
+    width = (ra2 - ra1) % 360.0 if ra1 != ra2 else 0.0
+    if ra1 > ra2 or (ra1 == 0 and ra2 == 360):
+        width = 360.0 if (ra1 == 0 and ra2 == 360) else width
+    mra = margin / cosd
+    full = width + 2 * mra >= 360.0 or max(abs(d1), abs(d2)) >= 89.9
+    out = []
+    for row in range(r_lo, r_hi + 1):
+        n = int(ncol[row])
+        if full or n == 1:
+            out.append(offset[row] + np.arange(n) + 1)
+            continue
+        w = 360.0 / n
+        c_lo = int(np.floor((ra1 - mra) / w))
+        c_hi = int(np.floor((ra1 + width + mra) / w))
+        cols = np.unique(np.arange(c_lo, c_hi + 1) % n)
+        out.append(offset[row] + cols + 1)
+    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
+
+
+class CellSources:
+    """Positions (and what is needed to draw the rest) of a set of candidate sources."""
+
+    def __init__(self, uid, ra, dec, pop, mlo, mhi, alpha):
+        self.uid, self.ra, self.dec = uid, ra, dec
+        self.pop, self.mlo, self.mhi, self.alpha = pop, mlo, mhi, alpha
+
+    def take(self, sel) -> "CellSources":
+        return CellSources(*(a[sel] for a in (self.uid, self.ra, self.dec, self.pop,
+                                              self.mlo, self.mhi, self.alpha)))
+
+    @staticmethod
+    def concat(parts: list["CellSources"]) -> "CellSources":
+        if not parts:
+            z = np.zeros(0)
+            return CellSources(z.astype(np.int64), z, z, z.astype(np.int8), z, z, z)
+        return CellSources(*(np.concatenate([getattr(p, k) for p in parts])
+                             for k in ("uid", "ra", "dec", "pop", "mlo", "mhi", "alpha")))
+
+
+def _density_scale(density: float | None) -> float:
+    return 1.0 if density is None else float(density) / DEFAULT_DENSITY
+
+
+def cell_sources(cellids, seed: int, density: float | None = None, subcell_keep=None,
+                 bright: bool = True, faint: bool = True) -> CellSources:
+    """Candidate truth sources of cells (brick ids): uid, position, population.
+
+    ``subcell_keep(ra_lo, ra_hi, dec_lo, dec_hi) -> bool array`` restricts the faint
+    sub-cells generated (positions of the others are never drawn).
+    """
+    key = seed_key(seed, 1)
+    scale = _density_scale(density)
+    g = bricks.grid()
+    parts = []
+    for cid in np.asarray(cellids, dtype=np.int64):
+        i = cid - 1
+        ra1, ra2 = float(g["ra1"][i]), float(g["ra2"][i])
+        dec1, dec2 = max(float(g["dec1"][i]), -90.0), min(float(g["dec2"][i]), 90.0)
+        s1, s2 = np.sin(np.deg2rad(dec1)), np.sin(np.deg2rad(dec2))
+        area = (ra2 - ra1) * (s2 - s1) * 180.0 / np.pi
+        xyz_c = unit_vectors(np.array([(ra1 + ra2) / 2]), np.array([(dec1 + dec2) / 2]))
+        sf = float(star_factor(sin_gal_b(xyz_c))[0])
+        lam_s = FAINT_STAR[3] * sf * scale
+        lam_g, lam_q = FAINT_GAL[3] * scale, FAINT_QSO[3] * scale
+        lam_f = lam_s + lam_g + lam_q
+        rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(cid)])
+        counts = rng.poisson(lam_f * area / NSUB**2, NSUB * NSUB)
+        nb_star = rng.poisson(BRIGHT_STAR[3] * sf * area)
+        nb_gal = rng.poisson(BRIGHT_GAL[3] * area)
+        if counts.max(initial=0) >= 65536:
+            raise ValueError(f"density too high: {counts.max()} sources in a sub-cell of brick {cid}")
+        if faint:
+            sub = np.arange(NSUB * NSUB)
+            si, sj = sub % NSUB, sub // NSUB
+            wr, ws = (ra2 - ra1) / NSUB, (s2 - s1) / NSUB
+            if subcell_keep is not None:
+                dlo = np.rad2deg(np.arcsin(np.clip(s1 + sj * ws, -1, 1)))
+                dhi = np.rad2deg(np.arcsin(np.clip(s1 + (sj + 1) * ws, -1, 1)))
+                ok = subcell_keep(ra1 + si * wr, ra1 + (si + 1) * wr, dlo, dhi)
+                sub = sub[ok]
+            n = counts[sub]
+            if n.sum():
+                s_of = np.repeat(sub, n)
+                k = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+                uid = (cid << 24) | (s_of.astype(np.int64) << 16) | k
+                u = uniforms(uid, key, 0, 3)
+                ra = ra1 + (s_of % NSUB + u[:, 0]) * wr
+                dec = np.rad2deg(np.arcsin(np.clip(s1 + (s_of // NSUB + u[:, 1]) * ws, -1, 1)))
+                pop = np.where(u[:, 2] < lam_s / lam_f, 0, np.where(u[:, 2] < (lam_s + lam_g) / lam_f, 1, 2))
+                lo = np.choose(pop, [FAINT_STAR[0], FAINT_GAL[0], FAINT_QSO[0]])
+                hi = np.choose(pop, [FAINT_STAR[1], FAINT_GAL[1], FAINT_QSO[1]])
+                al = np.choose(pop, [FAINT_STAR[2], FAINT_GAL[2], FAINT_QSO[2]])
+                parts.append(CellSources(uid, ra, dec, pop.astype(np.int8), lo, hi, al))
+        nb = nb_star + nb_gal
+        if bright and nb:
+            k = np.arange(nb)
+            uid = (cid << 24) | (BRIGHT_SUB << 16) | k
+            u = uniforms(uid, key, 0, 2)
+            ra = ra1 + u[:, 0] * (ra2 - ra1)
+            dec = np.rad2deg(np.arcsin(np.clip(s1 + u[:, 1] * (s2 - s1), -1, 1)))
+            pop = np.where(k < nb_star, 0, 1).astype(np.int8)
+            lo = np.where(pop == 0, BRIGHT_STAR[0], BRIGHT_GAL[0])
+            hi = np.where(pop == 0, BRIGHT_STAR[1], BRIGHT_GAL[1])
+            al = np.where(pop == 0, BRIGHT_STAR[2], BRIGHT_GAL[2])
+            parts.append(CellSources(uid, ra, dec, pop, lo, hi, al))
+    return CellSources.concat(parts)
+
+
+def star_clusters(cellids, seed: int) -> np.ndarray:
+    """Star clusters (CLUSTER masks) of cells: structured array of ra, dec, radius (arcsec)."""
+    key = seed_key(seed, 2)
+    g = bricks.grid()
+    cid = np.asarray(cellids, dtype=np.int64)
+    i = cid - 1
+    xyz = unit_vectors(g["ra"][i], g["dec"][i])
+    p = CLUSTER_PROB * star_factor(sin_gal_b(xyz))
+    uid = (cid << 24) | (CLUSTER_SUB << 16)
+    u = uniforms(uid, key, 0, 5)
+    has = u[:, 0] < p
+    out = np.zeros(int(has.sum()), dtype=[("ra", "f8"), ("dec", "f8"), ("radius", "f4")])
+    out["ra"] = g["ra1"][i][has] + u[has, 1] * (g["ra2"][i][has] - g["ra1"][i][has])
+    out["dec"] = np.clip(g["dec1"][i][has] + u[has, 2] * 0.25, -90, 90)
+    out["radius"] = 30.0 + 150.0 * u[has, 3]
+    return out
+
+
+def _vega_ab(band: str) -> float:
+    return WISE_VEGA_TO_AB[band]
+
+
+def make_truth(cs: CellSources, seed: int) -> np.ndarray:
+    """All truth properties (TRUTH_DTYPE) of candidate sources ``cs``."""
+    key = seed_key(seed, 1)
+    n = len(cs.uid)
+    t = np.zeros(n, dtype=TRUTH_DTYPE)
+    t["uid"], t["ra"], t["dec"], t["kind"] = cs.uid, cs.ra, cs.dec, cs.pop
+    t["epoch"] = TRUTH_EPOCH
+    if n == 0:
+        return t
+    u = uniforms(cs.uid, key, 3, 6)  # magnitude, morphology, angle, ellipticity, misc
+    z = normals(cs.uid, key, 10, 8)
+    m = _mag_draw(u[:, 0], cs.mlo, cs.mhi, cs.alpha)
+    xyz = unit_vectors(cs.ra, cs.dec)
+    ebv = ebv_at(xyz, seed)
+    t["ebv"] = ebv
+    mags = np.zeros((n, 8))  # g r i z w1 w2 w3 w4, AB, before extinction
+    star, gal, qso = cs.pop == 0, cs.pop == 1, cs.pop == 2
+
+    # stars: G and BP-RP, DECam g, r, z from the Gaia polynomials
+    if star.any():
+        G = m[star]
+        x = np.clip(0.75 + 0.2 * z[star, 0] - 0.45 * np.log(u[star, 1]), -0.5, 4.0)
+        xc = np.clip(x, *GAIA_BPRP_RANGE)
+        g_ = G + np.polynomial.polynomial.polyval(xc, GAIA_TO_DECAM["g"])
+        r_ = G + np.polynomial.polynomial.polyval(xc, GAIA_TO_DECAM["r"])
+        z_ = G + np.polynomial.polynomial.polyval(xc, GAIA_TO_DECAM["z"])
+        rz = r_ - z_
+        w1 = z_ - (0.8 * rz - 1.5 + 0.08 * z[star, 1])
+        w1w2_vega = 0.1 * np.maximum(rz - 1.0, 0) + 0.03 * z[star, 2]
+        w2 = w1 - (w1w2_vega + _vega_ab("w1") - _vega_ab("w2"))
+        w3 = w2 - (0.05 + _vega_ab("w2") - _vega_ab("w3"))
+        w4 = w3 - (0.0 + _vega_ab("w3") - _vega_ab("w4"))
+        mags[star] = np.stack([g_, r_, r_ - 0.45 * rz, z_, w1, w2, w3, w4], axis=1)
+        sig_pm = 4.0 + 25.0 * 10 ** (-0.2 * (G - 14.0))
+        t["pmra"][star] = sig_pm * z[star, 3]
+        t["pmdec"][star] = sig_pm * z[star, 4] - 0.3 * sig_pm
+        t["parallax"][star] = 10 ** (-0.2 * (G - 14.0)) * np.exp(0.4 * z[star, 5])
+        t["gaia_g"][star] = G
+        rp = G - (0.1 + 0.45 * x)
+        t["gaia_rp"][star], t["gaia_bp"][star] = rp, rp + x
+        t["in_gaia"][star] = G < 20.7
+    # galaxies: morphology, size shrinking with magnitude, colours with a redshift
+    if gal.any():
+        r_ = m[gal]
+        um = u[gal, 1]
+        morph = np.where(um < 0.2, "DEV", np.where(um < 0.75, "EXP", "SER"))
+        nser = np.where(morph == "DEV", 4.0, np.where(morph == "EXP", 1.0,
+                        np.clip(np.exp(np.log(1.8) + 0.5 * z[gal, 0]), 0.5, 6.0)))
+        red = (morph == "DEV") | (nser > 2.5)
+        zr = np.clip(0.05 + 0.085 * (r_ - 16.0) + 0.12 * z[gal, 1], 0.01, 1.6)
+        re = 0.9 * 10 ** (-0.11 * (r_ - 20.0) + 0.2 * z[gal, 2]) * np.where(red, 0.7, 1.0)
+        e = np.minimum(0.25 * np.sqrt(-2 * np.log(u[gal, 3])), 0.85)
+        ang = 2 * np.pi * u[gal, 2]
+        gr = np.where(red, 0.75 + 0.9 * zr, 0.35 + 0.5 * zr) + 0.08 * z[gal, 3]
+        rz = np.where(red, 0.45 + 1.6 * zr, 0.3 + 0.7 * zr) + 0.08 * z[gal, 4]
+        z_ = r_ - rz
+        w1 = z_ - (np.where(red, 0.2 + 1.0 * zr, -0.1 + 0.6 * zr) + 0.1 * z[gal, 5])
+        w2 = w1 - (-0.6 + 0.4 * zr + 0.08 * z[gal, 6])
+        w3 = w2 - np.where(red, -0.8, 1.2)
+        w4 = w3 - 0.55
+        mags[gal] = np.stack([r_ + gr, r_, r_ - 0.45 * rz, z_, w1, w2, w3, w4], axis=1)
+        t["morph"][gal] = morph
+        t["sersic"][gal] = nser
+        t["shape_r"][gal] = re
+        t["shape_e1"][gal], t["shape_e2"][gal] = e * np.cos(ang), e * np.sin(ang)
+        t["redshift"][gal] = zr
+    # quasars: point-like, blue in g-r, red in W1-W2
+    if qso.any():
+        r_ = m[qso]
+        zq = 0.5 + 2.5 * u[qso, 1]
+        gr = 0.15 + 0.15 * z[qso, 0]
+        rz = 0.25 + 0.2 * z[qso, 1]
+        z_ = r_ - rz
+        w1 = z_ - (1.0 + 0.35 * z[qso, 2])
+        w2 = w1 - (0.35 + 0.15 * z[qso, 3])
+        w3, w4 = w2 - 1.8, w2 - 2.6
+        mags[qso] = np.stack([r_ + gr, r_, r_ - 0.45 * rz, z_, w1, w2, w3, w4], axis=1)
+        t["redshift"][qso] = zq
+        G = r_ + 0.1
+        x = 0.6 + 0.15 * z[qso, 4]
+        t["gaia_g"][qso] = G
+        rp = G - (0.1 + 0.45 * x)
+        t["gaia_rp"][qso], t["gaia_bp"][qso] = rp, rp + x
+        t["in_gaia"][qso] = G < 20.5
+    t["morph"][star | qso] = "PSF"
+    for j, b in enumerate(BANDS):
+        t[f"flux_{b}"] = 10 ** (-0.4 * (mags[:, j] + EXTINCTION_R[b] * ebv - NANOMAGGY_ZEROPOINT))
+    return t
+
+
+def truth_sky(ra1: float, ra2: float, dec1: float, dec2: float, seed: int = 0,
+              density: float | None = None) -> np.ndarray:
+    """Truth sources with ra1 <= ra < ra2, dec1 <= dec < dec2 (deg; ra1 > ra2 wraps), as a
+    TRUTH_DTYPE structured array: the same sources whatever region is asked."""
+    cells = cells_near(ra1, ra2, dec1, dec2)
+    cs = cell_sources(cells, seed, density)
+    ra = np.mod(cs.ra, 360.0)
+    in_ra = (ra >= ra1) & (ra < ra2) if ra1 <= ra2 else (ra >= ra1) | (ra < ra2)
+    sel = in_ra & (cs.dec >= dec1) & (cs.dec < dec2)
+    return make_truth(cs.take(sel), seed)

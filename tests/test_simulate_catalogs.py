@@ -1,0 +1,230 @@
+"""legacylake simulate: truth sky, per-brick catalogs (DR9/DR4), files, external catalogs."""
+
+import filecmp
+
+import fitsio
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from legacylake.catalogs_schema import MASKBITS, bricks, detect, table_header, validate
+from legacylake.main import main
+from legacylake.photometry import simulate as sim
+from legacylake.photometry.selection import select_type
+
+# a 3 x 3 block of bricks at high Galactic latitude; the centre brick is 1503p022
+BOX = (150.0, 150.7, 2.0, 2.5)
+CENTRE = "1503p022"
+LOW = 30_000.0  # low truth density for the geometric tests (faster)
+
+
+@pytest.fixture(scope="module")
+def block():
+    names = sim.bricks_for_box(150.2, 150.55, 2.1, 2.4)
+    assert CENTRE in names and len(names) == 9
+    return {n: sim.simulate_brick(n, "dr9", seed=5, density=LOW, return_uid=True) for n in names}
+
+
+@pytest.fixture(scope="module")
+def full_brick():
+    return sim.simulate_brick(CENTRE, "dr9", seed=1)
+
+
+def test_truth_same_whatever_region():
+    big = sim.truth_sky(150.0, 150.6, 2.0, 2.4, seed=3)
+    small = sim.truth_sky(150.21, 150.33, 2.13, 2.26, seed=3)
+    assert len(small) > 100
+    idx = {u: i for i, u in enumerate(big["uid"])}
+    assert all(u in idx for u in small["uid"])
+    j = np.array([idx[u] for u in small["uid"]])
+    assert np.array_equal(big[j], small)
+    assert set(np.unique(big["kind"])) == {0, 1, 2}
+    other = sim.truth_sky(150.21, 150.33, 2.13, 2.26, seed=4)
+    assert not np.array_equal(other["ra"][:10], small["ra"][:10])
+
+
+def test_star_counts_rise_towards_plane():
+    hi = sim.truth_sky(180.0, 180.5, 30.0, 30.5, seed=0)    # b ~ +80
+    lo = sim.truth_sky(100.0, 100.5, 10.0, 10.5, seed=0)    # b ~ +7
+    assert (lo["kind"] == 0).sum() > 4 * (hi["kind"] == 0).sum()
+
+
+def test_columns_types_and_schema(full_brick):
+    a = full_brick
+    assert a.dtype == sim.catalog_dtype("dr9")
+    assert validate(a, "dr9-tractor").ok
+    assert np.array_equal(a["objid"], np.arange(len(a)))
+    assert np.all(np.diff(a["ra"]) >= 0)
+    b = bricks.brick(CENTRE)
+    assert np.all(a["brickid"] == b["brickid"]) and np.all(a["brickname"] == CENTRE)
+    assert np.all(a["brick_primary"] == bricks.is_primary(a["ra"], a["dec"], b["brickid"]))
+    assert np.all((np.round(a["bx"]) >= 0) & (np.round(a["bx"]) <= 3599))
+    # bx/by agree with the brick WCS (0-based)
+    x, y = bricks.brick_wcs(CENTRE).all_world2pix(a["ra"][:50], a["dec"][:50], 0)
+    assert np.allclose(x, a["bx"][:50], atol=0.02) and np.allclose(y, a["by"][:50], atol=0.02)
+    assert set(np.unique(a["release"])) == {9010}
+    nonpsf_mw = a["mw_transmission_g"] < a["mw_transmission_z"]
+    assert nonpsf_mw.all()
+
+
+def test_counts_and_type_fractions(full_brick):
+    a = full_brick
+    assert 3000 <= len(a) <= 5000
+    types, counts = np.unique(a["type"], return_counts=True)
+    frac = dict(zip(types, counts / len(a)))
+    assert set(types) <= {"PSF", "REX", "EXP", "DEV", "SER"}
+    assert 0.3 < frac["PSF"] < 0.65
+    assert 0.15 < frac["REX"] < 0.5
+    assert 0.08 < frac.get("EXP", 0) + frac.get("DEV", 0) + frac.get("SER", 0) < 0.4
+    g2 = a["ref_cat"] == "G2"
+    assert 10 < g2.sum() < 400
+    assert np.all(a["ref_id"][g2] > 0) and np.all(a["ref_epoch"][g2] == np.float32(2015.5))
+    assert np.all(a["pmra_ivar"][~g2] == 0)
+
+
+def test_dchisq_rules_give_type(full_brick):
+    a = full_brick
+    ref = a["ref_cat"] == "G2"
+    again = select_type(a["dchisq"], "dr9")
+    assert np.array_equal(again[~ref], a["type"][~ref])
+    # reference stars are kept even below threshold, as PSF
+    assert np.all((again[ref] == a["type"][ref]) | ((again[ref] == "") & (a["type"][ref] == "PSF")))
+    # forced point sources only have the PSF entry
+    forced = (a["fitbits"] & 1) != 0
+    assert np.all(a["dchisq"][forced, 1:] == 0)
+
+
+def test_measured_quantities_plausible(full_brick):
+    a = full_brick
+    psf = a["type"] == "PSF"
+    assert np.all(a["shape_r"][psf] == 0) and np.all(a["sersic"][psf] == 0)
+    assert np.all(a["sersic"][a["type"] == "DEV"] == 4) and np.all(a["sersic"][a["type"] == "EXP"] == 1)
+    assert np.all(a["shape_e1"][a["type"] == "REX"] == 0)
+    ser = a["type"] == "SER"
+    assert np.all((a["sersic"][ser] >= 0.5) & (a["sersic"][ser] <= 6))
+    # S/N of kept non-reference sources is at least ~5
+    snr2 = sum(np.where(a[f"flux_{b}"] > 0, a[f"flux_{b}"] ** 2 * a[f"flux_ivar_{b}"], 0) for b in "grz")
+    assert np.percentile(snr2[a["ref_cat"] != "G2"], 1) > 15
+    # galaxies get larger flux errors than point sources at the same depth
+    gal = np.isin(a["type"], ["EXP", "DEV", "SER"])
+    r_psf = np.median(a["flux_ivar_r"][psf] / a["psfdepth_r"][psf])
+    r_gal = np.median(a["flux_ivar_r"][gal] / a["psfdepth_r"][gal])
+    assert r_gal < 0.8 < r_psf
+    assert np.all(a["flux_ivar_r"] <= a["psfdepth_r"] * (1 + 1e-5))
+    # apertures grow, fibre flux below total for positive sources
+    bright = a["flux_r"] > 50
+    assert np.all(np.diff(a["apflux_r"][bright], axis=1).mean(axis=0) > 0)
+    assert np.all(a["fiberflux_r"][bright] < a["flux_r"][bright])
+    assert np.all(a["fibertotflux_r"] >= a["fiberflux_r"] - 1e-6)
+    assert np.all(a["mw_transmission_g"] == np.float32(10 ** (-0.4 * 3.214 * a["ebv"]))) or \
+        np.allclose(a["mw_transmission_g"], 10 ** (-0.4 * 3.214 * a["ebv"].astype(float)), rtol=1e-6)
+    # light curves: used epochs first, the rest -1
+    ei = a["lc_epoch_index_w1"]
+    assert np.all(ei[:, 0] == 0) and np.all((ei == -1) == (a["lc_flux_ivar_w1"] == 0))
+    # maskbits: NPRIMARY exactly on non-primary rows, MEDIUM around the bright stars
+    np_bit = (a["maskbits"] & MASKBITS.value("NPRIMARY")) != 0
+    assert np.array_equal(np_bit, ~a["brick_primary"])
+    assert 0 <= ((a["maskbits"] & MASKBITS.value("CLUSTER")) != 0).mean() < 0.2
+
+
+def test_maskbit_frequencies_over_sky():
+    # bright-star masks over a few bricks: present but rare
+    rows = np.concatenate([sim.simulate_brick(n, seed=2, density=LOW) for n in sim.random_bricks(6, seed=2)])
+    med = ((rows["maskbits"] & MASKBITS.value("MEDIUM")) != 0).mean()
+    brt = ((rows["maskbits"] & MASKBITS.value("BRIGHT")) != 0).mean()
+    assert 0.0005 < med < 0.3 and brt <= med
+    ref_bright = (rows["fitbits"] & (1 << 5)) != 0
+    assert np.all((rows["maskbits"][ref_bright] & MASKBITS.value("BRIGHT")) != 0)
+
+
+def test_duplicates_and_primary_exactly_once(block):
+    cat = {n: a for n, (a, _) in block.items()}
+    uid = {n: u for n, (_, u) in block.items()}
+    allu = np.concatenate(list(uid.values()))
+    prim = np.concatenate([cat[n]["brick_primary"] for n in block])
+    # no source is primary twice
+    pu, pc = np.unique(allu[prim], return_counts=True)
+    assert pc.max() == 1
+    # every source of the centre brick is primary in exactly one of the 9 bricks
+    assert np.all(np.isin(uid[CENTRE], pu))
+    # duplicates are exactly the overlapping sources: a source of any neighbour whose
+    # catalog position falls in the centre brick's image is in the centre brick, and vice versa
+    wcs = bricks.brick_wcs(CENTRE)
+    for n in block:
+        if n == CENTRE:
+            continue
+        a, u = cat[n], uid[n]
+        x, y = wcs.all_world2pix(a["ra"], a["dec"], 0)
+        inside = (np.round(x) >= 0) & (np.round(x) <= 3599) & (np.round(y) >= 0) & (np.round(y) <= 3599)
+        assert np.array_equal(np.isin(u, uid[CENTRE]), inside)
+        common, i1, i2 = np.intersect1d(u, uid[CENTRE], return_indices=True)
+        assert len(common) > 0
+        for c in ("ra", "dec", "flux_r", "dchisq", "type", "shape_r"):
+            assert np.array_equal(a[c][i1], cat[CENTRE][c][i2])
+
+
+def test_write_read_back_deterministic(tmp_path):
+    names = ["1503p022", "1506p022"]
+    out1 = sim.write_bricks(tmp_path / "a", names, "dr9", seed=7, density=LOW)
+    out2 = sim.write_bricks(tmp_path / "b", names, "dr9", seed=7, density=LOW, workers=2)
+    out3 = sim.write_bricks(tmp_path / "c", names[:1], "dr9", seed=8, density=LOW)
+    for (p1, n1), (p2, _) in zip(out1, out2):
+        assert p1.endswith(f"tractor/150/tractor-{p1[-13:-5]}.fits")
+        assert filecmp.cmp(p1, p2, shallow=False)
+        arr = fitsio.read(p1)
+        assert len(arr) == n1 and "FLUX_G" in arr.dtype.names and "flux_g" not in arr.dtype.names
+        hdr, _ = table_header(p1)
+        assert detect(hdr).model == "dr9-tractor" and validate(hdr, "dr9-tractor").ok
+        ref = sim.simulate_brick(p1[-13:-5], "dr9", seed=7, density=LOW)
+        assert np.array_equal(arr["OBJID"], ref["objid"])
+        assert np.array_equal(arr["FLUX_R"], ref["flux_r"])
+        assert np.array_equal(arr["TYPE"], ref["type"]) and np.array_equal(arr["BRICK_PRIMARY"], ref["brick_primary"])
+        assert np.array_equal(arr["LC_FLUX_W1"], ref["lc_flux_w1"])
+    assert not filecmp.cmp(out1[0][0], out3[0][0], shallow=False)
+
+
+def test_dr4_model(tmp_path):
+    (path, n), = sim.write_bricks(tmp_path, [CENTRE], "dr4", seed=1, density=LOW)
+    hdr, _ = table_header(path)
+    assert detect(hdr).model == "dr4-tractor" and validate(hdr, "dr4-tractor").ok
+    a = fitsio.read(path)
+    assert set(np.char.strip(np.unique(a["TYPE"]))) <= {"PSF", "SIMP", "DEV", "EXP", "COMP"}
+    assert np.all(a["RELEASE"] == 4000) and a["LC_FLUX_W1"].shape[1] == 7
+    again = select_type(a["DCHISQ"], "dr4")
+    assert np.array_equal(np.char.strip(again), np.char.strip(a["TYPE"]))
+    dev = np.char.strip(a["TYPE"]) == "DEV"
+    assert np.all(a["FRACDEV"][dev] == 1) and np.all(a["SHAPEEXP_R"][dev] == 0)
+
+
+def test_external_catalogs_match_truth(tmp_path):
+    box = (150.25, 150.45, 2.13, 2.37)
+    ng = sim.write_external(tmp_path / "gaia.parquet", "gaia", box, seed=1)
+    ns = sim.write_external(tmp_path / "sdss.parquet", "sdss", box, seed=1)
+    g = pq.read_table(tmp_path / "gaia.parquet").to_pandas()
+    s = pq.read_table(tmp_path / "sdss.parquet").to_pandas()
+    assert ng == len(g) > 10 and ns == len(s) > 0
+    assert np.all(g["ref_epoch"] == 2016.0) and g["source_id"].is_unique and s["specobjid"].is_unique
+    assert set(s["class"]) <= {"GALAXY", "QSO", "STAR"}
+    # the Tractor G2 stars of the centre brick are the Gaia sources with the same id
+    a = sim.simulate_brick(CENTRE, seed=1)
+    g2 = a[(a["ref_cat"] == "G2") & (a["ra"] > 150.26) & (a["ra"] < 150.44) & (a["dec"] > 2.14) & (a["dec"] < 2.36)]
+    assert len(g2) > 5
+    m = g.set_index("source_id").loc[g2["ref_id"]]
+    sep = np.hypot((m["ra"].to_numpy() - g2["ra"]) * np.cos(np.deg2rad(g2["dec"])), m["dec"].to_numpy() - g2["dec"]) * 3600
+    assert np.all(sep < 0.5)  # same star, 0.5 yr of proper motion apart
+    t = sim.truth_sky(*box, seed=1)
+    zt = dict(zip(t["uid"], t["redshift"]))
+    gal = s[s["class"] != "STAR"]
+    assert np.allclose(gal["z"], [zt[u] for u in gal["truth_uid"]], atol=0.01)
+
+
+def test_cli(tmp_path, capsys):
+    assert main(["simulate", "catalogs", "--out", str(tmp_path), "--bricks", "1503p022",
+                 "--density", str(LOW)]) == 0
+    assert "1 bricks" in capsys.readouterr().out
+    assert (tmp_path / "tractor" / "150" / "tractor-1503p022.fits").exists()
+    assert main(["simulate", "catalogs", "--out", str(tmp_path), "--bricks", "9999x999"]) == 2
+    assert "9999x999" in capsys.readouterr().err
+    assert main(["simulate", "external", "--kind", "gaia", "--out", str(tmp_path / "g.parquet"),
+                 "--box", "150.2", "150.3", "2.1", "2.2"]) == 0
+    assert main(["simulate", "catalogs", "--out", str(tmp_path), "--box", "150", "150.1", "3", "2"]) == 2
