@@ -16,3 +16,4 @@ __all__ = [
     "Catalog", "catalogs", "connect", "open_catalog", "to_astropy", "FUNCTIONS", "query", "Region",
     "box_search", "cone_search", "plan", "polygon_search", "search",
 ]
+from .xmatch import register_xmatch, xmatch  # noqa: E402  (crossmatch; legacylake.query.xmatch(...) is the function)
