@@ -12,7 +12,7 @@ import numpy as np
 
 from legacylake.catalogs_schema.constants import NANOMAGGY_ZEROPOINT
 
-from .sim_random import SmoothField
+from .sim_random import SmoothField, eval_fields
 
 OPT = ("g", "r", "z")
 WISE = ("w1", "w2", "w3", "w4")
@@ -50,28 +50,28 @@ def conditions(xyz: np.ndarray, dec: np.ndarray, sinb: np.ndarray, seed: int, su
     out: dict[str, np.ndarray] = {}
     north = (dec >= NORTH_DEC) & (sinb > 0) if survey == "dr9" else np.ones(n, bool)
     out["north"] = north
-    fsky = SmoothField(seed, 210, 0.3, 4.0)(xyz)
+    specs = [(210, 0.3, 4.0), (220, 0.2, 3.0), (221, 0.2, 3.0), (222, 0.2, 3.0), (230, 0.3, 5.0),
+             (231, 0.3, 5.0), (232, 0.3, 5.0), (240, 2.0, 20.0), (250, 0.5, 5.0), (251, 0.5, 5.0)]
+    F = eval_fields(xyz, seed, specs)
+    fsky = F[:, 0]
     for j, b in enumerate(OPT):
-        f_n = SmoothField(seed, 220 + j, 0.2, 3.0)(xyz)
-        f_s = SmoothField(seed, 230 + j, 0.3, 5.0)(xyz)
+        f_n = F[:, 1 + j]
+        f_s = F[:, 4 + j]
         nobs = np.clip(np.round(3.3 + 1.3 * f_n), 1, 12).astype(np.int16)
         if survey == "dr4":
-            key = np.full(n, "dr4")
+            fwhm0, d5 = FWHM["dr4"][b], DEPTH5["dr4"][b]
         else:
-            key = np.where(north, "north", "south")
-        fwhm0 = np.where(key == "south", FWHM["south"][b], FWHM["north"][b])
-        d5 = np.where(key == "south", DEPTH5["south"][b],
-                      np.where(key == "north", DEPTH5["north"][b], DEPTH5["dr4"][b]))
+            fwhm0 = np.where(north, FWHM["north"][b], FWHM["south"][b])
+            d5 = np.where(north, DEPTH5["north"][b], DEPTH5["south"][b])
         psfsize = fwhm0 * np.exp(0.1 * f_s)
         depth = depth_to_ivar(d5) * (nobs / 3.0) * (fwhm0 / psfsize) ** 2 * np.exp(0.25 * fsky)
         out[f"nobs_{b}"], out[f"psfsize_{b}"], out[f"psfdepth_{b}"] = nobs, psfsize, depth
-    fw = SmoothField(seed, 240, 2.0, 20.0)(xyz)
+    fw = F[:, 7]
     wn = np.clip(np.round(25 * np.exp(0.35 * fw)), 8, 400).astype(np.int16)
     for b in WISE:
         out[f"nobs_{b}"] = wn
         out[f"psfdepth_{b}"] = depth_to_ivar(WISE_DEPTH5[b]) * (wn / 25.0)
-    fm1 = SmoothField(seed, 250, 0.5, 5.0)(xyz)
-    fm2 = SmoothField(seed, 251, 0.5, 5.0)(xyz)
+    fm1, fm2 = F[:, 8], F[:, 9]
     out["mjd_min"] = 56500.0 + 350.0 * (1.0 + np.tanh(fm1))
     out["mjd_max"] = out["mjd_min"] + 400.0 + 500.0 * (1.0 + np.tanh(fm2))
     out["lc_nep"] = np.clip(np.round(11 + 1.5 * fw), 6, 15).astype(np.int16)

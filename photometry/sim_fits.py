@@ -59,7 +59,7 @@ def to_fits_records(arr: np.ndarray, dm: DataModel) -> np.ndarray:
     for n in arr.dtype.names:
         c = dm[n]
         if c.is_string:
-            out[n.upper()] = np.char.encode(arr[n], "ascii") if arr.dtype[n].kind == "U" else arr[n]
+            out[n.upper()] = arr[n]  # numpy casts str to ASCII bytes
         elif c.numpy_dtype.kind == "b":
             out[n.upper()] = np.where(arr[n], ord("T"), ord("F"))
         else:
@@ -67,9 +67,12 @@ def to_fits_records(arr: np.ndarray, dm: DataModel) -> np.ndarray:
     return out
 
 
-def write_table(path: str | os.PathLike, arr: np.ndarray, dm: DataModel, cards: list[tuple] = ()) -> int:
-    """Write ``arr`` (lowercase names of ``dm``) as a FITS binary table, atomically; returns bytes."""
-    rec = to_fits_records(arr, dm)
+def write_table(path: str | os.PathLike, arr: np.ndarray, dm: DataModel, cards: list[tuple] = (),
+                records: bool = False) -> int:
+    """Write ``arr`` (lowercase names of ``dm``) as a FITS binary table, atomically; returns bytes.
+
+    With ``records`` the array is already in the on-disk layout of :func:`fits_dtype`."""
+    rec = arr if records else to_fits_records(arr, dm)
     head = [_card("SIMPLE", True, "conforms to FITS standard"), _card("BITPIX", 8), _card("NAXIS", 0),
             _card("EXTEND", True)]
     prim = _header(head)

@@ -164,10 +164,11 @@ class _DiskTester:
 
 
 def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density: float | None = None,
-                   return_uid: bool = False):
+                   return_uid: bool = False, out_dtype: np.dtype | None = None):
     """The catalog of one brick as a structured array (lowercase names, the required columns
     of ``<release>-tractor``, sorted by RA with objid 0..N-1). With ``return_uid`` also the
-    truth uid of each row (see :func:`legacylake.photometry.sim_sky.truth_sky`)."""
+    truth uid of each row (see :func:`legacylake.photometry.sim_sky.truth_sky`). ``out_dtype``
+    (used by the writer) fills the on-disk FITS layout of :func:`.sim_fits.fits_dtype` instead."""
     rel = release.lower()
     if rel not in RELEASE:
         raise ValueError(f"unknown release {release!r}; valid: dr9, dr4")
@@ -546,22 +547,37 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
     ep = np.arange(ne)
     used = ep[None, :] < nep[:, None]
     mjd0 = 55200.0 + 3.0 * (cols["wise_x"] % 7)
+    f32 = np.float32
     for bd in ("w1", "w2"):
-        ivar_ep = cols[f"flux_ivar_{bd}"][:, None] / nep[:, None]
-        var = np.where((tt["kind"] == 2)[:, None], 1.0 + 0.1 * rng.standard_normal((nk, ne)), 1.0)
-        lcf = tt[f"flux_{bd}"][:, None] * var + rng.standard_normal((nk, ne)) / np.sqrt(np.maximum(ivar_ep, 1e-12))
-        cols[f"lc_flux_{bd}"] = np.where(used, lcf, 0.0)
-        cols[f"lc_flux_ivar_{bd}"] = np.where(used, ivar_ep, 0.0)
-        cols[f"lc_nobs_{bd}"] = np.where(used, 10 + rng.poisson(4.0, (nk, ne)), 0)
-        cols[f"lc_fracflux_{bd}"] = np.where(used, cols[f"fracflux_{bd}"][:, None], 0.0)
-        cols[f"lc_rchisq_{bd}"] = np.where(used, rng.gamma(20.0, 1.0 / 20.0, (nk, ne)), 0.0)
+        ivar_ep = (cols[f"flux_ivar_{bd}"] / nep).astype(f32)[:, None]
+        zl = rng.standard_normal((nk, ne), dtype=f32)
+        lcf = tt[f"flux_{bd}"][:, None] + zl / np.sqrt(np.maximum(ivar_ep, f32(1e-12)))
+        qso = tt["kind"] == 2
+        if qso.any():
+            lcf[qso] += f32(0.1) * tt[f"flux_{bd}"][qso, None] * rng.standard_normal((int(qso.sum()), ne), dtype=f32)
+        cols[f"lc_flux_{bd}"] = np.where(used, lcf, f32(0))
+        cols[f"lc_flux_ivar_{bd}"] = np.where(used, ivar_ep, f32(0))
+        cols[f"lc_nobs_{bd}"] = np.where(used, (cond[f"nobs_{bd}"][k] // nep)[:, None] + (ep[None, :] % 3), 0)
+        cols[f"lc_fracflux_{bd}"] = np.where(used, cols[f"fracflux_{bd}"].astype(f32)[:, None], f32(0))
+        cols[f"lc_rchisq_{bd}"] = np.where(used, f32(1) + f32(0.15) * np.abs(zl), f32(0))
         cols[f"lc_mjd_{bd}"] = np.where(used, mjd0[:, None] + 182.6 * ep[None, :], 0.0)
         cols[f"lc_epoch_index_{bd}"] = np.where(used, ep[None, :], -1)
 
-    out = np.zeros(nk, dtype=catalog_dtype(rel))
-    for c in dm.columns:
-        if c.required:
-            out[c.name] = cols[c.name]
+    if out_dtype is None:
+        out = np.empty(nk, dtype=catalog_dtype(rel))
+        for c in dm.columns:
+            if c.required:
+                out[c.name] = cols[c.name]
+    else:  # on-disk FITS layout (upper-case, big-endian, logicals as 'T'/'F')
+        out = np.empty(nk, dtype=out_dtype)
+        for c in dm.columns:
+            if c.required:
+                v = cols[c.name]
+                nm = c.name.upper()
+                if c.numpy_dtype.kind == "b":
+                    v = np.where(v, np.uint8(ord("T")), np.uint8(ord("F")))
+                # cast contiguously first (fast), then one same-type strided copy
+                out[nm] = np.asarray(v).astype(out.dtype[nm].base, copy=False)
     if return_uid:
         return out, tt["uid"].copy()
     return out

@@ -73,3 +73,21 @@ class SmoothField:
     def __call__(self, xyz: np.ndarray) -> np.ndarray:
         """Field values at (n, 3) unit vectors."""
         return self.amp * np.cos(xyz @ self.k.T + self.phase).sum(axis=1)
+
+
+_FIELD_CACHE: dict = {}
+
+
+def eval_fields(xyz: np.ndarray, seed: int, specs: list[tuple[int, float, float]]) -> np.ndarray:
+    """Several :class:`SmoothField` (salt, lmin, lmax) at once: (n, len(specs)), one matrix product."""
+    key = (int(seed), tuple(specs))
+    if key not in _FIELD_CACHE:
+        fs = [SmoothField(seed, *sp) for sp in specs]
+        K = np.concatenate([f.k for f in fs])
+        ph = np.concatenate([f.phase for f in fs])
+        amp = np.concatenate([np.full(len(f.phase), f.amp) for f in fs])
+        _FIELD_CACHE.clear() if len(_FIELD_CACHE) > 16 else None
+        _FIELD_CACHE[key] = (K.T.copy(), ph, amp, [len(f.phase) for f in fs])
+    KT, ph, amp, sizes = _FIELD_CACHE[key]
+    w = np.cos(xyz @ KT + ph) * amp
+    return np.add.reduceat(w, np.cumsum([0] + sizes[:-1]), axis=1)

@@ -14,6 +14,7 @@ Truth generation (:mod:`.sim_sky`) is separate from the catalog "measurement"
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Callable, Iterable, Sequence
 
@@ -24,7 +25,7 @@ from legacylake.catalogs_schema.constants import (
     APERTURE_RADII_OPTICAL_ARCSEC, APERTURE_RADII_WISE_ARCSEC, DCHISQ_MODELS, WISE_VEGA_TO_AB)
 
 from .selection import select_type
-from .sim_fits import write_table
+from .sim_fits import fits_dtype, write_table
 from .sim_measure import catalog_dtype, gaia_measure, gaia_source_id, simulate_brick
 from .sim_random import normals, seed_key, uniforms
 from .sim_sky import DEFAULT_DENSITY, TRUTH_DTYPE, truth_sky
@@ -64,7 +65,7 @@ def _header_cards(arr: np.ndarray, brickname: str, release: str, seed: int, dens
              ("SIMULATD", True, "legacylake synthetic sky, not survey data"),
              ("SIMSEED", int(seed), "simulation seed"),
              ("SIMDENS", float(density if density is not None else DEFAULT_DENSITY), "truth density /deg2 at the NGP")]
-    if len(arr):
+    if len(arr["release"]):
         cards.insert(0, ("RELEASE", int(arr["release"][0])))
     for i, name in enumerate(DCHISQ_MODELS[release]):
         cards.append((f"DCHISQ_{i}", name, "dchisq model"))
@@ -82,11 +83,20 @@ def write_brick(outdir: str | os.PathLike, brickname: str, release: str = "dr9",
                 density: float | None = None) -> tuple[str, int]:
     """Simulate and write one brick; returns (path, rows)."""
     rel = release.lower()
-    arr = simulate_brick(brickname, rel, seed, density)
+    dm = model(f"{rel}-tractor")
+    rec = simulate_brick(brickname, rel, seed, density, out_dtype=_fits_dtype(rel))
     path = brick_path(outdir, brickname)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    write_table(path, arr, model(f"{rel}-tractor"), _header_cards(arr, brickname, rel, seed, density))
-    return path, len(arr)
+    arr = {"release": rec["RELEASE"]}
+    write_table(path, rec, dm, _header_cards(arr, brickname, rel, seed, density), records=True)
+    return path, len(rec)
+
+
+@functools.cache
+def _fits_dtype(rel: str) -> np.dtype:
+    dm = model(f"{rel}-tractor")
+    return fits_dtype(dm, [c.name for c in dm.columns if c.required])
+
 
 
 def _write_one(args):
