@@ -427,7 +427,8 @@ def _partition_external(ext: External, lk: Lake, order: int, ra_name: str, dec_n
         first = np.repeat(a.ravel(), n.ravel())
         offs = np.arange(rows.shape[0]) - np.repeat(np.cumsum(n.ravel()) - n.ravel(), n.ravel())
         parts = first + offs
-        key = np.unique(rows * np.int64(len(lk.lo29)) + parts)
+        key = np.sort(rows * np.int64(len(lk.lo29)) + parts)
+        key = key[np.r_[True, key[1:] != key[:-1]]] if key.size else key
         rows = key // len(lk.lo29)
         parts = key % len(lk.lo29)
         nparts = np.bincount(rows, minlength=t.num_rows)
@@ -492,7 +493,8 @@ def _match_partition(lk: Lake, k: int, e: pa.Table, order: int, shift: int, chor
     shared = e.column(_SHARED).to_numpy(zero_copy_only=False)
     cells = cells_around(healpix29(era, edec), order)
     # row groups of the lake partition that can hold candidates
-    u = np.unique(cells[cells >= 0])
+    u = np.sort(cells[cells >= 0])
+    u = u[np.r_[True, u[1:] != u[:-1]]] if u.size else u
     lo29, hi29 = u << shift, (u + 1) << shift
     brk = np.flatnonzero(lo29[1:] != hi29[:-1]) + 1
     rlo = lo29[np.r_[0, brk]] if u.size else lo29
