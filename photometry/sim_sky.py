@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from legacylake.catalogs_schema.constants import GAIA_BPRP_RANGE, GAIA_TO_DECAM
+
 from legacylake.catalogs_schema import bricks
 from legacylake.catalogs_schema.constants import EXTINCTION_R, NANOMAGGY_ZEROPOINT, WISE_VEGA_TO_AB
 
@@ -35,19 +37,6 @@ CLUSTER_PROB = 0.004  # star clusters per cell at the pole (x the star-count fac
 #: default truth density at the Galactic pole, per deg^2 (what --density scales)
 DEFAULT_DENSITY = FAINT_GAL[3] + FAINT_QSO[3] + FAINT_STAR[3]
 
-#: Gaia G, BP-RP -> DECam g, r, z (legacypipe reference.py read_gaia; mag = G + sum c_k x^k).
-#: TODO(catalogs_schema): these belong in catalogs_schema.constants.
-GAIA_TO_DECAM = {
-    "g": (-0.1178631039, 0.3650113495, 0.5608615360, -0.2850687702, -1.0243473939,
-          1.4378375491, 0.0679401731, -1.1713172509, 0.9107811975, -0.3374324004,
-          0.0683946390, -0.0073089582, 0.0003230170),
-    "r": (0.1139078673, -0.2868955307, 0.0013196434, 0.1029151074, 0.1196710702,
-          -0.3729031390, 0.1859874242, 0.1370162451, -0.1808580848, 0.0803219195,
-          -0.0180218196, 0.0020584707, -0.0000953486),
-    "z": (0.4811198057, -0.9990015041, 0.1403990019, 0.2150988888, -0.2917655866,
-          0.1326831887, -0.0259205004, 0.0018548776),
-}
-GAIA_BPRP_RANGE = (-0.6, 4.1)
 
 # ICRS -> Galactic rotation (rows: x, y, z of the Galactic frame in ICRS).
 _GAL = np.array([[-0.0548755604162154, -0.8734370902348850, -0.4838350155487132],
