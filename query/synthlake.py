@@ -45,37 +45,58 @@ def _to_arrow(arr: np.ndarray, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=schema)
 
 
+def random_brick_rows(name: str, rows_per_brick: int, seed: int = 0, index: int = 0) -> np.ndarray:
+    """Random DR9 rows of one brick (structured array, lowercase names) with realistic-ish fluxes
+    (some negative), some ivar = 0 and psfdepth = 0, and random bits of every mask."""
+    from ..catalogs_schema.constants import mw_transmission
+
+    arr = random_brick_table(name, rows_per_brick, "dr9-tractor", seed)
+    rng = np.random.default_rng([seed, 7, index])
+    n = len(arr)
+    for b in ("g", "r", "i", "z", "w1", "w2", "w3", "w4"):
+        if f"flux_{b}" in arr.dtype.names:
+            arr[f"flux_{b}"] = rng.lognormal(0.5, 1.2, n) - 0.6
+            arr[f"flux_ivar_{b}"] = np.where(rng.random(n) < 0.05, 0.0, rng.uniform(0.5, 50, n))
+    arr["ebv"] = rng.uniform(0.0, 0.2, n)
+    for b in ("g", "r", "i", "z", "w1", "w2", "w3", "w4"):
+        if f"mw_transmission_{b}" in arr.dtype.names:
+            arr[f"mw_transmission_{b}"] = mw_transmission(arr["ebv"], b)
+    for col, mask in (("maskbits", "maskbits"), ("fitbits", "fitbits"), ("anymask_g", "anymask"),
+                      ("allmask_r", "allmask"), ("wisemask_w1", "wisemask")):
+        bits = np.array([1 << b for b in BITMASKS[mask].bits.values()])
+        bits = bits[bits <= np.iinfo(arr[col].dtype).max]
+        pick = rng.random((n, len(bits))) < 0.15
+        arr[col] = (pick * bits).sum(axis=1).astype(arr[col].dtype)
+    arr["shape_e1"] = rng.uniform(-0.6, 0.6, n)
+    arr["shape_e2"] = rng.uniform(-0.6, 0.6, n)
+    for b in ("g", "r", "z"):
+        arr[f"psfdepth_{b}"] = np.where(rng.random(n) < 0.03, 0.0, rng.uniform(10, 5000, n))
+    return arr
+
+
 def random_rows(bricknames, rows_per_brick: int, seed: int = 0) -> pa.Table:
-    """Random DR9 rows of the given bricks, with realistic-ish fluxes and random mask bits."""
+    """:func:`random_brick_rows` of several bricks as one Arrow table (DR9 schema with metadata)."""
     m = model("dr9-tractor")
     schema = pa.schema([f for f in m.arrow_schema() if f.name in {c.name for c in m.required}])
-    tables = []
+    return pa.concat_tables([_to_arrow(random_brick_rows(name, rows_per_brick, seed, i), schema)
+                             for i, name in enumerate(bricknames)])
+
+
+def write_fits_bricks(outdir: str | os.PathLike, bricknames, rows_per_brick: int, seed: int = 0) -> list[str]:
+    """:func:`random_brick_rows` written as ``tractor/<AAA>/tractor-<brick>.fits`` (upper-case columns)."""
+    import fitsio
+
+    paths = []
     for i, name in enumerate(bricknames):
-        arr = random_brick_table(name, rows_per_brick, "dr9-tractor", seed)
-        rng = np.random.default_rng([seed, 7, i])
-        n = len(arr)
-        for b in ("g", "r", "i", "z", "w1", "w2", "w3", "w4"):
-            if f"flux_{b}" in arr.dtype.names:
-                arr[f"flux_{b}"] = rng.lognormal(0.5, 1.2, n) - 0.6  # some negative fluxes
-                arr[f"flux_ivar_{b}"] = np.where(rng.random(n) < 0.05, 0.0, rng.uniform(0.5, 50, n))
-        arr["ebv"] = rng.uniform(0.0, 0.2, n)
-        for b in ("g", "r", "i", "z", "w1", "w2", "w3", "w4"):
-            if f"mw_transmission_{b}" in arr.dtype.names:
-                from ..catalogs_schema.constants import mw_transmission
-                arr[f"mw_transmission_{b}"] = mw_transmission(arr["ebv"], b)
-        for col, mask in (("maskbits", "maskbits"), ("fitbits", "fitbits"), ("anymask_g", "anymask"),
-                          ("allmask_r", "allmask"), ("wisemask_w1", "wisemask")):
-            bits = np.array([1 << b for b in BITMASKS[mask].bits.values()])
-            top = np.iinfo(arr[col].dtype).max
-            bits = bits[bits <= top]
-            pick = rng.random((n, len(bits))) < 0.15
-            arr[col] = (pick * bits).sum(axis=1).astype(arr[col].dtype)
-        arr["shape_e1"] = rng.uniform(-0.6, 0.6, n)
-        arr["shape_e2"] = rng.uniform(-0.6, 0.6, n)
-        for b in ("g", "r", "z"):
-            arr[f"psfdepth_{b}"] = np.where(rng.random(n) < 0.03, 0.0, rng.uniform(10, 5000, n))
-        tables.append(_to_arrow(arr, schema))
-    return pa.concat_tables(tables)
+        arr = random_brick_rows(name, rows_per_brick, seed, i)
+        arr.dtype.names = [c.upper() for c in arr.dtype.names]
+        d = Path(outdir) / "tractor" / name[:3]
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / f"tractor-{name}.fits"
+        fitsio.write(str(path) + ".tmp", arr, clobber=True)
+        os.replace(str(path) + ".tmp", path)
+        paths.append(str(path))
+    return paths
 
 
 def write_lake(lake: str | os.PathLike, name: str, table: pa.Table, order: int = 5,

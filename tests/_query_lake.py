@@ -22,14 +22,22 @@ def lake_bricks() -> list[str]:
 def build_lake(root: Path) -> Path:
     """Write the test lake under ``root`` and return the lake folder (catalog ``dr9``).
 
-    Uses the project's synthetic HATS writer (random DR9 rows with random mask bits, order-6
-    partitions, 300-row row groups). When legacylake.etl.build is ready, build from
-    catalogs_schema.random_table.write_random_bricks files here instead.
+    Random DR9 bricks (random fluxes, ivar = 0 cases and random bits of every mask; see
+    legacylake.query.synthlake.random_brick_rows) are written as Tractor FITS files and
+    ingested by the project's ETL (legacylake.etl.build) with small partitions and 300-row
+    row groups. If the ETL is not importable, the synthetic HATS writer stands in.
     """
-    from legacylake.query.synthlake import make_lake
+    from legacylake.query.synthlake import make_lake, write_fits_bricks
 
     lake = root / "lake"
-    make_lake(lake, lake_bricks(), rows_per_brick=400, name="dr9", order=6, row_group_size=300, seed=3)
+    try:
+        from legacylake.etl import build
+    except ImportError:
+        make_lake(lake, lake_bricks(), rows_per_brick=400, name="dr9", order=6, row_group_size=300, seed=3)
+        return lake
+    write_fits_bricks(root / "fits", lake_bricks(), 400, seed=3)
+    summary = build(str(root / "fits"), str(lake), "dr9", threshold=2000, row_group_rows=300, workers=1)
+    assert not summary.rejects, summary.rejects
     return lake
 
 
