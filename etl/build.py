@@ -56,6 +56,7 @@ class Summary:
     partitions_deleted: int = 0
     bytes_written: int = 0
     file_reads: int = 0
+    peak_pending_rows: int = 0          # most rows a write task held waiting for their turn
     seconds: float = 0.0
     nothing_to_do: bool = False
 
@@ -79,7 +80,8 @@ class Summary:
             f"catalog total {self.total_rows:,}",
             f"partitions: {self.partitions} in catalog, {self.partitions_written} written, "
             f"{self.partitions_deleted} removed (split)",
-            f"bytes written: {self.bytes_written:,}; input file reads: {self.file_reads}",
+            f"bytes written: {self.bytes_written:,}; input file reads: {self.file_reads}; "
+            f"peak rows held by a task: {self.peak_pending_rows:,}",
             f"time: {self.seconds:.1f} s, {self.rows_per_s:,.0f} rows/s",
         ]
         for p, r in self.rejects:
@@ -237,9 +239,18 @@ def build(sources, lake: str, catalog: str, threshold: int | None = None,
     missing = [p for p in paths if not os.path.exists(p)]
     summary.files = len(paths)
     ingested = {p: e for p, e in man["files"].items() if e.get("status") == "ingested"}
-    bar = tqdm(total=len(paths), desc="inspect inputs", unit="file", disable=not progress, file=sys.stderr)
-    good, rejects = inspect_all([p for p in paths if p not in missing], plan_order, ingested,
-                                workers=max(2, workers), progress=bar)
+    to_inspect = []
+    for p in paths:
+        if p in missing:
+            continue
+        old = ingested.get(p)
+        st = os.stat(p)
+        if old and old.get("size") == st.st_size and old.get("mtime_ns") == st.st_mtime_ns:
+            summary.unchanged += 1   # same size and modification time: not read again
+        else:
+            to_inspect.append(p)
+    bar = tqdm(total=len(to_inspect), desc="inspect inputs", unit="file", disable=not progress, file=sys.stderr)
+    good, rejects = inspect_all(to_inspect, plan_order, ingested, workers=max(2, workers), progress=bar)
     bar.close()
     rejects += [(p, f"{p}: no such file") for p in missing]
     for f in good:
@@ -248,11 +259,7 @@ def build(sources, lake: str, catalog: str, threshold: int | None = None,
     # unchanged / changed / new
     new: list[InputFile] = []
     for f in good:
-        old = ingested.get(f.path)
-        if old and old["hash"] == f.hash and old["model"] == f.model:
-            summary.unchanged += 1
-        else:
-            new.append(f)
+        new.append(f)
 
     # one data model per catalog
     models = {f.model for f in new} | ({man["model"]} if man["model"] else set())
@@ -372,6 +379,7 @@ def _write(cat_dir, man, new, model, threshold, highest_order, plan_order, worke
     staging = mf.staging_dir(cat_dir)
     os.makedirs(staging, exist_ok=True)
     tasks = []
+    hashed: set = set()
     for i, g in enumerate(groups):
         lo, hi = pixel_range(*g[0])[0], pixel_range(*g[-1])[1]
         srcs = []
@@ -384,7 +392,9 @@ def _write(cat_dir, man, new, model, threshold, highest_order, plan_order, worke
             srcs.append(Source("parquet", mf.leaf_path(cat_dir, *par), exclude_bricks=replaced_bricks))
         for f in new:
             if any(_overlaps(f.footprint, *pixel_range(*leaf)) for leaf in g):
-                srcs.append(Source("fits", f.path, footprint=np.asarray(f.footprint, np.int64)))
+                srcs.append(Source("fits", f.path, footprint=np.asarray(f.footprint, np.int64),
+                                   hash_it=f.path not in hashed))
+                hashed.add(f.path)
         tasks.append(Task(i, list(g), srcs, model, staging, row_group_rows, plan_order))
     results = _run_tasks(tasks, workers, scheduler, progress)
 
@@ -395,6 +405,8 @@ def _write(cat_dir, man, new, model, threshold, highest_order, plan_order, worke
             e = acc.setdefault(p, {"rows": a["rows"], "bad": a["bad"], "written": 0, "bricks": {}, "reads": 0})
             e["written"] += a["written"]
             e["reads"] += 1
+            if a.get("hash"):
+                e["hash"] = a["hash"]
             for b, c in a["bricks"].items():
                 e["bricks"][b] = e["bricks"].get(b, 0) + c
     for f in new:
@@ -439,6 +451,7 @@ def _commit(cat_dir, man, new, model, threshold, highest_order, results, plan, s
             summary.partitions_deleted += 1
     for f in new:
         a = acc[f.path]
+        f.hash = a.get("hash") or f.hash
         if f.path in man["files"] and man["files"][f.path].get("status") == "ingested":
             summary.replaced.append(f.path)
         else:
@@ -459,6 +472,7 @@ def _commit(cat_dir, man, new, model, threshold, highest_order, results, plan, s
         if p not in new_man["files"] or new_man["files"][p].get("status") != "ingested":
             new_man["files"][p] = {"status": "rejected", "reason": reason}
     summary.partitions_written = len(moves)
+    summary.peak_pending_rows = max((r.get("peak_pending_rows", 0) for r in results), default=0)
     summary.partitions = len(new_man["partitions"])
     summary.total_rows = sum(v["rows"] for v in new_man["partitions"].values())
     mf.write_json_atomic(mf.journal_path(cat_dir), {"moves": moves, "deletes": deletes, "manifest": new_man})

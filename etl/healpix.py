@@ -76,3 +76,32 @@ def brick_histogram(brick: dict, rows: int, order: int) -> dict[int, float]:
     cells = healpix29(ra, dec) >> shift(order)
     uniq, cnt = np.unique(cells, return_counts=True)
     return {int(c): rows * float(k) / len(cells) for c, k in zip(uniq, cnt)}
+
+
+def brick_from_name(name: str) -> dict | None:
+    """Box of the brick named ``name`` (``RRRR{p|m}DDD``) without building the whole grid
+    (which costs ~200 MB): ra, dec (centre), ra1, ra2, dec1, dec2 in deg, brickid, brickname.
+    None if the name is not a brick of the grid."""
+    import re
+
+    from legacylake.catalogs_schema import bricks
+
+    m = re.fullmatch(r"(\d{4})([pm])(\d{3})", name.strip().lower())
+    if not m:
+        return None
+    ra = int(m.group(1)) / 10.0
+    dec = int(m.group(3)) / 10.0 * (1 if m.group(2) == "p" else -1)
+    dec_c, ncol, offset = bricks._rows()
+    row = int(np.argmin(np.abs(np.abs(dec_c) - (abs(dec) + 0.05)) + 1e3 * (np.sign(dec_c) * (1 if m.group(2) == "p" else -1) < 0)))
+    n = int(ncol[row])
+    width = 360.0 / n
+    col = int(np.argmin(np.abs((np.arange(n) + 0.5) * width - (ra + 0.05))))
+    ra_c = (col + 0.5) * width
+    dc = float(dec_c[row])
+    # the grid's names truncate ra*10 and |dec|*10 (after rounding to 1e-4 deg)
+    got = f"{int(round(ra_c * 1e4)) // 1000:04d}{'p' if dc >= 0 else 'm'}{int(round(abs(dc) * 1e4)) // 1000:03d}"
+    if got != name.strip().lower():
+        return None
+    half = bricks.BRICK_SIZE_DEG / 2
+    return {"brickid": int(offset[row] + col + 1), "brickname": got, "ra": ra_c, "dec": dc,
+            "ra1": col * width, "ra2": (col + 1) * width, "dec1": dc - half, "dec2": dc + half}

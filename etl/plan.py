@@ -7,18 +7,20 @@ known from their name (sweeps, oddly named files) have their ra/dec/brickid colu
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import fitsio
 import numpy as np
 
-from legacylake.catalogs_schema import NotACatalogError, bricks, detect, table_header, validate
+from legacylake.catalogs_schema import detect, validate
 
-from .healpix import (FOOTPRINT_ORDER, brick_footprint, brick_histogram, good_positions,
+from .fitstable import FitsLayoutError, check_complete, layout, read_rows
+
+from .healpix import (FOOTPRINT_ORDER, brick_from_name, brick_footprint, brick_histogram, good_positions,
                       healpix29, pixel_range, shift)
 
 FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fits.fz")
@@ -72,7 +74,8 @@ def discover(sources: list[str]) -> tuple[list[str], list[str]]:
 
 
 def file_hash(path: str) -> str:
-    """BLAKE2b (128-bit) of a file's bytes, hex."""
+    """BLAKE2b (128-bit) of a whole file's bytes, hex (the build hashes the header and table
+    bytes as it reads them instead; see :func:`legacylake.etl.write.run_task`)."""
     h = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 22):
@@ -80,23 +83,38 @@ def file_hash(path: str) -> str:
     return h.hexdigest()
 
 
-def _check_complete(path: str) -> int:
-    """NAXIS2 of the first binary table, after checking the file holds all its data bytes."""
-    try:
-        with fitsio.FITS(path) as f:
-            hdu = next((h for h in f if h.get_exttype() == "BINARY_TBL"), None)
-            if hdu is None:
-                raise Reject(f"{path}: FITS file without a binary table extension")
-            hdr = hdu.read_header()
-            data_start = int(hdu.get_offsets()["data_start"])
-            need = data_start + int(hdr["NAXIS1"]) * int(hdr["NAXIS2"]) + int(hdr.get("PCOUNT", 0) or 0)
-    except Reject:
-        raise
-    except Exception as exc:  # fitsio raises OSError/ValueError/IOError variants
-        raise Reject(f"{path}: unreadable FITS ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})") from None
-    if not path.endswith((".gz", ".fz")) and os.path.getsize(path) < need:
-        raise Reject(f"{path}: truncated FITS file ({os.path.getsize(path)} bytes, table needs {need})")
-    return int(hdr["NAXIS2"])
+class _Header:
+    """A read-only header-like mapping (catalogs_schema treats plain dicts as column types)."""
+
+    def __init__(self, cards: dict):
+        self.cards = cards
+
+    def get(self, key, default=None):
+        return self.cards.get(key, default)
+
+    def __contains__(self, key) -> bool:
+        return key in self.cards
+
+    def __getitem__(self, key):
+        return self.cards[key]
+
+    def __setitem__(self, key, value):
+        self.cards[key] = value
+
+
+@functools.lru_cache(maxsize=256)
+def _classify(signature: tuple) -> tuple[str, tuple, tuple, tuple]:
+    """(model, missing, mistyped, extra) for a header signature ((TTYPE, TFORM, TDIM?, TZERO?), ...)."""
+    hdr = _Header({"TFIELDS": len(signature)})
+    for i, (tt, tf, td, tz) in enumerate(signature, 1):
+        hdr[f"TTYPE{i}"], hdr[f"TFORM{i}"] = tt, tf
+        if td is not None:
+            hdr[f"TDIM{i}"] = td
+        if tz is not None:
+            hdr[f"TZERO{i}"] = tz
+    det = detect(hdr)
+    rep = validate(hdr, det.model)
+    return det.model, tuple(rep.missing), tuple(rep.mistyped), tuple(rep.extra)
 
 
 def inspect_file(path: str, plan_order: int, known: dict | None = None) -> InputFile:
@@ -110,63 +128,64 @@ def inspect_file(path: str, plan_order: int, known: dict | None = None) -> Input
         raise Reject(f"{path}: cannot read ({exc.strerror})") from None
     f = InputFile(path, st.st_size, st.st_mtime_ns)
     try:
-        header, _ = table_header(path)
-    except NotACatalogError as exc:
+        lay = layout(path)
+        check_complete(lay)
+    except FitsLayoutError as exc:
         raise Reject(str(exc)) from None
+    h = lay.header
+    sig = tuple((str(h.get(f"TTYPE{i}", "")), str(h.get(f"TFORM{i}", "")), h.get(f"TDIM{i}"), h.get(f"TZERO{i}"))
+                for i in range(1, int(h.get("TFIELDS", 0)) + 1))
     try:
-        det = detect(header)
+        model_name, missing, mistyped, extra = _classify(sig)
     except ValueError as exc:
         raise Reject(f"{path}: {exc}") from None
-    rep = validate(header, det.model)
-    if rep.missing:
-        raise Reject(f"{path}: missing required column(s) {', '.join(rep.missing)} of {det.model}")
-    if rep.mistyped:
-        n, exp, got = rep.mistyped[0]
-        raise Reject(f"{path}: column {n} is {got}, {det.model} requires {exp}")
-    if rep.extra:
-        f.notes.append(f"{path}: extra columns not in {det.model} are not ingested: {', '.join(rep.extra)}")
-    f.model = det.model
-    f.rows = _check_complete(path)
+    if missing:
+        raise Reject(f"{path}: missing required column(s) {', '.join(missing)} of {model_name}")
+    if mistyped:
+        n, exp, got = mistyped[0]
+        raise Reject(f"{path}: column {n} is {got}, {model_name} requires {exp}")
+    if extra:
+        f.notes.append(f"{path}: extra columns not in {model_name} are not ingested: {', '.join(extra)}")
+    f.model = model_name
+    f.rows = lay.nrows
     if known and known.get("size") == f.size and known.get("mtime_ns") == f.mtime_ns and known.get("hash"):
         f.hash = known["hash"]
-    else:
-        f.hash = file_hash(path)
+    # otherwise the write task that reads the file computes its hash from the same bytes
     m = _BRICK_RE.search(os.path.basename(path))
-    name = m.group(1).lower() if m else str(header.get("BRICKNAM", "")).strip().lower()
-    if det.kind == "tractor" and name:
-        try:
-            b = bricks.brick(name)
-        except KeyError:
-            b = None
+    name = m.group(1).lower() if m else str(h.get("BRICKNAM", "")).strip().lower()
+    if model_name.endswith("tractor") and name:
+        b = brick_from_name(name)
         if b is not None:
             f.brickid = int(b["brickid"])
             f.footprint = brick_footprint(b)
             f.histogram = brick_histogram(b, f.rows, plan_order) if f.rows else {}
             f.bricks = {f.brickid: f.rows}
             return f
-    exact_footprint(f, plan_order)
+    exact_footprint(f, plan_order, lay)
     return f
 
 
-def exact_footprint(f: InputFile, plan_order: int) -> None:
+def exact_footprint(f: InputFile, plan_order: int, lay=None) -> None:
     """Footprint, histogram and per-brick counts of a file from its ra/dec/brickid columns."""
     try:
-        with fitsio.FITS(f.path) as fits:
-            hdu = next(h for h in fits if h.get_exttype() == "BINARY_TBL")
-            names = {c.lower(): c for c in hdu.get_colnames()}
-            d = hdu.read(columns=[names["ra"], names["dec"], names["brickid"]])
-    except Exception as exc:
-        raise Reject(f"{f.path}: unreadable FITS table ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})") from None
-    ra = np.asarray(d[names["ra"]], np.float64)
-    dec = np.asarray(d[names["dec"]], np.float64)
+        lay = lay or layout(f.path)
+        ra, dec, bid = [], [], []
+        for start in range(0, lay.nrows, 1_000_000):
+            d = read_rows(lay, start, min(lay.nrows, start + 1_000_000), columns={"ra", "dec", "brickid"})
+            ra.append(d["ra"]), dec.append(d["dec"]), bid.append(d["brickid"])
+    except FitsLayoutError as exc:
+        raise Reject(str(exc)) from None
+    ra = np.concatenate(ra) if ra else np.zeros(0)
+    dec = np.concatenate(dec) if dec else np.zeros(0)
+    bid = np.concatenate(bid) if bid else np.zeros(0, np.int32)
     good = good_positions(ra, dec)
     hp = healpix29(ra[good], dec[good])
     f.exact = True
     f.footprint = np.unique(hp >> shift(FOOTPRINT_ORDER))
     cells, cnt = np.unique(hp >> shift(plan_order), return_counts=True)
     f.histogram = {int(c): float(k) for c, k in zip(cells, cnt)}
-    bid, bcnt = np.unique(np.asarray(d[names["brickid"]])[good], return_counts=True)
-    f.bricks = {int(b): int(k) for b, k in zip(bid, bcnt)}
+    b, bcnt = np.unique(bid[good], return_counts=True)
+    f.bricks = {int(x): int(k) for x, k in zip(b, bcnt)}
     f.brickid = None
 
 

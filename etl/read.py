@@ -8,9 +8,9 @@ widths kept, booleans as bool; each field carries its unit and description (from
 
 from __future__ import annotations
 
+import functools
 import json
 
-import fitsio
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from legacylake import __version__
 from legacylake.catalogs_schema import model
 
+from .fitstable import layout, read_rows
 from .healpix import good_positions, healpix29
 
 HEALPIX_COLUMN = "_healpix_29"
@@ -25,6 +26,7 @@ HEALPIX_COLUMN = "_healpix_29"
 CHUNK_ROWS = 200_000
 
 
+@functools.cache
 def lake_schema(model_name: str) -> pa.Schema:
     """Arrow schema of the lake for a data model, with field and file-level metadata."""
     dm = model(model_name)
@@ -61,54 +63,42 @@ def astropy_yaml(model_name: str) -> str:
     return "\n".join(meta.get_yaml_from_table(t))
 
 
-def _native(a: np.ndarray) -> np.ndarray:
-    if a.dtype.byteorder not in ("=", "|") and a.dtype.byteorder != ("<" if np.little_endian else ">"):
-        return a.astype(a.dtype.newbyteorder("="))
-    return a
-
-
-def to_arrow(data: np.ndarray, hp: np.ndarray, schema: pa.Schema) -> pa.Table:
-    """Arrow table in ``schema`` from a FITS structured array (any case) and its _healpix_29."""
-    by_lower = {n.lower(): n for n in data.dtype.names}
-    n = len(data)
+def to_arrow(data: dict, hp: np.ndarray, schema: pa.Schema) -> pa.Table:
+    """Arrow table in ``schema`` from columns by lowercase name (see :mod:`fitstable`) and
+    their _healpix_29. Strings are stripped of blank/NUL padding; values are cast to the
+    model's type (e.g. a signed-byte FITS column to the model's uint8)."""
+    n = len(hp)
     arrays = [pa.array(hp, type=pa.int64())]
     for field in schema:
         if field.name == HEALPIX_COLUMN:
             continue
-        src = by_lower.get(field.name)
-        if src is None:
+        col = data.get(field.name)
+        if col is None:
             arrays.append(pa.nulls(n, type=field.type))
             continue
-        col = _native(np.asarray(data[src]))
         t = field.type
         if pa.types.is_string(t):
-            if col.dtype.kind == "S":
-                col = np.char.decode(col, "ascii", "replace")
-            arrays.append(pc.utf8_trim_whitespace(pa.array(col.astype(str), type=pa.string())))
+            b = pa.array(col, type=pa.binary(col.dtype.itemsize) if col.dtype.itemsize else pa.binary())
+            arrays.append(pc.utf8_trim(b.cast(pa.string()), " \x00"))
         elif pa.types.is_fixed_size_list(t):
-            flat = pa.array(np.ascontiguousarray(col).reshape(-1).astype(t.value_type.to_pandas_dtype(), copy=False))
-            arrays.append(pa.FixedSizeListArray.from_arrays(flat, t.list_size))
+            flat = np.ascontiguousarray(col).reshape(-1).astype(t.value_type.to_pandas_dtype(), copy=False)
+            arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(flat), t.list_size))
         else:
             arrays.append(pa.array(col.astype(t.to_pandas_dtype(), copy=False), type=t))
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def iter_fits_chunks(path: str, chunk_rows: int = CHUNK_ROWS):
-    """Yield (structured array, first row index) chunks of the first table HDU of a FITS file."""
-    with fitsio.FITS(path) as f:
-        hdu = next(h for h in f if h.get_exttype() == "BINARY_TBL")
-        nrows = hdu.get_nrows()
-        for start in range(0, nrows, chunk_rows):
-            yield hdu[start:min(nrows, start + chunk_rows)], start
-        if nrows == 0:
-            return
+def iter_fits_chunks(path: str, chunk_rows: int = CHUNK_ROWS, lay=None):
+    """Yield (columns by lowercase name, first row index) chunks of a FITS table."""
+    lay = lay or layout(path)
+    for start in range(0, lay.nrows, chunk_rows):
+        yield read_rows(lay, start, min(lay.nrows, start + chunk_rows)), start
 
 
-def positions(data: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(ra, dec, good mask) of a FITS structured array."""
-    by_lower = {n.lower(): n for n in data.dtype.names}
-    ra = np.asarray(data[by_lower["ra"]], dtype=np.float64)
-    dec = np.asarray(data[by_lower["dec"]], dtype=np.float64)
+def positions(data: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ra, dec, good mask) of a chunk."""
+    ra = np.asarray(data["ra"], dtype=np.float64)
+    dec = np.asarray(data["dec"], dtype=np.float64)
     return ra, dec, good_positions(ra, dec)
 
 
@@ -120,9 +110,8 @@ def read_fits_table(path: str, model_name: str) -> pa.Table:
     parts = []
     for data, _ in iter_fits_chunks(path):
         ra, dec, good = positions(data)
-        data = data[good]
-        hp = healpix29(ra[good], dec[good])
-        parts.append(to_arrow(data, hp, schema))
+        data = {k: v[good] for k, v in data.items()}
+        parts.append(to_arrow(data, healpix29(ra[good], dec[good]), schema))
     if not parts:
         return schema.empty_table()
     t = pa.concat_tables(parts)

@@ -24,14 +24,28 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .healpix import FOOTPRINT_ORDER, pixel_range, shift
-from .read import HEALPIX_COLUMN, iter_fits_chunks, lake_schema, positions, to_arrow
+from .fitstable import FitsLayoutError, columns_from_raw, layout, raw_rows
+from .read import CHUNK_ROWS, HEALPIX_COLUMN, lake_schema, positions, to_arrow
 from .healpix import healpix29
 
 #: Rows per Parquet row group (see README: narrow _healpix_29 ranges for pruning).
 ROW_GROUP_ROWS = 16_384
 #: Order of the point map (row counts per cell) the tasks return.
 POINT_MAP_ORDER = 8  # default order of the per-leaf row counts
-COMPRESSION = ("zstd", 3)
+#: zstd level 1: within a few % of level 3's size at about half the CPU (see bench/RESULTS.md).
+COMPRESSION = ("zstd", 1)
+
+
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """Columns dictionary encoded: the strings (type, brickname, ref_cat, wise_coadd_id).
+    Dictionary encoding of numeric columns cost ~40% more write time for no gain on our
+    benchmark files."""
+    out = []
+    for f in schema:
+        t = f.type
+        if pa.types.is_string(t):
+            out.append(f.name)
+    return out
 
 
 class FootprintError(Exception):
@@ -48,6 +62,7 @@ class Source:
     path: str
     footprint: np.ndarray | None = None   # FOOTPRINT_ORDER cells (fits)
     exclude_bricks: list = field(default_factory=list)   # brickids dropped (parquet)
+    hash_it: bool = False        # compute the content hash while reading (one task per file)
 
 
 @dataclass
@@ -95,7 +110,8 @@ class _LeafWriter:
         self.cur = i
         path = os.path.join(self.task.staging, leaf_name(k, n) + ".part")
         self.writer = pq.ParquetWriter(path, self.schema, compression=COMPRESSION[0],
-                                       compression_level=COMPRESSION[1], write_statistics=True)
+                                       compression_level=COMPRESSION[1], write_statistics=True,
+                                       use_dictionary=dictionary_columns(self.schema))
         self.rows = 0
         self.bricks: dict[int, int] = {}
         self.cells: dict[int, int] = {}
@@ -167,22 +183,68 @@ def _in_ranges(hp: np.ndarray, los: np.ndarray, his: np.ndarray) -> np.ndarray:
     return ok
 
 
+class _Raw:
+    """Pending rows of a FITS file: raw row bytes sorted by their _healpix_29."""
+
+    def __init__(self, key, lay, block: np.ndarray, hp: np.ndarray):
+        self.key, self.lay, self.block, self.hp = key, lay, block, hp
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.hp)
+
+    def split_at(self, bound: int) -> int:
+        return int(np.searchsorted(self.hp, bound, side="left"))
+
+    def head(self, k: int) -> "_Raw":
+        return _Raw(self.key, self.lay, self.block[:k], self.hp[:k])
+
+    def tail(self, k: int) -> "_Raw":
+        return _Raw(self.key, self.lay, self.block[k:], self.hp[k:])
+
+
+class _Arrow:
+    """Pending rows of an old leaf file: an Arrow table sorted by _healpix_29."""
+
+    def __init__(self, table: pa.Table):
+        self.table = table
+        self.hp = table.column(HEALPIX_COLUMN).to_numpy()
+
+    @property
+    def num_rows(self) -> int:
+        return self.table.num_rows
+
+    def split_at(self, bound: int) -> int:
+        return int(np.searchsorted(self.hp, bound, side="left"))
+
+    def head(self, k: int) -> "_Arrow":
+        return _Arrow(self.table.slice(0, k))
+
+    def tail(self, k: int) -> "_Arrow":
+        return _Arrow(self.table.slice(k))
+
+
+def _start_hash(lay):
+    """BLAKE2b-128 over the file's bytes up to the table data (continued with the rows)."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    if lay.data_start > 0:
+        with open(lay.path, "rb") as fh:
+            h.update(fh.read(lay.data_start))
+    return h
+
+
+def _layout_key(lay) -> tuple:
+    return (lay.rowlen, tuple((c.name.lower(), c.letter, c.repeat, c.offset, c.tzero) for c in lay.columns))
+
+
 class ReadError(Exception):
     """An input file whose table rows cannot be read (``path`` attribute; message names it)."""
 
     def __init__(self, path: str, message: str):
         super().__init__(message)
         self.path = path
-
-
-def _chunks(path: str):
-    """Chunks of a FITS table; unreadable data raises :class:`ReadError` naming the file."""
-    try:
-        for data, _ in iter_fits_chunks(path):
-            yield data
-    except Exception as exc:  # fitsio/cfitsio errors on corrupt data
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ReadError(path, f"{path}: unreadable table data ({msg})") from None
 
 
 def run_task(task: Task) -> dict:
@@ -206,21 +268,36 @@ def run_task(task: Task) -> dict:
         else:
             heapq.heappush(heap, (run_lo, idx))
     pending: list[pa.Table] = []
+    peak_pending = 0
 
     def flush(bound: int) -> None:
         keep, ready = [], []
-        for t in pending:
-            hp = t.column(HEALPIX_COLUMN).to_numpy()
-            k = int(np.searchsorted(hp, bound, side="left"))
+        for p in pending:
+            k = p.split_at(bound)
             if k:
-                ready.append(t.slice(0, k))
-            if k < t.num_rows:
-                keep.append(t.slice(k))
+                ready.append(p.head(k))
+            if k < p.num_rows:
+                keep.append(p.tail(k))
         pending[:] = keep
         if not ready:
             return
-        t = pa.concat_tables(ready) if len(ready) > 1 else ready[0]
-        if len(ready) > 1:
+        tables = []
+        raws: dict = {}
+        for p in ready:
+            if isinstance(p, _Raw):
+                raws.setdefault(p.key, []).append(p)
+            else:
+                tables.append(p.table)
+        for group in raws.values():
+            lay = group[0].lay
+            block = np.concatenate([g.block for g in group]) if len(group) > 1 else group[0].block
+            hps = np.concatenate([g.hp for g in group]) if len(group) > 1 else group[0].hp
+            if len(group) > 1:
+                perm = np.argsort(hps, kind="stable")
+                block, hps = block[perm], hps[perm]
+            tables.append(to_arrow(columns_from_raw(lay, block), hps, schema))
+        t = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        if len(tables) > 1:
             t = t.take(pc.sort_indices(t.column(HEALPIX_COLUMN)))
         out.write_sorted(t)
 
@@ -233,26 +310,37 @@ def run_task(task: Task) -> dict:
         src = task.sources[idx]
         if src.kind == "fits":
             acc = files.setdefault(src.path, {"rows": 0, "bad": 0, "written": 0, "bricks": {}})
-            parts = []
-            for data in _chunks(src.path):
-                ra, dec, good = positions(data)
-                acc["rows"] += len(data)
-                acc["bad"] += int((~good).sum())
-                hp = np.full(len(data), -1, dtype=np.int64)
-                hp[good] = healpix29(ra[good], dec[good])
-                keep = good & _in_ranges(hp, los, his)
-                if not keep.any():
-                    continue
-                if hp[keep].min() < lb:
-                    raise FootprintError(src.path, f"{src.path}: rows outside the sky area planned from its brick")
-                parts.append(to_arrow(data[keep], hp[keep], schema))
-                acc["written"] += int(keep.sum())
-                b, c = np.unique(parts[-1].column("brickid").to_numpy(zero_copy_only=False), return_counts=True)
-                for bb, cc in zip(b.tolist(), c.tolist()):
-                    acc["bricks"][bb] = acc["bricks"].get(bb, 0) + cc
-            if parts:
-                t = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-                pending.append(t.take(pc.sort_indices(t.column(HEALPIX_COLUMN))))
+            try:
+                lay = layout(src.path)
+                key = _layout_key(lay)
+                hasher = _start_hash(lay) if src.hash_it else None
+                for start in range(0, lay.nrows, CHUNK_ROWS):
+                    raw = raw_rows(lay, start, min(lay.nrows, start + CHUNK_ROWS))
+                    if hasher is not None:
+                        hasher.update(raw)
+                    ra, dec, good = positions(columns_from_raw(lay, raw, {"ra", "dec"}))
+                    acc["rows"] += len(ra)
+                    acc["bad"] += int((~good).sum())
+                    hp = np.full(len(ra), -1, dtype=np.int64)
+                    hp[good] = healpix29(ra[good], dec[good])
+                    sel = np.nonzero(good & _in_ranges(hp, los, his))[0]
+                    if not len(sel):
+                        continue
+                    sel = sel[np.argsort(hp[sel], kind="stable")]
+                    hps = hp[sel]
+                    if hps[0] < lb:
+                        raise FootprintError(src.path, f"{src.path}: rows outside the sky area planned from its brick")
+                    block = raw[sel]
+                    acc["written"] += len(sel)
+                    b, c = np.unique(columns_from_raw(lay, block, {"brickid"})["brickid"], return_counts=True)
+                    for bb, cc in zip(b.tolist(), c.tolist()):
+                        acc["bricks"][bb] = acc["bricks"].get(bb, 0) + cc
+                    pending.append(_Raw(key, lay, block, hps))
+                if hasher is not None:
+                    acc["hash"] = hasher.hexdigest()
+            except FitsLayoutError as exc:
+                raise ReadError(src.path, str(exc)) from None
+            peak_pending = max(peak_pending, sum(p.num_rows for p in pending))
         else:
             it = iters.get(idx)
             if it is None:
@@ -268,8 +356,9 @@ def run_task(task: Task) -> dict:
                 mask &= ~np.isin(t.column("brickid").to_numpy(zero_copy_only=False), np.asarray(src.exclude_bricks))
             t = t.filter(pa.array(mask))
             if t.num_rows:
-                pending.append(t)
+                pending.append(_Arrow(t))
             nxt = int(hp[-1]) if len(hp) else lb
             heapq.heappush(heap, (max(nxt, lb), idx))
     out.finish()
-    return {"task_id": task.task_id, "leaves": out.results, "files": files}
+    return {"task_id": task.task_id, "leaves": out.results, "files": files,
+            "peak_pending_rows": peak_pending}

@@ -1,0 +1,174 @@
+"""Benchmark: ``legacylake etl build`` vs hats-import on the same DR9 Tractor FITS files.
+
+    python bench/etl_vs_hats_import.py --bricks 500 --rows 4000 [--sizes 0.25,1] [--workers 2]
+
+Writes schema-valid random DR9 tractor files (all 181 columns; positions, brick ids and
+object ids consistent with the brick grid) for a compact block of bricks, then runs each
+tool in its own child process, one after the other, sampling the resident memory of the
+whole process tree (the child and all its workers) every 0.1 s. Prints rows/s of each, the
+ratio, and peak RSS, for each input size (``--sizes`` are fractions of ``--bricks``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def make_inputs(outdir: str, nbricks: int, rows: int, seed: int = 1) -> list[str]:
+    """``nbricks`` adjacent DR9 bricks near (150, 10) of ``rows`` rows each (cached on disk)."""
+    import fitsio
+    from legacylake.catalogs_schema import bricks
+    from legacylake.catalogs_schema.random_table import random_brick_table
+
+    g = bricks.grid()
+    sel = np.where((np.abs(g["dec"] - 10.0) < 3.0) & (g["ra"] > 148.0) & (g["ra"] < 160.0))[0]
+    # nearest bricks to the centre first, so any size is a compact patch
+    d2 = (g["ra"][sel] - 150.0) ** 2 + (g["dec"][sel] - 10.0) ** 2
+    sel = sel[np.argsort(d2)][:nbricks]
+    template = random_brick_table(str(g["brickname"][sel[0]]), rows, "dr9-tractor", seed)
+    rng = np.random.default_rng(seed)
+    udtype = np.dtype([(n.upper(), template.dtype.fields[n][0]) for n in template.dtype.names])
+    paths = []
+    for i in sel:
+        name = str(g["brickname"][i])
+        p = os.path.join(outdir, "tractor", name[:3], f"tractor-{name}.fits")
+        paths.append(p)
+        if os.path.exists(p):
+            continue
+        arr = template[rng.permutation(rows)]
+        half = 0.131
+        dec = np.clip(g["dec"][i] + rng.uniform(-half, half, rows), -90, 90)
+        ra = np.mod(g["ra"][i] + rng.uniform(-half, half, rows) / np.cos(np.deg2rad(dec)), 360)
+        o = np.argsort(ra)
+        arr["ra"], arr["dec"] = ra[o], dec[o]
+        arr["brickid"] = g["brickid"][i]
+        arr["brickname"] = name
+        arr["objid"] = np.arange(rows)
+        arr["brick_primary"] = bricks.is_primary(arr["ra"], arr["dec"], g["brickid"][i])
+        arr = arr.view(udtype)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        fitsio.write(p + ".tmp", arr, clobber=True)
+        os.replace(p + ".tmp", p)
+    return paths
+
+
+def run_ours(paths, out, workers, threshold, order):
+    from legacylake.etl import build
+    s = build(paths, out, "ours", threshold=threshold, highest_order=order, workers=workers)
+    return {"rows": s.rows, "partitions": s.partitions, "file_reads": s.file_reads,
+            "bytes": s.bytes_written, "rejects": len(s.rejects)}
+
+
+def run_hats_import(paths, out, workers, threshold, order):
+    from dask.distributed import Client
+    from hats_import.catalog.arguments import ImportArguments
+    from hats_import.pipeline import pipeline_with_client
+
+    args = ImportArguments(
+        output_artifact_name="hats_import", input_file_list=paths, file_reader="fits",
+        ra_column="RA", dec_column="DEC", output_path=out, pixel_threshold=threshold,
+        highest_healpix_order=order, progress_bar=False, resume=False,
+        tmp_dir=os.path.join(out, "tmp"))
+    with Client(n_workers=workers, threads_per_worker=1, processes=True,
+                dashboard_address=None) as client:
+        pipeline_with_client(args, client)
+    return {"rows": None}
+
+
+def child(tool: str, paths_file: str, out: str, workers: int, threshold: int, order: int) -> None:
+    with open(paths_file) as fh:
+        paths = json.load(fh)
+    t0 = time.time()
+    res = (run_ours if tool == "ours" else run_hats_import)(paths, out, workers, threshold, order)
+    res["seconds"] = time.time() - t0
+    print("RESULT " + json.dumps(res), flush=True)
+
+
+def tree_rss(pid: int) -> int:
+    import psutil
+    try:
+        p = psutil.Process(pid)
+        procs = [p] + p.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for q in procs:
+        try:
+            total += q.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def measure(tool, paths, workdir, workers, threshold, order):
+    out = os.path.join(workdir, f"out_{tool}")
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    pf = os.path.join(workdir, "paths.json")
+    with open(pf, "w") as fh:
+        json.dump(paths, fh)
+    cmd = [sys.executable, __file__, "--child", tool, "--paths-file", pf, "--out", out,
+           "--workers", str(workers), "--threshold", str(threshold), "--order", str(order)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, tree_rss(proc.pid))
+        time.sleep(0.1)
+    outtxt = proc.stdout.read()
+    line = [l for l in outtxt.splitlines() if l.startswith("RESULT ")]
+    if proc.returncode != 0 or not line:
+        raise SystemExit(f"{tool} failed (exit {proc.returncode}): {outtxt[-2000:]}")
+    res = json.loads(line[-1][7:])
+    res["peak_rss_mib"] = peak / 2**20
+    shutil.rmtree(out, ignore_errors=True)
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bricks", type=int, default=500)
+    ap.add_argument("--rows", type=int, default=4000, help="rows per brick")
+    ap.add_argument("--sizes", default="0.25,1", help="fractions of --bricks to run")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threshold", type=int, default=1_000_000)
+    ap.add_argument("--order", type=int, default=10, help="highest HEALPix order")
+    ap.add_argument("--workdir", default="/tmp/legacylake_bench_etl")
+    ap.add_argument("--skip-peer", action="store_true")
+    ap.add_argument("--child", choices=["ours", "hats_import"])
+    ap.add_argument("--paths-file")
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    if a.child:
+        child(a.child, a.paths_file, a.out, a.workers, a.threshold, a.order)
+        return
+    os.makedirs(a.workdir, exist_ok=True)
+    t = time.time()
+    paths = make_inputs(os.path.join(a.workdir, "in"), a.bricks, a.rows)
+    print(f"inputs: {len(paths)} DR9 tractor files x {a.rows} rows x 181 columns "
+          f"({sum(os.path.getsize(p) for p in paths) / 2**30:.2f} GiB), ready in {time.time() - t:.0f} s")
+    for frac in [float(x) for x in a.sizes.split(",")]:
+        sub = paths[: max(1, int(round(frac * len(paths))))]
+        nrows = len(sub) * a.rows
+        print(f"\n== {len(sub)} bricks, {nrows:,} rows ==")
+        ours = measure("ours", sub, a.workdir, a.workers, a.threshold, a.order)
+        r_ours = nrows / ours["seconds"]
+        print(f"legacylake etl : {ours['seconds']:7.1f} s  {r_ours:9,.0f} rows/s  peak RSS {ours['peak_rss_mib']:7.0f} MiB"
+              f"  ({ours['partitions']} partitions, {ours['file_reads']} file reads)")
+        if a.skip_peer:
+            continue
+        peer = measure("hats_import", sub, a.workdir, a.workers, a.threshold, a.order)
+        r_peer = nrows / peer["seconds"]
+        print(f"hats-import    : {peer['seconds']:7.1f} s  {r_peer:9,.0f} rows/s  peak RSS {peer['peak_rss_mib']:7.0f} MiB")
+        print(f"ratio (ours/hats-import rows/s): {r_ours / r_peer:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
