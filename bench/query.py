@@ -1,0 +1,167 @@
+"""Query benchmarks: pruned cone search vs lsdb and an unpruned DuckDB scan; the function
+library vs hand-written SQL on a DESI-like selection; GROUP BY nest4096 throughput.
+
+The lake: ``--rows`` (default 10 million) random rows over the DR9 brick grid at DR9 density
+(~96,000 / deg^2, RA 148-160, Dec -1..9), with the ~40 DR9 columns the queries use (units and
+descriptions from catalogs_schema), written as a HATS catalog (order-6 leaves, 10,000-row row
+groups sorted by _healpix_29) by legacylake.query.synthlake.write_lake. Built once and kept.
+
+    python bench/query.py [--rows 10000000] [--lake /tmp/legacylake_bench_query] [--repeat 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from legacylake.catalogs_schema import bricks, constants, model
+from legacylake.query import catalogs, cone_search, connect
+from legacylake.query.synthlake import write_lake
+
+BANDS = ("g", "r", "z", "w1", "w2")
+COLUMNS = (["release", "brickid", "brickname", "objid", "brick_primary", "maskbits", "fitbits", "type", "ra", "dec",
+            "ebv", "shape_r", "shape_e1", "shape_e2"]
+           + [f"flux_{b}" for b in BANDS] + [f"flux_ivar_{b}" for b in BANDS] + [f"mw_transmission_{b}" for b in BANDS]
+           + [f"fiberflux_{b}" for b in "grz"] + [f"nobs_{b}" for b in "grz"] + [f"psfdepth_{b}" for b in "grz"]
+           + ["gaia_phot_g_mean_mag"])
+RA_RANGE, DEC_RANGE = (148.0, 160.0), (-1.0, 9.0)
+
+
+def make_table(n: int, seed: int = 1) -> pa.Table:
+    """``n`` random DR9-like rows (narrow schema) uniform on the sphere inside RA_RANGE x DEC_RANGE."""
+    rng = np.random.default_rng(seed)
+    m = model("dr9-tractor")
+    s1, s2 = np.sin(np.radians(DEC_RANGE))
+    dec = np.degrees(np.arcsin(rng.uniform(s1, s2, n)))
+    ra = rng.uniform(*RA_RANGE, n)
+    bid = bricks.brickid_of(ra, dec)
+    order = np.lexsort((ra, bid))
+    ra, dec, bid = ra[order], dec[order], bid[order]
+    first = np.r_[0, np.flatnonzero(np.diff(bid)) + 1]
+    objid = np.arange(n) - np.repeat(first, np.diff(np.r_[first, n]))
+    g = bricks.grid()
+    cols = {"release": np.full(n, 9010, np.int16), "brickid": bid.astype(np.int32),
+            "brickname": g["brickname"][bid - 1].astype(str), "objid": objid.astype(np.int32),
+            "brick_primary": rng.random(n) < 0.9, "ra": ra, "dec": dec,
+            "type": rng.choice(np.array(["PSF", "REX", "EXP", "DEV", "SER"]), n),
+            "ebv": rng.uniform(0.01, 0.1, n).astype(np.float32),
+            "shape_r": rng.exponential(1.0, n).astype(np.float32),
+            "shape_e1": rng.uniform(-0.5, 0.5, n).astype(np.float32),
+            "shape_e2": rng.uniform(-0.5, 0.5, n).astype(np.float32),
+            "gaia_phot_g_mean_mag": np.where(rng.random(n) < 0.1, rng.uniform(12, 21, n), 0).astype(np.float32)}
+    bits = np.array([2, 4096, 8192, 1 << 8, 1 << 9, 1 << 11])
+    cols["maskbits"] = ((rng.random((n, len(bits))) < 0.05) * bits).sum(axis=1).astype(np.int16)
+    cols["fitbits"] = rng.integers(0, 1 << 13, n).astype(np.int16)
+    for b in BANDS:
+        cols[f"flux_{b}"] = (rng.lognormal(0.0, 1.3, n) - 0.5).astype(np.float32)
+        cols[f"flux_ivar_{b}"] = np.where(rng.random(n) < 0.03, 0, rng.uniform(1, 100, n)).astype(np.float32)
+        cols[f"mw_transmission_{b}"] = constants.mw_transmission(cols["ebv"], b).astype(np.float32)
+    for b in "grz":
+        cols[f"fiberflux_{b}"] = (cols[f"flux_{b}"] * 0.6).astype(np.float32)
+        cols[f"nobs_{b}"] = rng.integers(0, 6, n).astype(np.int16)
+        cols[f"psfdepth_{b}"] = rng.uniform(50, 3000, n).astype(np.float32)
+    fields = [f for f in m.arrow_schema() if f.name in COLUMNS]
+    fields.sort(key=lambda f: COLUMNS.index(f.name))
+    return pa.Table.from_arrays([pa.array(cols[f.name], type=f.type) for f in fields], schema=pa.schema(fields))
+
+
+def ensure_lake(lake: Path, rows: int) -> Path:
+    cat = lake / "dr9"
+    if (cat / "hats.properties").exists():
+        props = dict(line.split("=", 1) for line in (cat / "hats.properties").read_text().splitlines() if "=" in line)
+        if int(props.get("hats_nrows", 0)) == rows:
+            return cat
+    t0 = time.perf_counter()
+    table = make_table(rows)
+    write_lake(lake, "dr9", table, order=6, row_group_size=10_000)
+    print(f"built lake {cat}: {rows:,} rows in {time.perf_counter() - t0:.1f} s")
+    return cat
+
+
+def timed(fn, repeat: int) -> tuple[float, object]:
+    fn()  # warm
+    times = []
+    out = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+DESI_FUNCS = """
+SELECT count(*) FROM dr9 WHERE brick_primary
+  AND no_maskbits(maskbits, 'BRIGHT,GALAXY,CLUSTER')
+  AND nobs_g > 0 AND nobs_r > 0 AND nobs_z > 0
+  AND snr(flux_g, flux_ivar_g) > 0 AND snr(flux_r, flux_ivar_r) > 0 AND snr(flux_z, flux_ivar_z) > 0
+  AND dered_mag(flux_g, mw_transmission_g) > 20
+  AND dered_mag(flux_r, mw_transmission_r) - dered_mag(flux_z, mw_transmission_z) > 0.15
+  AND dered_mag(fiberflux_g, mw_transmission_g) < 24.1
+  AND dered_mag(flux_g, mw_transmission_g) - dered_mag(flux_r, mw_transmission_r)
+      < 0.5 * (dered_mag(flux_r, mw_transmission_r) - dered_mag(flux_z, mw_transmission_z)) + 0.1
+"""
+
+DESI_RAW = """
+SELECT count(*) FROM dr9 WHERE brick_primary
+  AND (maskbits & 12290) = 0
+  AND nobs_g > 0 AND nobs_r > 0 AND nobs_z > 0
+  AND flux_g * sqrt(flux_ivar_g) > 0 AND flux_r * sqrt(flux_ivar_r) > 0 AND flux_z * sqrt(flux_ivar_z) > 0
+  AND flux_g > 0 AND flux_r > 0 AND flux_z > 0 AND fiberflux_g > 0
+  AND 22.5 - 2.5 * log10(flux_g / mw_transmission_g) > 20
+  AND (22.5 - 2.5 * log10(flux_r / mw_transmission_r)) - (22.5 - 2.5 * log10(flux_z / mw_transmission_z)) > 0.15
+  AND 22.5 - 2.5 * log10(fiberflux_g / mw_transmission_g) < 24.1
+  AND (22.5 - 2.5 * log10(flux_g / mw_transmission_g)) - (22.5 - 2.5 * log10(flux_r / mw_transmission_r))
+      < 0.5 * ((22.5 - 2.5 * log10(flux_r / mw_transmission_r)) - (22.5 - 2.5 * log10(flux_z / mw_transmission_z))) + 0.1
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--lake", type=Path, default=Path("/tmp/legacylake_bench_query"))
+    ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--lsdb-repeat", type=int, default=3)
+    args = ap.parse_args()
+    catdir = ensure_lake(args.lake, args.rows)
+    cat = catalogs(args.lake)["dr9"]
+    con = connect(args.lake)
+    nrows = con.sql("SELECT count(*) FROM dr9").fetchall()[0][0]
+    print(f"lake: {nrows:,} rows, {len(cat.files)} files; machine: 2 cores, 24 GiB")
+
+    import lsdb
+
+    lcat = lsdb.open_catalog(str(catdir))
+    ra0, dec0 = 154.123, 4.321
+    print("\n| cone | ours median warm | files / row groups read (of total) | rows | lsdb cone_search | "
+          "DuckDB unpruned scan | lsdb/ours | unpruned/ours |\n|---|---|---|---|---|---|---|---|")
+    for label, r in (("1 arcmin", 1 / 60), ("0.5 deg", 0.5)):
+        stats: dict = {}
+        t_ours, out = timed(lambda: cone_search(cat, ra0, dec0, r, stats=stats), args.repeat)
+        cone_search(cat, ra0, dec0, r, stats=stats)
+        t_lsdb, lout = timed(lambda: lcat.cone_search(ra0, dec0, r * 3600).compute(), args.lsdb_repeat)
+        sql = f"SELECT * FROM dr9 WHERE ang_sep(ra, dec, {ra0}, {dec0}) <= {r}"
+        t_duck, dout = timed(lambda: con.sql(sql).to_arrow_table(), max(2, args.lsdb_repeat))
+        assert out.num_rows == len(lout) == dout.num_rows, (out.num_rows, len(lout), dout.num_rows)
+        print(f"| {label} | {t_ours * 1e3:.1f} ms | {stats['files_read']}/{stats['files_total']} files, "
+              f"{stats['row_groups_read']}/{stats['row_groups_in_files']} row groups | {out.num_rows:,} | "
+              f"{t_lsdb * 1e3:.0f} ms | {t_duck * 1e3:.0f} ms | {t_lsdb / t_ours:.1f}x | {t_duck / t_ours:.1f}x |")
+
+    print("\n| whole-lake query | median | rows/s |\n|---|---|---|")
+    t_f, n_f = timed(lambda: con.sql(DESI_FUNCS).fetchall()[0][0], 3)
+    t_r, n_r = timed(lambda: con.sql(DESI_RAW).fetchall()[0][0], 3)
+    assert n_f == n_r, (n_f, n_r)
+    print(f"| DESI ELG-like selection, our functions ({n_f:,} rows selected) | {t_f:.3f} s | {nrows / t_f:,.0f} |")
+    print(f"| same selection, arithmetic written out | {t_r:.3f} s | {nrows / t_r:,.0f} |")
+    print(f"| ratio functions / written out | {t_f / t_r:.2f}x | |")
+    t_g, groups = timed(lambda: con.sql("SELECT nest4096, count(*) FROM dr9_derived GROUP BY nest4096").fetchall(), 3)
+    print(f"| SELECT nest4096, count(*) ... GROUP BY nest4096 ({len(groups):,} groups) | {t_g:.3f} s | {nrows / t_g:,.0f} |")
+    con.close()
+
+
+if __name__ == "__main__":
+    main()
