@@ -100,18 +100,35 @@ def open_catalog(path: str | os.PathLike) -> Catalog:
     return Catalog(root.name, root, orders, pixels, files, props)
 
 
+def _mtime(p: Path) -> float:
+    try:
+        return p.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@functools.lru_cache(maxsize=256)
+def _open_cached(path: str, props_mtime: float, info_mtime: float) -> Catalog:
+    return open_catalog(path)
+
+
+def _open(root: Path) -> Catalog:
+    """open_catalog, cached until hats.properties or partition_info.csv change."""
+    return _open_cached(str(root), _mtime(root / "hats.properties"), _mtime(root / "partition_info.csv"))
+
+
 def catalogs(lake: str | os.PathLike) -> dict[str, Catalog]:
     """Catalogs of a lake by name (a catalog folder itself counts as a one-catalog lake)."""
     root = Path(lake)
     if not root.is_dir():
         raise UserError(f"{root}: no such lake folder")
     if (root / "hats.properties").is_file():
-        cat = open_catalog(root)
+        cat = _open(root)
         return {cat.name: cat}
     out = {}
     for sub in sorted(root.iterdir()):
         if sub.is_dir() and (sub / "hats.properties").is_file():
-            out[sub.name] = open_catalog(sub)
+            out[sub.name] = _open(sub)
     if not out:
         raise UserError(f"{root}: not a lake (no folder with hats.properties; "
                         "expected LAKE/<catalog>/hats.properties, as legacylake etl writes)")
@@ -135,8 +152,9 @@ def connect(lake: str | os.PathLike, threads: int | None = None) -> duckdb.DuckD
     """A DuckDB connection with a view per catalog of ``lake``, ``<catalog>_derived`` views and
     the SQL function library (:mod:`legacylake.query.macros`).
 
-    The connection's ``_legacylake_catalogs`` attribute is not set (DuckDB connections do not
-    take attributes); use :func:`catalogs` for the partition lists.
+    The lake's path is kept in the connection (DuckDB variable ``legacylake_lake``, see
+    :func:`lake_of`); use :func:`catalogs` for the partition lists. The connection only reads
+    the lake; ``legacylake sql`` also refuses statements other than SELECT/WITH/EXPLAIN.
     """
     cats = catalogs(lake)
     con = duckdb.connect(":memory:")
@@ -152,20 +170,21 @@ def connect(lake: str | os.PathLike, threads: int | None = None) -> duckdb.DuckD
         extra = ", ".join(f"{expr} AS {n}" for n, expr in derived if n not in cols)
         con.execute(f"CREATE VIEW {_sql_name(name + '_derived')} AS SELECT *{', ' + extra if extra else ''} "
                     f"FROM {_sql_name(name)}")
-    _LAKES[id(con)] = (Path(lake), cats)
+    path = str(Path(lake).resolve()).replace("'", "''")
+    con.execute(f"SET VARIABLE legacylake_lake = '{path}'")
     return con
 
 
-#: connection id -> (lake path, catalogs) for connections made by connect().
-_LAKES: dict[int, tuple[Path, dict[str, Catalog]]] = {}
-
-
 def lake_of(con) -> tuple[Path, dict[str, Catalog]]:
-    """(lake path, catalogs) of a connection made by :func:`connect`."""
+    """(lake path, catalogs) of a connection made by :func:`connect` (the path is kept in the
+    connection as the DuckDB variable ``legacylake_lake``)."""
     try:
-        return _LAKES[id(con)]
-    except KeyError:
-        raise UserError("this DuckDB connection was not made by legacylake.query.connect") from None
+        path = con.sql("SELECT getvariable('legacylake_lake')").fetchall()[0][0]
+    except duckdb.Error:
+        path = None
+    if not path:
+        raise UserError("this DuckDB connection was not made by legacylake.query.connect")
+    return Path(path), catalogs(path)
 
 
 def units_for(names, cats: dict[str, Catalog]) -> dict[str, str]:
