@@ -3,9 +3,11 @@
 Parameters per source: one flux per band (nanomaggies), position offsets (xi, eta) in
 arcsec from the initial (ra, dec) (xi = dRA cos dec, east), and for galaxies
 (log r_e [arcsec], ee1, ee2) ("EllipseESoft"; REX: log r_e only), plus n for SER.
-Derivatives: fluxes and positions analytic, shape and Sersic index by forward differences.
+Derivatives: all analytic (fluxes, positions, shape via the derivative of each Gaussian wrt
+its covariance chained through the ellipse map, Sersic index via the mixture's spline in n);
+the normal equations are accumulated from patch overlaps in numba (:mod:`normal_kernels`).
 Priors N(0, 0.25) on ee1, ee2; bounds and max steps from :mod:`ellipse`; columns scaled
-to unit norm, dense least squares, line search over alpha in {0.1, 0.3, 1}, stop when
+to unit norm, a pivot-dropping Cholesky solve (:func:`normal_kernels.solve_psd`), line search over alpha in {0.1, 0.3, 1}, stop when
 d(ln posterior) <= 0.1 (1e-6 if a step was limited) or after 50 steps. All parameter
 updates are float64.
 
@@ -16,16 +18,18 @@ the square root of the diagonal of its inverse (marginalised over all other para
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .ellipse import (EE_PRIOR_SIGMA, LOGR_MAX, LOGR_MIN, MAX_STEP_EE, MAX_STEP_LOGR,
-                      e_to_soft, soft_jacobian, soft_to_e)
+                      e_to_soft, soft_jacobian)
 from .mixtures import SERSIC_MAX, SERSIC_MIN
-from .render import GALAXY_TYPES, Patch, render
+from .normal_kernels import (block_dots, block_dots_np, combine, combine_np, self_dots, self_dots_np,
+                             solve_psd, solve_psd_np)
+from .render import NRAW, Patch, galaxy_mixture, render_raw, unit_covariance
 
-FD_STEP = {"logr": 1e-4, "ee": 1e-4, "n": 1e-3}
 MAX_STEP_POS = 1.0    # arcsec
 MAX_STEP_N = 0.25
 ALPHAS = (0.1, 0.3, 1.0)
@@ -120,20 +124,60 @@ class Fitter:
         d, kind = self.layout[si], self.sources[si].type
         if kind == "PSF":
             return 0.0, 0.0, 0.0, None
-        r_e = float(np.exp(p[d["logr"]]))
+        r_e = math.exp(p[d["logr"]])
         e1 = e2 = 0.0
         if "ee1" in d:
-            e1, e2 = soft_to_e(p[d["ee1"]], p[d["ee2"]])
+            e1, e2 = _soft_to_e(p[d["ee1"]], p[d["ee2"]])
         return r_e, e1, e2, (float(p[d["n"]]) if "n" in d else None)
 
-    def _patch(self, si: int, ii: int, p: np.ndarray, derivs: bool) -> Patch | None:
+    def _pixel(self, si: int, ii: int, p: np.ndarray) -> tuple[float, float]:
         d = self.layout[si]
-        px0, py0, jac, psf = self.ref[si][ii]
-        off = np.array([p[d["xi"]], p[d["eta"]]]) / 3600.0
-        px, py = px0 + jac[0] @ off, py0 + jac[1] @ off
-        r_e, e1, e2, n = self._shape(si, p)
-        return render(self.sources[si].type, psf, px, py, self.images[ii].shape, jac,
-                      r_e, e1, e2, n, derivs=derivs, numba=self.numba)
+        px0, py0, jac, _ = self.ref[si][ii]
+        xi, eta = p[d["xi"]] / 3600.0, p[d["eta"]] / 3600.0
+        return px0 + jac[0, 0] * xi + jac[0, 1] * eta, py0 + jac[1, 0] * xi + jac[1, 1] * eta
+
+    def _gal(self, si: int, ii: int, p: np.ndarray, shape_derivs: bool):
+        """Galaxy tuple for :func:`render.render_raw` (None for PSF) and, if asked,
+        d(cxx, cxy, cyy)/d(shape parameters) as rows in the layout's order."""
+        kind = self.sources[si].type
+        if kind == "PSF":
+            return None, None
+        d = self.layout[si]
+        jac = self.ref[si][ii][2]
+        amp, var, damp, dvar = galaxy_mixture(kind, p[d["n"]] if "n" in d else None)
+        logr = p[d["logr"]]
+        ee = (p[d["ee1"]], p[d["ee2"]]) if "ee1" in d else None
+
+        def cov(lr, e_1, e_2):
+            e1, e2 = _soft_to_e(e_1, e_2) if ee is not None else (0.0, 0.0)
+            return unit_covariance(math.exp(lr), e1, e2, jac)
+        c = cov(logr, *(ee or (0.0, 0.0)))
+        gal = (amp, var, damp, dvar, *c)
+        if not shape_derivs:
+            return gal, None
+        rows = [[2.0 * c[0], 2.0 * c[1], 2.0 * c[2]]]
+        if ee is not None:
+            h = 1e-6
+            for k in range(2):
+                up, dn = list(ee), list(ee)
+                up[k] += h
+                dn[k] -= h
+                cu, cd = cov(logr, *up), cov(logr, *dn)
+                rows.append([(cu[i] - cd[i]) / (2 * h) for i in range(3)])
+        return gal, rows
+
+    def _raw(self, si: int, ii: int, p: np.ndarray, nout: int, shape_derivs: bool = False):
+        gal, rows = self._gal(si, ii, p, shape_derivs)
+        px, py = self._pixel(si, ii, p)
+        im = self.images[ii]
+        return render_raw(gal, self.ref[si][ii][3], px, py, im.shape, nout, self.numba), rows
+
+    def _patch(self, si: int, ii: int, p: np.ndarray, derivs: bool = False) -> Patch | None:
+        r, _ = self._raw(si, ii, p, 3 if derivs else 1)
+        if r is None:
+            return None
+        x0, y0, raw = r
+        return Patch(x0, y0, raw[0], *((raw[1], raw[2]) if derivs else ()))
 
     def model_images(self, p: np.ndarray | None = None) -> list[np.ndarray]:
         """Model of all sources on every image (nmgy)."""
@@ -142,9 +186,11 @@ class Fitter:
         for ii, im in enumerate(self.images):
             m = np.zeros(im.shape)
             for si, d in enumerate(self.layout):
-                pt = self._patch(si, ii, p, False)
-                if pt is not None:
-                    m[pt.slices] += p[d["flux_" + im.band]] * pt.model
+                r, _ = self._raw(si, ii, p, 1)
+                if r is not None:
+                    x0, y0, raw = r
+                    h, w = raw.shape[1:]
+                    m[y0:y0 + h, x0:x0 + w] += p[d["flux_" + im.band]] * raw[0]
             out.append(m)
         return out
 
@@ -156,8 +202,7 @@ class Fitter:
         return lp
 
     def chi2(self, p: np.ndarray | None = None) -> float:
-        return float(sum(np.sum(im.ivar * (im.data - m) ** 2)
-                         for im, m in zip(self.images, self.model_images(p))))
+        return float(sum(_chi2(im, m) for im, m in zip(self.images, self.model_images(p))))
 
     def log_posterior(self, p: np.ndarray | None = None) -> float:
         p = self.p if p is None else p
@@ -165,62 +210,80 @@ class Fitter:
 
     # ---- derivatives ---------------------------------------------------------------
     def _columns(self, si: int, ii: int, p: np.ndarray):
-        """(patch, param indices, cols (k, h, w)) of source si on image ii."""
+        """(x0, y0, param indices, cols (k, h, w)) of source si on image ii, or None.
+
+        Flux columns are the unit model; position and shape columns are the analytic
+        derivatives (render_kernels) chained through the WCS Jacobian and the ellipse map."""
         d, im = self.layout[si], self.images[ii]
-        base = self._patch(si, ii, p, True)
-        if base is None:
+        kind = self.sources[si].type
+        nraw = NRAW[kind]
+        r, rows = self._raw(si, ii, p, nraw, shape_derivs=True)
+        if r is None:
             return None
+        x0, y0, raw = r
         jac = self.ref[si][ii][2]
         f = p[d["flux_" + im.band]]
-        idx = [d["flux_" + im.band], d["xi"], d["eta"]]
-        cols = [base.model,
-                f * (base.dx * jac[0, 0] + base.dy * jac[1, 0]) / 3600.0,
-                f * (base.dx * jac[0, 1] + base.dy * jac[1, 1]) / 3600.0]
-        for nm in _shape_names(self.sources[si].type):
-            step = FD_STEP["n" if nm == "n" else ("logr" if nm == "logr" else "ee")]
-            q = p.copy()
-            j = d[nm]
-            if q[j] + step > self.hi[j]:
-                step = -step
-            q[j] += step
-            pt = self._patch(si, ii, q, False)
-            cols.append(f * (_into(pt, base) - base.model) / step)
-            idx.append(j)
-        return base, idx, np.array(cols)
+        names = ["flux_" + im.band, "xi", "eta"] + _shape_names(kind)
+        T = np.zeros((len(names), nraw))
+        T[0, 0] = 1.0
+        T[1, 1], T[1, 2] = f * jac[0, 0] / 3600.0, f * jac[1, 0] / 3600.0
+        T[2, 1], T[2, 2] = f * jac[0, 1] / 3600.0, f * jac[1, 1] / 3600.0
+        for k, row in enumerate(rows or []):
+            T[3 + k, 3:6] = f * np.asarray(row)
+        if kind == "SER":
+            T[-1, 6] = f
+        cols = np.empty((len(names),) + raw.shape[1:])
+        (combine if self.numba else combine_np)(T, raw, cols)
+        return x0, y0, np.array([d[nm] for nm in names]), cols, raw[0]
 
-    def normal_equations(self, p: np.ndarray):
-        """A^T A (Fisher, no priors) and A^T r over all images; also per-image column sets."""
+    def normal_equations(self, p: np.ndarray, with_chi2: bool = False):
+        """A^T A (Fisher, no priors) and A^T r over all images (and chi^2 if asked).
+
+        Built per image from each source's column patch (self terms) and from every
+        overlapping pair of patches, never forming the dense pixels x parameters matrix."""
         npar = len(p)
         ata = np.zeros((npar, npar))
         atr = np.zeros(npar)
-        models = self.model_images(p)
+        chi2 = 0.0
+        sdots, bdots = (self_dots, block_dots) if self.numba else (self_dots_np, block_dots_np)
         for ii, im in enumerate(self.images):
-            resid = im.data - models[ii]
+            sets = []
+            m = np.zeros(im.shape)
+            for si, d in enumerate(self.layout):
+                c = self._columns(si, ii, p)
+                if c is None:
+                    continue
+                x0, y0, idx, cols, unit = c
+                h, w = unit.shape
+                m[y0:y0 + h, x0:x0 + w] += p[d["flux_" + im.band]] * unit
+                sets.append(c)
+            resid = im.data - m
             wr = im.ivar * resid
-            sets = [c for c in (self._columns(si, ii, p) for si in range(len(self.sources)))
-                    if c is not None]
-            for a, (pa, ia, ca) in enumerate(sets):
-                sa = pa.slices
-                atr[ia] += ca.reshape(len(ia), -1) @ wr[sa].ravel()
-                for pb, ib, cb in sets[a:]:
-                    ov = _overlap(pa, pb)
-                    if ov is None:
+            chi2 += float(np.sum(wr * resid))
+            for a, (xa, ya, ia, ca, _) in enumerate(sets):
+                k = len(ia)
+                blk, vec = np.zeros((k, k)), np.zeros(k)
+                sdots(ca, ya, xa, im.ivar, wr, blk, vec)
+                ata[np.ix_(ia, ia)] += blk
+                atr[ia] += vec
+                ha, wa = ca.shape[1:]
+                for xb, yb, ib, cb, _ in sets[a + 1:]:
+                    hb, wb = cb.shape[1:]
+                    if xb >= xa + wa or xa >= xb + wb or yb >= ya + ha or ya >= yb + hb:
                         continue
-                    (ya, xa), (yb, xb), (ys, xs) = ov
-                    w = im.ivar[ys, xs].ravel()
-                    A = ca[:, ya, xa].reshape(len(ia), -1)
-                    B = cb[:, yb, xb].reshape(len(ib), -1)
-                    blk = (A * w) @ B.T
+                    blk = np.zeros((k, len(ib)))
+                    bdots(ca, ya, xa, cb, yb, xb, im.ivar, blk)
                     ata[np.ix_(ia, ib)] += blk
-                    if pb is not pa:
-                        ata[np.ix_(ib, ia)] += blk.T
+                    ata[np.ix_(ib, ia)] += blk.T
+        if with_chi2:
+            return ata, atr, chi2
         return ata, atr
 
     # ---- optimiser -----------------------------------------------------------------
     def step(self) -> tuple[float, bool]:
         """One Gauss-Newton step with line search; returns (d ln posterior, limited)."""
         p = self.p
-        ata, atr = self.normal_equations(p)
+        ata, atr, chi2 = self.normal_equations(p, with_chi2=True)
         # priors as extra rows: d/d ee of -(ee/sigma)^2/2
         for d in self.layout:
             for k in ("ee1", "ee2"):
@@ -235,14 +298,15 @@ class Fitter:
             return 0.0, False
         s = scale[ok]
         a = ata[np.ix_(ok, ok)] / np.outer(s, s)
-        x = np.linalg.lstsq(a, atr[ok] / s, rcond=1e-10)[0]
+        x = np.zeros(len(s))
+        (solve_psd if self.numba else solve_psd_np)(a, atr[ok] / s, 1e-10, x)
         delta[ok] = x / s
         limited = False
         big = np.abs(delta) > self.maxstep
         if big.any():
             delta = np.where(big, np.sign(delta) * self.maxstep, delta)
             limited = True
-        lnp0 = self.log_posterior(p)
+        lnp0 = -0.5 * chi2 + self._log_prior(p)
         best, best_lnp = None, lnp0
         for alpha in ALPHAS:
             q = p + alpha * delta
@@ -270,7 +334,9 @@ class Fitter:
         fl = np.array([n.startswith("flux_") for n in self.names])
         ata, atr = self.normal_equations(self.p)
         sub = ata[np.ix_(fl, fl)]
-        self.p[fl] += np.linalg.lstsq(sub, atr[fl], rcond=1e-12)[0]
+        x = np.zeros(len(sub))
+        (solve_psd if self.numba else solve_psd_np)(sub, atr[fl], 1e-12, x)
+        self.p[fl] += x
         return self
 
     # ---- results -------------------------------------------------------------------
@@ -332,32 +398,20 @@ class Fitter:
                     den += float(np.sum(pt.model * (im.ivar[pt.slices] > 0)))
                 rchi[b] = num / den if den > 0 else 0.0
             for b in self.bands:
-                chi2b[b] = float(sum(np.sum(im.ivar * (im.data - m) ** 2)
-                                     for im, m in zip(self.images, models) if im.band == b))
+                chi2b[b] = float(sum(_chi2(im, m) for im, m in zip(self.images, models) if im.band == b))
             out.append(SourceResult(src, iv, sm, rchi, chi2b))
         return out
 
 
-def _into(pt: Patch | None, base: Patch) -> np.ndarray:
-    """pt.model placed on base's pixel box (zeros outside pt)."""
-    out = np.zeros_like(base.model)
-    if pt is None:
-        return out
-    ov = _overlap(base, pt)
-    if ov is not None:
-        (ya, xa), (yb, xb), _ = ov
-        out[ya, xa] = pt.model[yb, xb]
-    return out
+def _chi2(im, m: np.ndarray) -> float:
+    r = im.data - m
+    return float(np.sum(im.ivar * r * r))
 
 
-def _overlap(a: Patch, b: Patch):
-    """Slices of a, of b, and of the image for the overlap of two patches, or None."""
-    ha, wa = a.model.shape
-    hb, wb = b.model.shape
-    x0, x1 = max(a.x0, b.x0), min(a.x0 + wa, b.x0 + wb)
-    y0, y1 = max(a.y0, b.y0), min(a.y0 + ha, b.y0 + hb)
-    if x1 <= x0 or y1 <= y0:
-        return None
-    return ((slice(y0 - a.y0, y1 - a.y0), slice(x0 - a.x0, x1 - a.x0)),
-            (slice(y0 - b.y0, y1 - b.y0), slice(x0 - b.x0, x1 - b.x0)),
-            (slice(y0, y1), slice(x0, x1)))
+def _soft_to_e(ee1: float, ee2: float) -> tuple[float, float]:
+    """(ee1, ee2) -> (e1, e2) with |e| = 1 - exp(-|ee|) (scalar, math-only twin of ellipse.soft_to_e)."""
+    ee = math.hypot(ee1, ee2)
+    if ee == 0.0:
+        return 0.0, 0.0
+    s = -math.expm1(-ee) / ee
+    return ee1 * s, ee2 * s

@@ -117,6 +117,19 @@ def sersic_mixture(n: float) -> tuple[np.ndarray, np.ndarray]:
     return a / a.sum(), np.exp(sv(n))
 
 
+def sersic_mixture_derivs(n: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(amps, variances, d amps/dn, d variances/dn) of the SER mixture at n (clamped to
+    [0.5, 6]; the derivatives are the spline's, also at the clamp)."""
+    n = float(min(max(n, SERSIC_MIN), SERSIC_MAX))
+    sa, sv = _sersic_splines()
+    la, lv = sa(n), sv(n)
+    dla, dlv = sa(n, 1), sv(n, 1)
+    e = np.exp(la)
+    a = e / e.sum()
+    var = np.exp(lv)
+    return a, var, a * (dla - np.sum(a * dla)), var * dlv
+
+
 def mixture(kind: str, n: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Unit-flux mixture for a galaxy type (EXP, REX, DEV, SER with index n)."""
     if kind in ("EXP", "REX"):

@@ -10,6 +10,7 @@ import functools
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.fft
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 
@@ -74,6 +75,29 @@ class PixelizedPSF:
         p = p / p.sum()
         return float(np.sqrt(0.5 * np.sum(p * (x * x + y * y))))
 
+    @functools.cached_property
+    def fft_n(self) -> int:
+        """FFT box size for the hybrid renderer: smallest power of two >= 2 radius + 17, >= 32."""
+        n = 32
+        while n < 2 * int(self.radius) + 17:
+            n *= 2
+        return n
+
+    @functools.cached_property
+    def fx(self) -> np.ndarray:
+        """rfft frequencies (cycles/pixel) of the FFT box."""
+        return np.fft.rfftfreq(self.fft_n)
+
+    @functools.cached_property
+    def fy(self) -> np.ndarray:
+        """fft frequencies (cycles/pixel) of the FFT box."""
+        return np.fft.fftfreq(self.fft_n)
+
+    @functools.cached_property
+    def gauss(self) -> GaussianMixturePSF:
+        """Circular Gaussian with the stamp's second moments (the hybrid's broad-component PSF)."""
+        return GaussianMixturePSF.gaussian(self.sigma)
+
     def fourier(self, n: int) -> np.ndarray:
         """rfft2 of the stamp padded into an n x n image with its centre at pixel (0, 0)."""
         if n not in self._ft:
@@ -83,7 +107,7 @@ class PixelizedPSF:
             pad = np.zeros((n, n))
             pad[:2 * h + 1, :2 * h + 1] = self.stamp
             pad = np.roll(pad, (-h, -h), axis=(0, 1))
-            self._ft[n] = np.fft.rfft2(pad)
+            self._ft[n] = scipy.fft.rfft2(pad, workers=1)
         return self._ft[n]
 
 

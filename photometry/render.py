@@ -1,26 +1,39 @@
-"""Render unit-flux source models (PSF, REX, EXP, DEV, SER) on image patches.
+"""Render unit-flux source models (PSF, REX, EXP, DEV, SER) and their derivatives on patches.
 
-Gaussian-mixture PSF: galaxy mixture x PSF mixture analytically (reference 3.5), sampled at
-pixel centres by :func:`render_kernels.mog_patch`. Pixelized PSF: the galaxy mixture's
-analytic Fourier transform times the stamp's FFT, with the sub-pixel offset applied as a
-Fourier phase (instead of the Tractor's Lanczos-3 shift); position derivatives are exact
-(multiplication by -2 pi i u). Patches extend until every component has lost < 1e-5 of
-the source flux (so no profile flux is cut), clipped to the image.
+Gaussian-mixture PSF: galaxy mixture x PSF mixture analytically (reference 3.5), the whole
+source in one call of :func:`render_kernels.mog_source`, sampled at pixel centres.
+
+Pixelized PSF: the hybrid split of reference 3.5. The FFT box is N x N with N the smallest
+power of two >= 2 * PSF radius + 17 (at least 32), fixed per PSF, with the stamp's rfft
+cached. Galaxy components whose extent (1e-5 of the source flux lost) fits in the room the
+PSF leaves in the box go through the FFT (:func:`render_kernels.fourier_source`: analytic
+transform x PSF transform x a Fourier phase for the sub-pixel placement, instead of the
+Tractor's Lanczos-3 shift), broader ones as mixtures convolved with a Gaussian of the stamp's
+second moments, with a linear ramp between (weights sum to 1, so no flux is lost).
+
+Raw derivative planes (see :mod:`render_kernels`): model, d/d(px), d/d(py), d/d(cxx, cxy,
+cyy) of the unit covariance C (pixels^2 per r_e^2 of the mixture), d/dn. Patches extend
+until every component has lost < 1e-5 of the source flux, clipped to the image.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft
 
 from . import render_kernels as rk
-from .ellipse import pixel_covariance
-from .mixtures import mixture
+from .mixtures import mixture, sersic_mixture_derivs
 from .psf import GaussianMixturePSF, PixelizedPSF
 
 GALAXY_TYPES = ("REX", "EXP", "DEV", "SER")
+#: Raw planes needed per type for fitting: PSF position; + covariance; + Sersic n.
+NRAW = {"PSF": 3, "REX": 6, "EXP": 6, "DEV": 6, "SER": 7}
 _LOSS = 1e-5
+_ONE, _ZERO = np.ones(1), np.zeros(1)
 
 
 @dataclass
@@ -39,20 +52,34 @@ class Patch:
         return slice(self.y0, self.y0 + h), slice(self.x0, self.x0 + w)
 
 
-def galaxy_components(kind: str, r_e: float, e1: float, e2: float, cd_inv: np.ndarray,
-                      n: float | None = None):
-    """Galaxy mixture in pixels: (amp, vxx, vxy, vyy); r_e in arcsec, cd_inv pixel/deg."""
-    amp, var = mixture(kind, n)
-    if kind == "REX":
-        e1 = e2 = 0.0
-    c = pixel_covariance(r_e, e1, e2, cd_inv)
-    return amp, var * c[0, 0], var * c[0, 1], var * c[1, 1]
+@functools.lru_cache(maxsize=8)
+def _fixed_mixture(kind: str):
+    a, v = mixture(kind)
+    z = np.zeros_like(a)
+    return a, v, z, z.copy()
 
 
-def _halfsize(amp, vxx, vyy) -> int:
-    s = np.sqrt(np.maximum(vxx, vyy))
-    k = np.sqrt(2.0 * np.log(np.maximum(amp / _LOSS, 1.0)))
-    return int(np.ceil(np.max(s * k))) + 1
+def galaxy_mixture(kind: str, n: float | None = None):
+    """(amp, var, d amp/dn, d var/dn) of the unit-flux mixture; variances in r_e^2."""
+    if kind == "SER":
+        return sersic_mixture_derivs(4.0 if n is None else float(n))
+    return _fixed_mixture(kind)
+
+
+def unit_covariance(r_e: float, e1: float, e2: float, jac: np.ndarray) -> tuple[float, float, float]:
+    """(cxx, cxy, cyy) in pixels^2 of the r_e-scaled ellipse: C = T T^T, T = jac G (ref. 3.4),
+    r_e major-axis arcsec, jac = d(x, y)/d(xi, eta) in pixel/deg."""
+    e = min(math.hypot(e1, e2), 0.999999)
+    ab = min((1.0 + e) / (1.0 - e), 1000.0)
+    t = 0.5 * math.atan2(e2, e1)
+    c, s = math.cos(t), math.sin(t)
+    k = r_e / 3600.0
+    g00, g01, g10, g11 = k * c / ab, k * s, -k * s / ab, k * c
+    t00 = jac[0, 0] * g00 + jac[0, 1] * g10
+    t01 = jac[0, 0] * g01 + jac[0, 1] * g11
+    t10 = jac[1, 0] * g00 + jac[1, 1] * g10
+    t11 = jac[1, 0] * g01 + jac[1, 1] * g11
+    return t00 * t00 + t01 * t01, t00 * t10 + t01 * t11, t10 * t10 + t11 * t11
 
 
 def _clip(x0, y0, x1, y1, shape):
@@ -60,79 +87,87 @@ def _clip(x0, y0, x1, y1, shape):
     return max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
 
 
-def render_mog(gal, psf: GaussianMixturePSF, px: float, py: float, shape, derivs: bool,
-               numba: bool = True) -> Patch | None:
-    """Galaxy (or point, gal=None) convolved with a mixture PSF at pixel (px, py)."""
+def _kernels(numba: bool):
+    if numba:
+        return rk.mog_source, rk.fourier_source
+    return rk.mog_source_np, rk.fourier_source_np
+
+
+def render_raw(gal, psf, px: float, py: float, shape, nout: int, numba: bool = True):
+    """(x0, y0, raw[nout, h, w]) of a unit-flux source at 0-based pixel (px, py), or None if
+    off the image. gal = None (point source) or (amp, var, damp, dvar, cxx, cxy, cyy)."""
     if gal is None:
-        ga, gxx, gxy, gyy = np.ones(1), np.zeros(1), np.zeros(1), np.zeros(1)
-    else:
-        ga, gxx, gxy, gyy = gal
-    amp = np.outer(ga, psf.amp).ravel()
-    vxx = np.add.outer(gxx, psf.vxx).ravel()
-    vxy = np.add.outer(gxy, psf.vxy).ravel()
-    vyy = np.add.outer(gyy, psf.vyy).ravel()
-    cx = (px + np.zeros_like(gxx)[:, None] + psf.mx[None, :]).ravel()
-    cy = (py + np.zeros_like(gxx)[:, None] + psf.my[None, :]).ravel()
-    hs = _halfsize(amp, vxx, vyy) + int(np.ceil(np.max(np.hypot(psf.mx, psf.my))))
+        gal = (_ONE, _ZERO, _ZERO, _ZERO, 0.0, 0.0, 0.0)
+    if isinstance(psf, GaussianMixturePSF):
+        return _raw_mog(gal, psf, px, py, shape, nout, numba)
+    if isinstance(psf, PixelizedPSF):
+        return _raw_hybrid(gal, psf, px, py, shape, nout, numba)
+    raise TypeError(f"unsupported PSF {type(psf).__name__}")
+
+
+def _raw_mog(gal, psf, px, py, shape, nout, numba):
+    ga, gv, gda, gdv, cxx, cxy, cyy = gal
+    hs = rk.mog_halfsize(ga, gv, cxx, cyy, psf.amp, psf.mx, psf.my, psf.vxx, psf.vyy, _LOSS)
     ix, iy = int(round(px)), int(round(py))
     x0, y0, x1, y1 = _clip(ix - hs, iy - hs, ix + hs + 1, iy + hs + 1, shape)
     if x1 <= x0 or y1 <= y0:
         return None
-    out = np.zeros((y1 - y0, x1 - x0))
-    if derivs:
-        dx, dy = np.zeros_like(out), np.zeros_like(out)
-        (rk.mog_patch_deriv if numba else rk.mog_patch_deriv_np)(
-            amp, cx, cy, vxx, vxy, vyy, float(x0), float(y0), out, dx, dy)
-        return Patch(x0, y0, out, dx, dy)
-    (rk.mog_patch if numba else rk.mog_patch_np)(amp, cx, cy, vxx, vxy, vyy, float(x0), float(y0), out)
-    return Patch(x0, y0, out)
+    raw = np.zeros((nout, y1 - y0, x1 - x0))
+    _kernels(numba)[0](ga, gv, gda, gdv, cxx, cxy, cyy, psf.amp, psf.mx, psf.my, psf.vxx,
+                       psf.vxy, psf.vyy, float(px), float(py), float(x0), float(y0), raw)
+    return x0, y0, raw
 
 
-def fft_size(halfsize: int) -> int:
-    """Next power of two >= 2 * halfsize + 1 (at least 32)."""
-    n = 32
-    while n < 2 * halfsize + 1:
-        n *= 2
-    return n
+def fft_weights(gal, psf: PixelizedPSF) -> np.ndarray:
+    """Share of each galaxy component rendered by FFT (the rest: mixture x Gaussian PSF)."""
+    ga, gv = gal[0], gal[1]
+    room = psf.fft_n // 2 - 1 - psf.radius
+    s = np.sqrt(gv * max(gal[4], gal[6]))
+    ext = s * np.sqrt(2.0 * np.log(np.maximum(np.abs(ga) / _LOSS, 1.0)))
+    return np.clip((room - ext) / (0.25 * room), 0.0, 1.0)
 
 
-def render_fft(gal, psf: PixelizedPSF, px: float, py: float, shape, derivs: bool,
-               numba: bool = True) -> Patch | None:
-    """Galaxy (or point, gal=None) convolved with a pixelized PSF by FFT at pixel (px, py)."""
-    hs = int(psf.radius) + 1
-    if gal is not None:
-        hs += _halfsize(*[gal[0], gal[1], gal[3]])
-    n = fft_size(hs)
-    fx = np.fft.rfftfreq(n)
-    fy = np.fft.fftfreq(n)
-    pf = psf.fourier(n)
-    if gal is None:
-        spec = pf.copy()
-    else:
-        g = np.empty(pf.shape, dtype=np.float64)
-        (rk.mog_fourier if numba else rk.mog_fourier_np)(gal[0], gal[1], gal[2], gal[3], fx, fy, g)
-        spec = pf * g
+def _raw_hybrid(gal, psf, px, py, shape, nout, numba):
+    ga, gv, gda, gdv, cxx, cxy, cyy = gal
+    w = fft_weights(gal, psf)
+    n = psf.fft_n
     ix, iy = int(round(px)), int(round(py))
-    ddx, ddy = px - ix, py - iy
-    phase = np.exp(-2j * np.pi * (fx[None, :] * ddx + fy[:, None] * ddy))
-    spec *= phase
-    h = n // 2
-    x0, y0 = ix - h, iy - h
-    cx0, cy0, cx1, cy1 = _clip(x0, y0, x0 + n, y0 + n, shape)
-    if cx1 <= cx0 or cy1 <= cy0:
+    fx0, fy0 = ix - n // 2, iy - n // 2
+    bx0, by0, bx1, by1 = fx0, fy0, fx0 + n, fy0 + n
+    mog_part = bool(np.any(w < 1.0))
+    if mog_part:
+        g = psf.gauss
+        hs = rk.mog_halfsize(ga * (1 - w), gv, cxx, cyy, g.amp, g.mx, g.my, g.vxx, g.vyy, _LOSS)
+        bx0, by0 = min(bx0, ix - hs), min(by0, iy - hs)
+        bx1, by1 = max(bx1, ix + hs + 1), max(by1, iy + hs + 1)
+    x0, y0, x1, y1 = _clip(bx0, by0, bx1, by1, shape)
+    if x1 <= x0 or y1 <= y0:
         return None
-    sl = (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0))
+    raw = np.zeros((nout, y1 - y0, x1 - x0))
+    kmog, kfour = _kernels(numba)
+    if np.any(w > 0.0):
+        cx0, cy0, cx1, cy1 = _clip(fx0, fy0, fx0 + n, fy0 + n, shape)
+        if cx1 > cx0 and cy1 > cy0:
+            spec = np.empty((nout, n, n // 2 + 1), dtype=np.complex128)
+            sx, sy = px - fx0, py - fy0
+            phx = np.exp(-2j * np.pi * psf.fx * sx)
+            phy = np.exp(-2j * np.pi * psf.fy * sy)
+            kfour(ga * w, gv, gda * w, gdv, cxx, cxy, cyy, psf.fourier(n), phx, phy, spec)
+            img = scipy.fft.irfft2(spec, s=(n, n), axes=(-2, -1), workers=1)
+            raw[:, cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0] += img[:, cy0 - fy0:cy1 - fy0, cx0 - fx0:cx1 - fx0]
+    if mog_part:
+        g = psf.gauss
+        kmog(ga * (1 - w), gv, gda * (1 - w), gdv, cxx, cxy, cyy, g.amp, g.mx, g.my, g.vxx,
+             g.vxy, g.vyy, float(px), float(py), float(x0), float(y0), raw)
+    return x0, y0, raw
 
-    def back(s):
-        return np.fft.fftshift(np.fft.irfft2(s, s=(n, n)))[sl]
 
-    model = back(spec)
-    if not derivs:
-        return Patch(cx0, cy0, model)
-    # d/d(px): shifting the source by +dpx multiplies the spectrum by exp(-2 pi i u dpx)
-    dx = back(spec * (-2j * np.pi * fx[None, :]))
-    dy = back(spec * (-2j * np.pi * fy[:, None]))
-    return Patch(cx0, cy0, model, dx, dy)
+def galaxy_components(kind: str, r_e: float, e1: float, e2: float, cd_inv: np.ndarray,
+                      n: float | None = None):
+    """Galaxy mixture in pixels: (amp, var, damp, dvar, cxx, cxy, cyy); r_e arcsec, cd_inv pixel/deg."""
+    if kind == "REX":
+        e1 = e2 = 0.0
+    return (*galaxy_mixture(kind, n), *unit_covariance(r_e, e1, e2, cd_inv))
 
 
 def render(kind: str, psf, px: float, py: float, shape, cd_inv: np.ndarray | None = None,
@@ -141,14 +176,17 @@ def render(kind: str, psf, px: float, py: float, shape, cd_inv: np.ndarray | Non
     """Unit-flux patch of a source of ``kind`` at 0-based pixel (px, py) on an image of ``shape``.
 
     r_e in arcsec, cd_inv (pixel/deg) the local inverse CD matrix (needed for galaxies).
+    With ``derivs`` the patch also carries d(model)/d(px), d(model)/d(py).
     """
     gal = None
     if kind in GALAXY_TYPES:
         gal = galaxy_components(kind, r_e, e1, e2, cd_inv, n)
     elif kind != "PSF":
         raise ValueError(f"unknown source type {kind!r}")
-    if isinstance(psf, GaussianMixturePSF):
-        return render_mog(gal, psf, px, py, shape, derivs, numba)
-    if isinstance(psf, PixelizedPSF):
-        return render_fft(gal, psf, px, py, shape, derivs, numba)
-    raise TypeError(f"unsupported PSF {type(psf).__name__}")
+    r = render_raw(gal, psf, px, py, shape, 3 if derivs else 1, numba)
+    if r is None:
+        return None
+    x0, y0, raw = r
+    if derivs:
+        return Patch(x0, y0, raw[0], raw[1], raw[2])
+    return Patch(x0, y0, raw[0])

@@ -1,10 +1,8 @@
-"""numba kernels for rendering Gaussian mixtures on pixel patches, each with a numpy twin.
+"""numba kernels rendering whole sources (galaxy mixture x PSF) and their analytic
+derivatives, in pixel space and in Fourier space; each with a plain-numpy twin.
 
 Conventions (reference 3.2): models are *sampled* at pixel centres; pixel (i, j) of a
-patch with origin (x0, y0) is at x = x0 + j, y = y0 + i (0-based). Mixture components are
-given by amplitude, centre (cx, cy) in pixels and covariance (vxx, vxy, vyy) in pixels^2;
-the amplitude is the component's total flux. Components with vxx*vyy-vxy^2 <= 0 are
-deltas: they add their amplitude to the nearest pixel (only used without a PSF).
+patch with origin (x0, y0) is at x = x0 + j, y = y0 + i (0-based).
 """
 
 from __future__ import annotations
@@ -16,143 +14,254 @@ from numba import njit
 _CUT = -40.0
 
 
+# ---- whole-source kernels ------------------------------------------------------------
+# A source is a galaxy mixture (amplitudes gamp summing to its flux share, variances gvar in
+# units of the unit covariance C = (cxx, cxy, cyy), pixels^2) convolved with a PSF mixture
+# (pamp, pmx, pmy, pvxx, pvxy, pvyy), centred at pixel (px, py). Component (k, j) is a
+# Gaussian of amplitude gamp[k] pamp[j], mean (px + pmx[j], py + pmy[j]) and covariance
+# gvar[k] C + P_j. ``out`` is (nout, h, w): plane 0 the model; 1, 2 d/d(px), d/d(py);
+# 3, 4, 5 d/d(cxx), d/d(cxy), d/d(cyy) (cxy one symmetric parameter); 6 d/dn given
+# gdamp = d(gamp)/dn, gdvar = d(gvar)/dn. nout is 1, 3, 6 or 7.
+# Derivatives of a Gaussian G wrt its covariance V: dG/dV_ab = G (u_a u_b - V^-1_ab) / 2 with
+# u = V^-1 (x - mean) (the off-diagonal counted twice).
+
+
 @njit(cache=True, fastmath=True)
-def mog_patch(amp, cx, cy, vxx, vxy, vyy, x0, y0, out):
-    """Add a Gaussian mixture sampled at pixel centres to ``out`` (h, w), in place."""
-    h, w = out.shape
-    for k in range(amp.shape[0]):
-        det = vxx[k] * vyy[k] - vxy[k] * vxy[k]
-        if det <= 0.0:
-            j = int(np.floor(cx[k] - x0 + 0.5))
-            i = int(np.floor(cy[k] - y0 + 0.5))
-            if 0 <= i < h and 0 <= j < w:
-                out[i, j] += amp[k]
+def mog_source(gamp, gvar, gdamp, gdvar, cxx, cxy, cyy, pamp, pmx, pmy, pvxx, pvxy, pvyy,
+               px, py, x0, y0, out):
+    """Add a whole source (galaxy x PSF mixture) and its derivatives to ``out`` in place.
+
+    Each row is evaluated only where the exponent is above the cut, by the exact recurrence
+    g(x+1) = g(x) r, r <- r exp(-ixx), so a row costs two exp().
+    """
+    nout, h, w = out.shape
+    for k in range(gamp.shape[0]):
+        if gamp[k] == 0.0:
             continue
-        ixx = vyy[k] / det
-        ixy = -vxy[k] / det
-        iyy = vxx[k] / det
-        norm = amp[k] / (2.0 * np.pi * np.sqrt(det))
-        for i in range(h):
-            dy = y0 + i - cy[k]
-            qy = -0.5 * iyy * dy * dy
-            if qy < _CUT:
+        dlog_a = gdamp[k] / gamp[k]
+        for jp in range(pamp.shape[0]):
+            vxx = gvar[k] * cxx + pvxx[jp]
+            vxy = gvar[k] * cxy + pvxy[jp]
+            vyy = gvar[k] * cyy + pvyy[jp]
+            det = vxx * vyy - vxy * vxy
+            if det <= 0.0:
                 continue
-            for j in range(w):
-                dx = x0 + j - cx[k]
-                q = qy - 0.5 * ixx * dx * dx - ixy * dx * dy
-                if q > _CUT:
-                    out[i, j] += norm * np.exp(q)
+            ixx = vyy / det
+            ixy = -vxy / det
+            iyy = vxx / det
+            norm = gamp[k] * pamp[jp] / (2.0 * np.pi * np.sqrt(det))
+            ccx = px + pmx[jp]
+            ccy = py + pmy[jp]
+            cstep = np.exp(-ixx)
+            for i in range(h):
+                dy = y0 + i - ccy
+                qmax = -0.5 * dy * dy / vyy
+                if qmax < _CUT:
+                    continue
+                # pixels with q >= _CUT: |x - xpk| <= hw around the row's peak xpk
+                xpk = ccx - ixy * dy / ixx - x0
+                hw = np.sqrt(2.0 * (qmax - _CUT) / ixx)
+                jlo = max(int(np.ceil(xpk - hw)), 0)
+                jhi = min(int(np.floor(xpk + hw)), w - 1)
+                if jhi < jlo:
+                    continue
+                dx = x0 + jlo - ccx
+                g = norm * np.exp(-0.5 * (ixx * dx * dx + 2.0 * ixy * dx * dy + iyy * dy * dy))
+                r = np.exp(-0.5 * ixx * (2.0 * dx + 1.0) - ixy * dy)
+                if nout == 1:
+                    # two interleaved chains (even / odd pixels) for instruction-level parallelism
+                    ga_, gb_ = g, g * r
+                    ra_ = r * r * cstep
+                    rb_ = ra_ * cstep * cstep
+                    c4 = cstep * cstep * cstep * cstep
+                    for j in range(jlo, jhi, 2):
+                        out[0, i, j] += ga_
+                        out[0, i, j + 1] += gb_
+                        ga_ *= ra_
+                        gb_ *= rb_
+                        ra_ *= c4
+                        rb_ *= c4
+                    if (jhi - jlo) % 2 == 0:
+                        out[0, i, jhi] += ga_
+                    continue
+                for j in range(jlo, jhi + 1):
+                    ux = ixx * dx + ixy * dy
+                    uy = ixy * dx + iyy * dy
+                    out[0, i, j] += g
+                    out[1, i, j] += g * ux
+                    out[2, i, j] += g * uy
+                    if nout >= 6:
+                        hxx = 0.5 * (ux * ux - ixx)
+                        hxy = ux * uy - ixy
+                        hyy = 0.5 * (uy * uy - iyy)
+                        gv = g * gvar[k]
+                        out[3, i, j] += gv * hxx
+                        out[4, i, j] += gv * hxy
+                        out[5, i, j] += gv * hyy
+                        if nout >= 7:
+                            out[6, i, j] += g * (dlog_a + gdvar[k] * (hxx * cxx + hxy * cxy + hyy * cyy))
+                    g *= r
+                    r *= cstep
+                    dx += 1.0
 
 
-def mog_patch_np(amp, cx, cy, vxx, vxy, vyy, x0, y0, out):
-    """numpy twin of :func:`mog_patch`."""
-    h, w = out.shape
+def mog_source_np(gamp, gvar, gdamp, gdvar, cxx, cxy, cyy, pamp, pmx, pmy, pvxx, pvxy, pvyy,
+                  px, py, x0, y0, out):
+    """numpy twin of :func:`mog_source` (direct evaluation of every pixel)."""
+    nout, h, w = out.shape
     yy, xx = np.mgrid[0:h, 0:w]
-    for k in range(len(amp)):
-        det = vxx[k] * vyy[k] - vxy[k] ** 2
-        if det <= 0:
-            j, i = int(np.floor(cx[k] - x0 + 0.5)), int(np.floor(cy[k] - y0 + 0.5))
-            if 0 <= i < h and 0 <= j < w:
-                out[i, j] += amp[k]
-            continue
-        dx, dy = x0 + xx - cx[k], y0 + yy - cy[k]
-        q = -0.5 * (vyy[k] * dx * dx - 2 * vxy[k] * dx * dy + vxx[k] * dy * dy) / det
-        out += np.where(q > _CUT, amp[k] / (2 * np.pi * np.sqrt(det)) * np.exp(q), 0.0)
-
-
-@njit(cache=True, fastmath=True)
-def mog_patch_deriv(amp, cx, cy, vxx, vxy, vyy, x0, y0, out, dx_out, dy_out):
-    """Like :func:`mog_patch`, also adding d(model)/d(cx), d(model)/d(cy) of a shift of all
-    components together (the source position) to ``dx_out``, ``dy_out``. Deltas are skipped."""
-    h, w = out.shape
-    for k in range(amp.shape[0]):
-        det = vxx[k] * vyy[k] - vxy[k] * vxy[k]
-        if det <= 0.0:
-            continue
-        ixx = vyy[k] / det
-        ixy = -vxy[k] / det
-        iyy = vxx[k] / det
-        norm = amp[k] / (2.0 * np.pi * np.sqrt(det))
-        for i in range(h):
-            dy = y0 + i - cy[k]
-            qy = -0.5 * iyy * dy * dy
-            if qy < _CUT:
+    for k in range(len(gamp)):
+        for jp in range(len(pamp)):
+            vxx = gvar[k] * cxx + pvxx[jp]
+            vxy = gvar[k] * cxy + pvxy[jp]
+            vyy = gvar[k] * cyy + pvyy[jp]
+            det = vxx * vyy - vxy * vxy
+            if det <= 0:
                 continue
-            for j in range(w):
-                dx = x0 + j - cx[k]
-                q = qy - 0.5 * ixx * dx * dx - ixy * dx * dy
-                if q > _CUT:
-                    g = norm * np.exp(q)
-                    out[i, j] += g
-                    dx_out[i, j] += g * (ixx * dx + ixy * dy)
-                    dy_out[i, j] += g * (ixy * dx + iyy * dy)
-
-
-def mog_patch_deriv_np(amp, cx, cy, vxx, vxy, vyy, x0, y0, out, dx_out, dy_out):
-    """numpy twin of :func:`mog_patch_deriv`."""
-    h, w = out.shape
-    yy, xx = np.mgrid[0:h, 0:w]
-    for k in range(len(amp)):
-        det = vxx[k] * vyy[k] - vxy[k] ** 2
-        if det <= 0:
-            continue
-        ixx, ixy, iyy = vyy[k] / det, -vxy[k] / det, vxx[k] / det
-        dx, dy = x0 + xx - cx[k], y0 + yy - cy[k]
-        q = -0.5 * (ixx * dx * dx + 2 * ixy * dx * dy + iyy * dy * dy)
-        g = np.where(q > _CUT, amp[k] / (2 * np.pi * np.sqrt(det)) * np.exp(q), 0.0)
-        out += g
-        dx_out += g * (ixx * dx + ixy * dy)
-        dy_out += g * (ixy * dx + iyy * dy)
+            ixx, ixy, iyy = vyy / det, -vxy / det, vxx / det
+            dx, dy = x0 + xx - (px + pmx[jp]), y0 + yy - (py + pmy[jp])
+            q = -0.5 * (ixx * dx * dx + 2 * ixy * dx * dy + iyy * dy * dy)
+            e = np.where(q > _CUT, np.exp(q), 0.0) / (2 * np.pi * np.sqrt(det))
+            g = gamp[k] * pamp[jp] * e
+            ux, uy = ixx * dx + ixy * dy, ixy * dx + iyy * dy
+            out[0] += g
+            if nout >= 3:
+                out[1] += g * ux
+                out[2] += g * uy
+            if nout >= 6:
+                hxx, hxy, hyy = 0.5 * (ux * ux - ixx), ux * uy - ixy, 0.5 * (uy * uy - iyy)
+                out[3] += g * gvar[k] * hxx
+                out[4] += g * gvar[k] * hxy
+                out[5] += g * gvar[k] * hyy
+                if nout >= 7:
+                    out[6] += gdamp[k] * pamp[jp] * e + g * gdvar[k] * (hxx * cxx + hxy * cxy + hyy * cyy)
 
 
 @njit(cache=True, fastmath=True)
-def mog_fourier(amp, vxx, vxy, vyy, fx, fy, out):
-    """Set ``out`` (ny, nx) complex to the Fourier transform of a zero-mean mixture,
-    sum_k a_k exp(-2 pi^2 (vxx u^2 + 2 vxy u v + vyy v^2)), u = fx[j], v = fy[i] (cycles/pixel)."""
-    ny, nx = out.shape
-    c = 2.0 * np.pi * np.pi
-    for i in range(ny):
-        v = fy[i]
-        for j in range(nx):
-            u = fx[j]
-            s = 0.0
-            for k in range(amp.shape[0]):
-                s += amp[k] * np.exp(-c * (vxx[k] * u * u + 2.0 * vxy[k] * u * v + vyy[k] * v * v))
-            out[i, j] = s
+def fourier_source(gamp, gvar, gdamp, gdvar, cxx, cxy, cyy, pft, phx, phy, out):
+    """Spectra (rfft layout, n x m, m = n/2+1) of a galaxy mixture times the PSF transform
+    ``pft`` times the separable phase ``phy[i] phx[j]`` (the sub-pixel placement), and of its
+    derivatives, planes as in :func:`mog_source`. Frequencies: u = j/n, v = fftfreq(n)[i].
 
-
-def mog_fourier_np(amp, vxx, vxy, vyy, fx, fy, out):
-    """numpy twin of :func:`mog_fourier`."""
-    u, v = fx[None, :, None], fy[:, None, None]
-    e = vxx * u * u + 2 * vxy * u * v + vyy * v * v
-    out[...] = np.sum(amp * np.exp(-2 * np.pi ** 2 * e), axis=-1)
-
-
-@njit(cache=True, fastmath=True)
-def weighted_dots(cols, ivar, resid, ata, atr):
-    """Accumulate ata[a, b] += sum cols[a]*cols[b]*ivar and atr[a] += sum cols[a]*ivar*resid
-    over pixels; cols is (ncol, npix) of model derivatives, ivar and resid are (npix,)."""
-    n, npix = cols.shape
-    for p in range(npix):
-        w = ivar[p]
-        if w == 0.0:
-            continue
-        wr = w * resid[p]
-        for a in range(n):
-            ca = cols[a, p] * w
-            if ca == 0.0:
+    Each galaxy component's transform exp(-2 pi^2 gvar Q(u, v)), Q = cxx u^2 + 2 cxy u v +
+    cyy v^2, is evaluated along rows by recurrence from the row's peak and cut below exp(-40).
+    """
+    nout, n, m = out.shape
+    du = 1.0 / n
+    c2 = 2.0 * np.pi * np.pi
+    sa = np.zeros((n, m))
+    sv = np.zeros((n, m) if nout >= 6 else (1, 1))
+    sd = np.zeros((n, m) if nout >= 7 else (1, 1))
+    sw = np.zeros((n, m) if nout >= 7 else (1, 1))
+    for k in range(gamp.shape[0]):
+        s = c2 * gvar[k]
+        for i in range(n):
+            v = (i if i < (n + 1) // 2 else i - n) * du
+            if s == 0.0:
+                for j in range(m):
+                    sa[i, j] += gamp[k]
+                    if nout >= 7:
+                        sd[i, j] += gdamp[k]
                 continue
-            atr[a] += cols[a, p] * wr
-            for b in range(a, n):
-                ata[a, b] += ca * cols[b, p]
-    for a in range(n):
-        for b in range(a + 1, n):
-            ata[b, a] = ata[a, b]
+            # exponent -s (cxx u^2 + 2 cxy u v + cyy v^2); row maximum at u* = -cxy v / cxx
+            if -s * v * v * (cyy - cxy * cxy / cxx) < _CUT:
+                continue
+            js = int(np.floor(-cxy * v / cxx / du + 0.5))
+            if js < 0:
+                js = 0
+            elif js > m - 1:
+                js = m - 1
+            us = js * du
+            e0 = np.exp(-s * (cxx * us * us + 2.0 * cxy * us * v + cyy * v * v))
+            cstep = np.exp(-2.0 * s * cxx * du * du)
+            for side in range(2):
+                if side == 0:
+                    j, e = js, e0
+                    r = np.exp(-s * (cxx * (2.0 * us * du + du * du) + 2.0 * cxy * v * du))
+                    step = 1
+                else:
+                    j = js - 1
+                    if j < 0:
+                        break
+                    l0 = np.exp(-s * (cxx * (du * du - 2.0 * us * du) - 2.0 * cxy * v * du))
+                    e = e0 * l0
+                    r = l0 * cstep
+                    step = -1
+                while 0 <= j < m:
+                    if e < 4.25e-18:
+                        break
+                    sa[i, j] += gamp[k] * e
+                    if nout >= 6:
+                        sv[i, j] += gamp[k] * gvar[k] * e
+                        if nout >= 7:
+                            sd[i, j] += gdamp[k] * e
+                            sw[i, j] += gamp[k] * gdvar[k] * e
+                    j += step
+                    if 0 <= j < m:
+                        e *= r
+                        r *= cstep
+    for i in range(n):
+        v = (i if i < (n + 1) // 2 else i - n) * du
+        for j in range(m):
+            u = j * du
+            b = pft[i, j] * phy[i] * phx[j]
+            out[0, i, j] = b * sa[i, j]
+            if nout >= 3:
+                out[1, i, j] = b * sa[i, j] * (-2j * np.pi * u)
+                out[2, i, j] = b * sa[i, j] * (-2j * np.pi * v)
+            if nout >= 6:
+                out[3, i, j] = b * sv[i, j] * (-c2 * u * u)
+                out[4, i, j] = b * sv[i, j] * (-2.0 * c2 * u * v)
+                out[5, i, j] = b * sv[i, j] * (-c2 * v * v)
+            if nout >= 7:
+                q = cxx * u * u + 2.0 * cxy * u * v + cyy * v * v
+                out[6, i, j] = b * (sd[i, j] - c2 * q * sw[i, j])
 
 
-def weighted_dots_np(cols, ivar, resid, ata, atr):
-    """numpy twin of :func:`weighted_dots` (ata is kept symmetric)."""
-    cw = cols * ivar
-    upper = np.triu(cw @ cols.T)
-    ata += upper + np.triu(upper, 1).T
-    atr += cw @ resid
+def fourier_source_np(gamp, gvar, gdamp, gdvar, cxx, cxy, cyy, pft, phx, phy, out):
+    """numpy twin of :func:`fourier_source` (direct evaluation)."""
+    nout, n, m = out.shape
+    u = (np.arange(m) / n)[None, :, None]
+    v = np.fft.fftfreq(n)[:, None, None]
+    c2 = 2 * np.pi ** 2
+    q = cxx * u * u + 2 * cxy * u * v + cyy * v * v
+    x = -c2 * gvar * q
+    e = np.where(x > _CUT, np.exp(x), 0.0)
+    b = pft * phy[:, None] * phx[None, :]
+    sa, sv = np.sum(gamp * e, -1), np.sum(gamp * gvar * e, -1)
+    u, v, q = u[..., 0], v[..., 0], q[..., 0]
+    out[0] = b * sa
+    if nout >= 3:
+        out[1] = b * sa * (-2j * np.pi * u)
+        out[2] = b * sa * (-2j * np.pi * v)
+    if nout >= 6:
+        out[3] = b * sv * (-c2 * u * u)
+        out[4] = b * sv * (-2 * c2 * u * v)
+        out[5] = b * sv * (-c2 * v * v)
+    if nout >= 7:
+        out[6] = b * (np.sum(gdamp * e, -1) - c2 * q * np.sum(gamp * gdvar * e, -1))
+
+
+@njit(cache=True)
+def mog_halfsize(gamp, gvar, cxx, cyy, pamp, pmx, pmy, pvxx, pvyy, loss):
+    """Half-size (pixels) of a box holding all but ``loss`` of each product component."""
+    hs = 0.0
+    for k in range(gamp.shape[0]):
+        for jp in range(pamp.shape[0]):
+            a = abs(gamp[k] * pamp[jp])
+            if a <= loss:
+                continue
+            s = np.sqrt(max(gvar[k] * cxx + pvxx[jp], gvar[k] * cyy + pvyy[jp]))
+            e = s * np.sqrt(2.0 * np.log(a / loss)) + np.sqrt(pmx[jp] ** 2 + pmy[jp] ** 2)
+            if e > hs:
+                hs = e
+    return int(np.ceil(hs)) + 1
+
+
+def mog_halfsize_np(gamp, gvar, cxx, cyy, pamp, pmx, pmy, pvxx, pvyy, loss):
+    """numpy twin of :func:`mog_halfsize`."""
+    a = np.abs(np.outer(gamp, pamp))
+    s = np.sqrt(np.maximum(np.add.outer(gvar * cxx, pvxx), np.add.outer(gvar * cyy, pvyy)))
+    e = s * np.sqrt(2 * np.log(np.maximum(a / loss, 1.0))) + np.hypot(pmx, pmy)
+    e = np.where(a > loss, e, 0.0)
+    return int(np.ceil(e.max())) + 1

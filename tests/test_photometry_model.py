@@ -11,7 +11,8 @@ from legacylake.photometry.ellipse import e_to_soft, soft_to_e
 from legacylake.photometry.mixtures import (mixture, mixture_radial, profile, profile_flux,
                                             sersic_mixture)
 from legacylake.photometry.psf import GaussianMixturePSF, PixelizedPSF, PsfEx
-from legacylake.photometry.render import render
+from legacylake.photometry import normal_kernels as nk
+from legacylake.photometry.render import galaxy_mixture, render, unit_covariance
 
 PIX = 0.262
 
@@ -72,45 +73,96 @@ def test_sersic_anchors_close_to_exp_dev():
         assert np.max(rel) < 0.08
 
 
-def _components(rng, k):
-    vxx = rng.uniform(0.5, 9, k)
-    vyy = rng.uniform(0.5, 9, k)
-    vxy = rng.uniform(-0.4, 0.4, k) * np.sqrt(vxx * vyy)
-    return (rng.uniform(0.1, 1, k), rng.uniform(10, 20, k), rng.uniform(10, 20, k), vxx, vxy, vyy)
+def _source_args(n=2.3, r_e=1.0):
+    ga, gv, gda, gdv = galaxy_mixture("SER", n)
+    jac = np.diag([-3600 / PIX, 3600 / PIX])
+    c = unit_covariance(r_e, 0.3, -0.2, jac)
+    psf = GaussianMixturePSF(np.array([0.7, 0.3]), np.array([0.0, 0.3]), np.array([0.0, -0.2]),
+                             np.array([4.0, 9.0]), np.array([0.5, -1.0]), np.array([5.0, 8.0]))
+    return (ga, gv, gda, gdv, *c), (psf.amp, psf.mx, psf.my, psf.vxx, psf.vxy, psf.vyy)
 
 
-def test_kernels_match_numpy_twins():
-    rng = np.random.default_rng(3)
-    amp, cx, cy, vxx, vxy, vyy = _components(rng, 6)
-    a, b = np.zeros((31, 29)), np.zeros((31, 29))
-    rk.mog_patch(amp, cx, cy, vxx, vxy, vyy, 1.0, 0.0, a)
-    rk.mog_patch_np(amp, cx, cy, vxx, vxy, vyy, 1.0, 0.0, b)
-    np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-15)
-    outs = [np.zeros((31, 29)) for _ in range(6)]
-    rk.mog_patch_deriv(amp, cx, cy, vxx, vxy, vyy, 1.0, 0.0, *outs[:3])
-    rk.mog_patch_deriv_np(amp, cx, cy, vxx, vxy, vyy, 1.0, 0.0, *outs[3:])
-    for x, y in zip(outs[:3], outs[3:]):
-        np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-14)
-    # derivative is d/d(centre): compare with a finite difference
+@pytest.mark.parametrize("nout", [1, 3, 6, 7])
+def test_mog_source_matches_twin_and_finite_differences(nout):
+    gal, pa = _source_args()
+    a, b = np.zeros((nout, 60, 55)), np.zeros((nout, 60, 55))
+    rk.mog_source(*gal, *pa, 27.3, 30.6, 0.0, 1.0, a)
+    rk.mog_source_np(*gal, *pa, 27.3, 30.6, 0.0, 1.0, b)
+    for k in range(nout):
+        np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-13 * np.abs(b[k]).max())
+    if nout < 7:
+        return
+
+    def model(px=27.3, py=30.6, c=None, n=2.3):
+        g, _ = _source_args(n)
+        g = g[:4] + tuple(c or g[4:])
+        o = np.zeros((1, 60, 55))
+        rk.mog_source_np(*g, *pa, px, py, 0.0, 1.0, o)
+        return o[0]
+
+    def check(num, ana):
+        assert np.max(np.abs(num - ana)) < 1e-6 * np.max(np.abs(ana))
     h = 1e-5
-    p, m = np.zeros((31, 29)), np.zeros((31, 29))
-    rk.mog_patch(amp, cx + h, cy, vxx, vxy, vyy, 1.0, 0.0, p)
-    rk.mog_patch(amp, cx - h, cy, vxx, vxy, vyy, 1.0, 0.0, m)
-    np.testing.assert_allclose(outs[1], (p - m) / (2 * h), rtol=1e-4, atol=1e-9)
-    fx, fy = np.fft.rfftfreq(32), np.fft.fftfreq(32)
-    f1, f2 = np.zeros((32, 17)), np.zeros((32, 17))
-    rk.mog_fourier(amp, vxx, vxy, vyy, fx, fy, f1)
-    rk.mog_fourier_np(amp, vxx, vxy, vyy, fx, fy, f2)
-    np.testing.assert_allclose(f1, f2, rtol=1e-10)
-    cols = rng.normal(size=(5, 200))
-    iv = rng.uniform(0, 2, 200)
-    iv[::7] = 0
-    res = rng.normal(size=200)
+    check((model(px=27.3 + h) - model(px=27.3 - h)) / (2 * h), a[1])
+    check((model(py=30.6 + h) - model(py=30.6 - h)) / (2 * h), a[2])
+    for i in range(3):
+        cp, cm = list(gal[4:]), list(gal[4:])
+        hh = 1e-4 * gal[4]
+        cp[i] += hh
+        cm[i] -= hh
+        check((model(c=cp) - model(c=cm)) / (2 * hh), a[3 + i])
+    check((model(n=2.3 + h) - model(n=2.3 - h)) / (2 * h), a[6])
+
+
+def test_fourier_source_matches_twin_and_halfsize():
+    rng = np.random.default_rng(3)
+    gal, pa = _source_args(r_e=0.3)
+    n = 64
+    pft = np.fft.rfft2(rng.normal(size=(n, n)))
+    phx = np.exp(-2j * np.pi * np.fft.rfftfreq(n) * 3.3)
+    phy = np.exp(-2j * np.pi * np.fft.fftfreq(n) * 1.7)
+    for nout in (1, 7):
+        fa = np.zeros((nout, n, n // 2 + 1), complex)
+        fb = fa.copy()
+        rk.fourier_source(*gal, pft, phx, phy, fa)
+        rk.fourier_source_np(*gal, pft, phx, phy, fb)
+        np.testing.assert_allclose(fa, fb, rtol=0, atol=1e-13 * np.abs(fb).max())
+    hs = rk.mog_halfsize(gal[0], gal[1], gal[4], gal[6], pa[0], pa[1], pa[2], pa[3], pa[5], 1e-5)
+    assert hs == rk.mog_halfsize_np(gal[0], gal[1], gal[4], gal[6], pa[0], pa[1], pa[2], pa[3], pa[5], 1e-5)
+    assert 15 < hs < 40
+
+
+def test_normal_kernels_match_twins():
+    rng = np.random.default_rng(4)
+    ivar = rng.uniform(0, 2, (40, 50))
+    ivar[::7] = 0
+    wr = rng.normal(size=(40, 50))
+    ca, cb = rng.normal(size=(5, 20, 30)), rng.normal(size=(4, 25, 22))
+    for fn, tw, args in ((nk.block_dots, nk.block_dots_np, (ca, 3, 4, cb, 10, 20, ivar)),):
+        x, y = np.zeros((5, 4)), np.zeros((5, 4))
+        fn(*args, x)
+        tw(*args, y)
+        np.testing.assert_allclose(x, y, rtol=1e-10)
     A1, b1, A2, b2 = np.zeros((5, 5)), np.zeros(5), np.zeros((5, 5)), np.zeros(5)
-    rk.weighted_dots(cols, iv, res, A1, b1)
-    rk.weighted_dots_np(cols, iv, res, A2, b2)
+    nk.self_dots(ca, 3, 4, ivar, wr, A1, b1)
+    nk.self_dots_np(ca, 3, 4, ivar, wr, A2, b2)
     np.testing.assert_allclose(A1, A2, rtol=1e-10)
     np.testing.assert_allclose(b1, b2, rtol=1e-10)
+    T = rng.normal(size=(4, 5))
+    c1, c2 = np.empty((4, 20, 30)), np.empty((4, 20, 30))
+    nk.combine(T, ca, c1)
+    nk.combine_np(T, ca, c2)
+    np.testing.assert_allclose(c1, c2, rtol=1e-10, atol=1e-12)
+    M = rng.normal(size=(60, 8))
+    M[:, 5] = M[:, 2]  # degenerate direction: dropped like a rank-revealing solve
+    a, b = M.T @ M, rng.normal(size=8)
+    x1, x2 = np.zeros(8), np.zeros(8)
+    nk.solve_psd(a, b, 1e-10, x1)
+    nk.solve_psd_np(a, b, 1e-10, x2)
+    np.testing.assert_allclose(x1, x2, rtol=1e-9, atol=1e-12)
+    assert x1[5] == 0
+    keep = np.arange(8) != 5
+    np.testing.assert_allclose(x1[keep], np.linalg.solve(a[np.ix_(keep, keep)], b[keep]), rtol=1e-8)
 
 
 def test_render_numba_equals_numpy_and_fft_agrees_with_mog():
