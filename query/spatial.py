@@ -374,9 +374,10 @@ def _scratch():
 
 
 def search(lake, region: Region, catalog: str | None = None, columns=None, where: str | None = None,
-           stats: dict | None = None) -> pa.Table:
+           stats: dict | None = None, progress: bool = False) -> pa.Table:
     """Rows of ``region`` as an Arrow table (all columns unless ``columns``), optionally filtered
-    by the SQL expression ``where`` (the function library is available in it)."""
+    by the SQL expression ``where`` (the function library is available in it). ``progress``
+    shows a tqdm bar on stderr when more than 20 files are read."""
     cat = _resolve(lake, catalog)
     schema_names = cat.schema.names
     if columns:
@@ -392,7 +393,12 @@ def search(lake, region: Region, catalog: str | None = None, columns=None, where
     p = plan(cat, region)
     pieces = []
     scanned = 0
-    for path, rgs in p.files:
+    files = p.files
+    if progress and len(files) > 20:
+        from tqdm import tqdm
+
+        files = tqdm(files, desc=f"{region.kind} search", unit="file", leave=False)
+    for path, rgs in files:
         md = footer(path)[0]
         t = pq.ParquetFile(path, metadata=md).read_row_groups(rgs, columns=read_cols)
         scanned += t.num_rows

@@ -138,6 +138,7 @@ def _sql(args) -> int:
     t0 = time.perf_counter()
     con = connect(args.lake)
     try:
+        con.execute("SET enable_progress_bar = true")  # DuckDB's bar on stderr for queries > 2 s
         res = query(con, text)
         _, cats = lake_of(con)
         return _emit(res, args, units_for(res.column_names, cats), time.perf_counter() - t0)
@@ -153,7 +154,8 @@ def _search(args, region_fn) -> int:
     region = region_fn()
     t0 = time.perf_counter()
     stats: dict = {}
-    res = search(args.lake, region, args.catalog, columns=args.columns, where=args.where, stats=stats)
+    res = search(args.lake, region, args.catalog, columns=args.columns, where=args.where, stats=stats,
+                 progress=True)
     extra = (f"; read {stats['files_read']}/{stats['files_total']} files, {stats['row_groups_read']} row groups, "
              f"{stats['rows_scanned']} rows scanned")
     return _emit(res, args, units_for(res.column_names, cats), time.perf_counter() - t0, extra)
