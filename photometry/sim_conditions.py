@@ -12,7 +12,7 @@ import numpy as np
 
 from legacylake.catalogs_schema.constants import NANOMAGGY_ZEROPOINT
 
-from .sim_random import SmoothField, eval_fields
+from .sim_random import eval_fields
 
 OPT = ("g", "r", "z")
 WISE = ("w1", "w2", "w3", "w4")
@@ -40,19 +40,19 @@ def depth_to_ivar(mag5):
     return 25.0 / f5**2
 
 
-def conditions(xyz: np.ndarray, dec: np.ndarray, sinb: np.ndarray, seed: int, survey: str) -> dict:
-    """Conditions at (n, 3) unit vectors. ``survey``: "dr9" (north/south by position) or "dr4".
+def conditions(ra: np.ndarray, dec: np.ndarray, sinb: np.ndarray, seed: int, survey: str) -> dict:
+    """Conditions at (ra, dec) deg (``sinb``: sin of the Galactic latitude). ``survey``: "dr9" (north/south by position) or "dr4".
 
     Returns nobs_b (int), psfsize_b (arcsec FWHM), psfdepth_b (1/nmgy^2) for g, r, z and
     w1..w4 (nobs, psfdepth), mjd_min/mjd_max, lc_nep (WISE epochs), north (bool).
     """
-    n = len(xyz)
+    n = len(ra)
     out: dict[str, np.ndarray] = {}
     north = (dec >= NORTH_DEC) & (sinb > 0) if survey == "dr9" else np.ones(n, bool)
     out["north"] = north
     specs = [(210, 0.3, 4.0), (220, 0.2, 3.0), (221, 0.2, 3.0), (222, 0.2, 3.0), (230, 0.3, 5.0),
              (231, 0.3, 5.0), (232, 0.3, 5.0), (240, 2.0, 20.0), (250, 0.5, 5.0), (251, 0.5, 5.0)]
-    F = eval_fields(xyz, seed, specs)
+    F = eval_fields(ra, dec, seed, specs)
     fsky = F[:, 0]
     for j, b in enumerate(OPT):
         f_n = F[:, 1 + j]

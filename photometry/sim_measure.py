@@ -9,6 +9,8 @@ generator. Fluxes in nanomaggies, sizes in arcsec, ivars in 1/unit^2.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy.spatial import cKDTree
 
@@ -20,7 +22,11 @@ from legacylake.catalogs_schema.constants import (
 
 from .selection import N_PARAMS, select_index
 from .sim_conditions import OPT, WISE, WISE_FWHM, conditions
-from .sim_random import normals, seed_key, uniforms, unit_vectors
+from .sim_fits import fits_dtype
+from .sim_k_apflux import apflux_kernel
+from .sim_k_common import NORMAL_TABLE, field_offset, record_buffer, table_normals_np
+from .sim_k_lc import lc_kernel
+from .sim_random import _C2, _GOLD, _mix, normals, seed_key, uniforms, unit_vectors
 from .sim_sky import BRIGHT_SUB, GAIA_TO_DECAM, cell_sources, cells_near, make_truth, sin_gal_b, star_clusters
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
@@ -113,6 +119,58 @@ def _mag(flux):
     return NANOMAGGY_ZEROPOINT - 2.5 * np.log10(np.maximum(flux, 1e-30))
 
 
+# ---------------------------------------------------------------- uid-keyed filler randoms
+# columns of the filler uniforms: 10 per optical band (fracmasked 2, fracin 2, anymask 5,
+# allmask 1), Gaia 10, misc 4 (walker, wisemask halo w1, w2, iterative)
+_F_OPT, _F_GAIA, _F_MISC = 0, 30, 40
+NFILL = 44
+
+
+def uniforms16(uid: np.ndarray, key: np.uint64, k: int) -> np.ndarray:
+    """(n, k) uniforms in (0, 1) with 16-bit resolution, four per splitmix64 hash of the uid."""
+    u = np.asarray(uid).astype(np.uint64, copy=False)
+    nw = (k + 3) // 4
+    with np.errstate(over="ignore"):
+        base = _mix(u * _GOLD ^ np.uint64(key))
+        s = (np.arange(nw, dtype=np.uint64) + np.uint64(1)) * _C2
+        h = _mix(base[:, None] + s[None, :])
+    v = h.view(np.uint16).reshape(len(u), 4 * nw)[:, :k]
+    return (v + 0.5) * (1.0 / 65536.0)
+
+
+# ---------------------------------------------------------------- record layout
+@functools.cache
+def fits_record_dtype(release: str = "dr9") -> np.dtype:
+    """On-disk FITS layout (upper-case, big-endian, logicals as uint8) of the required
+    ``<release>-tractor`` columns (:func:`.sim_fits.fits_dtype`)."""
+    dm = model(f"{release.lower()}-tractor")
+    return fits_dtype(dm, [c.name for c in dm.columns if c.required])
+
+
+@functools.cache
+def _scalar_plan(release: str) -> tuple[tuple[str, bool], ...]:
+    """(name, is_bool) of the columns filled by numpy (all but the kernels' array columns)."""
+    dm = model(f"{release.lower()}-tractor")
+    return tuple((c.name, c.numpy_dtype.kind == "b") for c in dm.columns
+                 if c.required and not (c.name.startswith("apflux") or c.name.startswith("lc_")))
+
+
+def from_fits_records(rec: np.ndarray, release: str = "dr9") -> np.ndarray:
+    """The FITS-layout records as the native :func:`catalog_dtype` array (lowercase, str, bool)."""
+    dm = model(f"{release.lower()}-tractor")
+    out = np.empty(len(rec), dtype=catalog_dtype(release))
+    for c in dm.columns:
+        if not c.required:
+            continue
+        v = rec[c.name.upper()]
+        if c.is_string:
+            v = v.astype(out.dtype[c.name].base)
+        elif c.numpy_dtype.kind == "b":
+            v = v == ord("T")
+        out[c.name] = v
+    return out
+
+
 # ---------------------------------------------------------------- the brick
 def _candidates(b: dict, seed: int, density: float | None):
     """Truth sources that can land in the brick image, and the mask-making objects around it."""
@@ -190,7 +248,7 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
     ra_t, dec_t = t["ra"], t["dec"]
     xyz = unit_vectors(ra_t, dec_t)
     sinb = sin_gal_b(xyz)
-    cond = conditions(xyz, dec_t, sinb, seed, rel)
+    cond = conditions(ra_t, dec_t, sinb, seed, rel)
 
     kind = t["kind"]
     gaia_ref = t["in_gaia"] & (rel == "dr9")
@@ -299,7 +357,10 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
     k = order
     nk = len(k)
     cols: dict[str, np.ndarray] = {}
-    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(b["brickid"]), 99])
+    # filler randoms keyed by the source uid (16-bit uniforms, table normals): duplicate rows
+    # of a source in neighbouring bricks agree in every column but the brick-specific ones
+    U = uniforms16(t["uid"][k], seed_key(seed, 4), NFILL)
+    ZF = table_normals_np(t["uid"][k], seed_key(seed, 5), 0, 12)
     type_names = np.array(["PSF", "REX", "DEV", "EXP", "SER"] if rel == "dr9" else ["PSF ", "SIMP", "DEV ", "EXP ", "COMP"])
     ti = ti[k]
     tt = t[k]
@@ -332,21 +393,21 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
         cols[c] = np.where(ref, v, 0.0)
         cols[c + "_ivar"] = np.where(ref, 1.0 / e**2, 0.0)
     cols["ref_epoch"] = np.where(ref, 2015.5, 0.0)
-    for band, key2 in (("g", "g"), ("bp", "bp"), ("rp", "rp")):
+    for jg, (band, key2) in enumerate((("g", "g"), ("bp", "bp"), ("rp", "rp"))):
         cols[f"gaia_phot_{band}_mean_mag"] = np.where(ref, g[key2], 0.0)
         cols[f"gaia_phot_{band}_mean_flux_over_error"] = np.where(ref, g[f"{key2}_foe"], 0.0)
-        cols[f"gaia_phot_{band}_n_obs"] = np.where(ref, rng.integers(150, 450, nk), 0)
-    cols["gaia_phot_variable_flag"] = ref & (rng.random(nk) < 0.02)
+        cols[f"gaia_phot_{band}_n_obs"] = np.where(ref, 150 + (300 * U[:, _F_GAIA + 7 + jg]).astype(np.int64), 0)
+    cols["gaia_phot_variable_flag"] = ref & (U[:, _F_GAIA + 3] < 0.02)
     cols["gaia_astrometric_excess_noise"] = np.where(ref, g["aen"], 0.0)
-    cols["gaia_astrometric_excess_noise_sig"] = np.where(ref, np.abs(rng.normal(0, 1.5, nk)), 0.0)
-    nal = rng.integers(100, 400, nk)
+    cols["gaia_astrometric_excess_noise_sig"] = np.where(ref, 1.5 * np.abs(ZF[:, 7]), 0.0)
+    nal = 100 + (300 * U[:, _F_GAIA + 4]).astype(np.int64)
     cols["gaia_astrometric_n_obs_al"] = np.where(ref, nal, 0)
-    cols["gaia_astrometric_n_good_obs_al"] = np.where(ref, nal - rng.integers(0, 5, nk), 0)
+    cols["gaia_astrometric_n_good_obs_al"] = np.where(ref, nal - (5 * U[:, _F_GAIA + 5]).astype(np.int64), 0)
     cols["gaia_astrometric_weight_al"] = np.where(ref, 1.0 / (g["pos_err_mas"] ** 2 + 0.01), 0.0)
-    cols["gaia_duplicated_source"] = ref & (rng.random(nk) < 0.005)
+    cols["gaia_duplicated_source"] = ref & (U[:, _F_GAIA + 6] < 0.005)
     cols["gaia_a_g_val"] = np.where(ref, 2.74 * ebv, 0.0)
     cols["gaia_e_bp_min_rp_val"] = np.where(ref, 1.34 * ebv, 0.0)
-    cols["gaia_phot_bp_rp_excess_factor"] = np.where(ref, 1.2 + 0.05 * np.abs(rng.normal(size=nk)), 0.0)
+    cols["gaia_phot_bp_rp_excess_factor"] = np.where(ref, 1.2 + 0.05 * np.abs(ZF[:, 8]), 0.0)
     cols["gaia_astrometric_sigma5d_max"] = np.where(ref, g["sigma5d"], 0.0)
     cols["gaia_astrometric_params_solved"] = np.where(ref, np.where(tt["gaia_g"] < 21, 31, 3), 0)
 
@@ -450,40 +511,26 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
         np.add.at(other, pi, af[pj] * ov)
         np.add.at(other, pj, af[pi] * ov)
         cols[f"fracflux_{bd}"] = other / np.maximum(af, 1e-3)
-    for bd in BAND_ALL:
+    for j, bd in enumerate(BAND_ALL):
         mism = 1.0 + 0.3 * np.minimum(cols[f"fracflux_{bd}"], 3.0)
-        cols[f"rchisq_{bd}"] = mism * rng.gamma(20.0, 1.0 / 20.0, nk)
-    for bd in OPT:
-        cols[f"fracmasked_{bd}"] = np.where(rng.random(nk) < 0.05, rng.random(nk) * 0.3, 0.0)
-        cols[f"fracin_{bd}"] = 1.0 - np.where(rng.random(nk) < 0.05, rng.random(nk) * 0.1, 0.0)
+        cols[f"rchisq_{bd}"] = mism * np.exp(0.22 * ZF[:, j] - 0.025)  # ~ gamma(20, 1/20)
+    for j, bd in enumerate(OPT):
+        u = U[:, _F_OPT + 10 * j:]
+        cols[f"fracmasked_{bd}"] = np.where(u[:, 0] < 0.05, u[:, 1] * 0.3, 0.0)
+        cols[f"fracin_{bd}"] = 1.0 - np.where(u[:, 2] < 0.05, u[:, 3] * 0.1, 0.0)
         cols[f"blob_nea_{bd}"] = nea[bd][k] * (1.0 + np.minimum(cols[f"fracflux_{bd}"], 5.0))
 
-    # ---- aperture photometry
+    # ---- aperture photometry: numba kernels write straight into the record buffer (below)
+    ap_in = {}
     for bd in OPT:
-        s2b = sig_p[bd][k] ** 2 + sg_k**2
-        nea_psf = 4 * np.pi * sig_p[bd][k] ** 2
-        depth = cols[f"psfdepth_{bd}"]
-        R = np.asarray(APERTURE_RADII_OPTICAL_ARCSEC)
-        frac = 1.0 - np.exp(-R[None, :] ** 2 / (2 * s2b[:, None]))
-        sig_ap = np.sqrt(np.pi * R[None, :] ** 2 / nea_psf[:, None] / depth[:, None])
-        noise = sig_ap * (0.7 * rng.standard_normal((nk, 1)) + 0.71 * rng.standard_normal((nk, len(R))))
-        model_ap = cols[f"flux_{bd}"][:, None] * frac
-        cols[f"apflux_{bd}"] = tt[f"flux_{bd}"][:, None] * frac + noise
-        cols[f"apflux_ivar_{bd}"] = 1.0 / sig_ap**2
-        cols[f"apflux_resid_{bd}"] = cols[f"apflux_{bd}"] - model_ap
-        cols[f"apflux_blobresid_{bd}"] = cols[f"apflux_resid_{bd}"] * 0.9
-        cols[f"apflux_masked_{bd}"] = np.where(cols[f"fracmasked_{bd}"][:, None] > 0,
-                                               cols[f"fracmasked_{bd}"][:, None] * np.ones(len(R)), 0.0)
+        ap_in[bd] = (tt[f"flux_{bd}"].astype(np.float64), cols[f"flux_{bd}"].astype(np.float64),
+                     sig_p[bd][k] ** 2 + sg_k**2, 4 * np.pi * sig_p[bd][k] ** 2,
+                     cols[f"psfdepth_{bd}"].astype(np.float64), cols[f"fracmasked_{bd}"])
     for bd in WISE:
-        sw2 = (WISE_FWHM[bd] * FWHM_TO_SIGMA) ** 2 + sg_k**2
-        R = np.asarray(APERTURE_RADII_WISE_ARCSEC)
-        frac = 1.0 - np.exp(-R[None, :] ** 2 / (2 * sw2[:, None]))
         nea_w = 4 * np.pi * (WISE_FWHM[bd] * FWHM_TO_SIGMA) ** 2
-        sig_ap = np.sqrt(np.pi * R[None, :] ** 2 / nea_w / cols[f"psfdepth_{bd}"][:, None])
-        ap = tt[f"flux_{bd}"][:, None] * frac + sig_ap * rng.standard_normal((nk, len(R)))
-        cols[f"apflux_{bd}"] = ap
-        cols[f"apflux_ivar_{bd}"] = 1.0 / sig_ap**2
-        cols[f"apflux_resid_{bd}"] = ap - cols[f"flux_{bd}"][:, None] * frac
+        ap_in[bd] = (tt[f"flux_{bd}"].astype(np.float64), cols[f"flux_{bd}"].astype(np.float64),
+                     (WISE_FWHM[bd] * FWHM_TO_SIGMA) ** 2 + sg_k**2, np.full(nk, nea_w),
+                     cols[f"psfdepth_{bd}"].astype(np.float64), np.zeros(nk))
 
     # ---- mask bits
     _in = _DiskTester(ra_k, dec_k, b)
@@ -497,10 +544,11 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
     maskbits = np.where(primary, 0, MASKBITS.value("NPRIMARY"))
     for bd in OPT:
         am = np.zeros(nk, np.int64)
-        for bit, p in zip(any_bits, any_p):
-            am |= np.where(rng.random(nk) < p, bit, 0)
+        u = U[:, _F_OPT + 10 * OPT.index(bd):]
+        for jb, (bit, p) in enumerate(zip(any_bits, any_p)):
+            am |= np.where(u[:, 4 + jb] < p, bit, 0)
         am |= np.where(satur[bd], ANYMASK.value("SATUR"), 0)
-        allm = am & np.where(rng.random(nk) < 0.1, ANYMASK.value("BADPIX") | ANYMASK.value("SATUR"), 0)
+        allm = am & np.where(u[:, 9] < 0.1, ANYMASK.value("BADPIX") | ANYMASK.value("SATUR"), 0)
         cols[f"anymask_{bd}"], cols[f"allmask_{bd}"] = am, allm
         maskbits |= np.where(satur[bd], MASKBITS.value(f"SATUR_{bd.upper()}"), 0)
         maskbits |= np.where(allm != 0, MASKBITS.value(f"ALLMASK_{bd.upper()}"), 0)
@@ -509,7 +557,7 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
         mw = _mag(t_all[f"flux_{bd}"][wsrc])
         core = _in(t_all["ra"][wsrc], t_all["dec"][wsrc], 25.0 * 10 ** (0.2 * (15.0 - mw)))
         halo = _in(t_all["ra"][wsrc], t_all["dec"][wsrc], 60.0 * 10 ** (0.2 * (15.0 - mw)))
-        wm = np.where(core, WISEMASK.value("BRIGHT"), 0) | np.where(halo & (rng.random(nk) < 0.3), WISEMASK.value("HALO"), 0)
+        wm = np.where(core, WISEMASK.value("BRIGHT"), 0) | np.where(halo & (U[:, _F_MISC + int(bd[1])] < 0.3), WISEMASK.value("HALO"), 0)
         cols[f"wisemask_{bd}"] = wm
         maskbits |= np.where(wm != 0, MASKBITS.value(f"WISEM{bd[1]}"), 0)
     maskbits |= np.where(in_brt[k], MASKBITS.value("BRIGHT"), 0)
@@ -526,9 +574,9 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
     fb |= np.where(ref & (mmk < 13), FITBITS.value("BRIGHT"), 0)
     fb |= np.where(ref & (mmk < 16), FITBITS.value("MEDIUM"), 0)
     fb |= np.where(pointsource[k], FITBITS.value("GAIA_POINTSOURCE"), 0)
-    walk = ~ref & (sig_pos[k] > 0.5) & (rng.random(nk) < 0.2)
+    walk = ~ref & (sig_pos[k] > 0.5) & (U[:, _F_MISC] < 0.2)
     fb |= np.where(walk, FITBITS.value("WALKER"), 0)
-    fb |= np.where(~ref & (snr[k] < 12) & (rng.random(nk) < 0.03), FITBITS.value("ITERATIVE"), 0)
+    fb |= np.where(~ref & (snr[k] < 12) & (U[:, _F_MISC + 3] < 0.03), FITBITS.value("ITERATIVE"), 0)
     cols["fitbits"] = fb
 
     # ---- unWISE tile, light curves
@@ -543,41 +591,40 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
     cols["wise_x"] = dra * np.cos(np.deg2rad(dec_tile)) * 3600.0 / 2.75 + 1023.5
     cols["wise_y"] = (dec_k - dec_tile) * 3600.0 / 2.75 + 1023.5
     ne = LC_EPOCHS[rel]
-    nep = np.minimum(cond["lc_nep"][k], ne)
-    ep = np.arange(ne)
-    used = ep[None, :] < nep[:, None]
+    nep = np.minimum(cond["lc_nep"][k], ne).astype(np.int64)
     mjd0 = 55200.0 + 3.0 * (cols["wise_x"] % 7)
-    f32 = np.float32
-    for bd in ("w1", "w2"):
-        ivar_ep = (cols[f"flux_ivar_{bd}"] / nep).astype(f32)[:, None]
-        zl = rng.standard_normal((nk, ne), dtype=f32)
-        lcf = tt[f"flux_{bd}"][:, None] + zl / np.sqrt(np.maximum(ivar_ep, f32(1e-12)))
-        qso = tt["kind"] == 2
-        if qso.any():
-            lcf[qso] += f32(0.1) * tt[f"flux_{bd}"][qso, None] * rng.standard_normal((int(qso.sum()), ne), dtype=f32)
-        cols[f"lc_flux_{bd}"] = np.where(used, lcf, f32(0))
-        cols[f"lc_flux_ivar_{bd}"] = np.where(used, ivar_ep, f32(0))
-        cols[f"lc_nobs_{bd}"] = np.where(used, (cond[f"nobs_{bd}"][k] // nep)[:, None] + (ep[None, :] % 3), 0)
-        cols[f"lc_fracflux_{bd}"] = np.where(used, cols[f"fracflux_{bd}"].astype(f32)[:, None], f32(0))
-        cols[f"lc_rchisq_{bd}"] = np.where(used, f32(1) + f32(0.15) * np.abs(zl), f32(0))
-        cols[f"lc_mjd_{bd}"] = np.where(used, mjd0[:, None] + 182.6 * ep[None, :], 0.0)
-        cols[f"lc_epoch_index_{bd}"] = np.where(used, ep[None, :], -1)
 
+    # ---- the FITS record: scalar columns by numpy, array columns by the kernels
+    fdt = fits_record_dtype(rel)
+    rec = np.empty(nk, dtype=fdt)
+    for nm, is_bool in _scalar_plan(rel):
+        v = cols[nm]
+        if is_bool:
+            v = np.where(v, np.uint8(84), np.uint8(70))  # 'T' / 'F'
+        rec[nm.upper()] = v
+    buf = record_buffer(rec)
+    uid_k = np.ascontiguousarray(tt["uid"])
+    for j, bd in enumerate(OPT + WISE):
+        opt = bd in OPT
+        pre = "APFLUX", "APFLUX_IVAR", "APFLUX_RESID", "APFLUX_BLOBRESID", "APFLUX_MASKED"
+        offs = np.array([field_offset(fdt, f"{p}_{bd.upper()}") for p in pre], np.int64)
+        if offs[0] < 0:
+            continue
+        radii = np.asarray(APERTURE_RADII_OPTICAL_ARCSEC if opt else APERTURE_RADII_WISE_ARCSEC, np.float64)
+        apflux_kernel(buf, offs, uid_k, seed_key(seed, 20 + j), 0, NORMAL_TABLE, *ap_in[bd], radii, opt)
+    is_qso = np.ascontiguousarray(tt["kind"] == 2)
+    for j, bd in enumerate(("w1", "w2")):
+        pre = "FLUX", "FLUX_IVAR", "NOBS", "FRACFLUX", "RCHISQ", "MJD", "EPOCH_INDEX"
+        offs = np.array([field_offset(fdt, f"LC_{p}_{bd.upper()}") for p in pre], np.int64)
+        lc_kernel(buf, offs, fdt[f"LC_MJD_{bd.upper()}"].base.itemsize == 8, uid_k, seed_key(seed, 30 + j), 0,
+                  NORMAL_TABLE, tt[f"flux_{bd}"].astype(np.float64), cols[f"flux_ivar_{bd}"].astype(np.float64),
+                  nep, cond[f"nobs_{bd}"][k].astype(np.int64), cols[f"fracflux_{bd}"].astype(np.float64),
+                  mjd0, is_qso, ne)
     if out_dtype is None:
-        out = np.empty(nk, dtype=catalog_dtype(rel))
-        for c in dm.columns:
-            if c.required:
-                out[c.name] = cols[c.name]
-    else:  # on-disk FITS layout (upper-case, big-endian, logicals as 'T'/'F')
-        out = np.empty(nk, dtype=out_dtype)
-        for c in dm.columns:
-            if c.required:
-                v = cols[c.name]
-                nm = c.name.upper()
-                if c.numpy_dtype.kind == "b":
-                    v = np.where(v, np.uint8(ord("T")), np.uint8(ord("F")))
-                # cast contiguously first (fast), then one same-type strided copy
-                out[nm] = np.asarray(v).astype(out.dtype[nm].base, copy=False)
+        out = from_fits_records(rec, rel)
+    else:
+        assert out_dtype == fdt, "out_dtype must be the FITS layout of fits_record_dtype(release)"
+        out = rec
     if return_uid:
         return out, tt["uid"].copy()
     return out

@@ -78,16 +78,26 @@ class SmoothField:
 _FIELD_CACHE: dict = {}
 
 
-def eval_fields(xyz: np.ndarray, seed: int, specs: list[tuple[int, float, float]]) -> np.ndarray:
-    """Several :class:`SmoothField` (salt, lmin, lmax) at once: (n, len(specs)), one matrix product."""
+def _field_set(seed: int, specs) -> tuple:
+    """(K (m, 3), phase, amp, group starts) of several :class:`SmoothField` (salt, lmin, lmax)."""
     key = (int(seed), tuple(specs))
     if key not in _FIELD_CACHE:
         fs = [SmoothField(seed, *sp) for sp in specs]
-        K = np.concatenate([f.k for f in fs])
+        K = np.ascontiguousarray(np.concatenate([f.k for f in fs]))
         ph = np.concatenate([f.phase for f in fs])
         amp = np.concatenate([np.full(len(f.phase), f.amp) for f in fs])
-        _FIELD_CACHE.clear() if len(_FIELD_CACHE) > 16 else None
-        _FIELD_CACHE[key] = (K.T.copy(), ph, amp, [len(f.phase) for f in fs])
-    KT, ph, amp, sizes = _FIELD_CACHE[key]
-    w = np.cos(xyz @ KT + ph) * amp
-    return np.add.reduceat(w, np.cumsum([0] + sizes[:-1]), axis=1)
+        gstart = np.concatenate([[0], np.cumsum([len(f.phase) for f in fs])]).astype(np.int64)
+        if len(_FIELD_CACHE) > 16:
+            _FIELD_CACHE.clear()
+        _FIELD_CACHE[key] = (K, ph, amp, gstart)
+    return _FIELD_CACHE[key]
+
+
+def eval_fields(ra: np.ndarray, dec: np.ndarray, seed: int, specs: list[tuple[int, float, float]]) -> np.ndarray:
+    """Several :class:`SmoothField` (salt, lmin, lmax) at (ra, dec) deg: (n, len(specs)),
+    interpolated from the global grid of :mod:`.sim_k_fields` (same value for a position
+    whichever region is evaluated)."""
+    from .sim_k_fields import grid_fields
+
+    K, ph, amp, gstart = _field_set(seed, specs)
+    return grid_fields(ra, dec, K, ph, amp, gstart)

@@ -20,7 +20,7 @@ from legacylake.catalogs_schema.constants import GAIA_BPRP_RANGE, GAIA_TO_DECAM
 from legacylake.catalogs_schema import bricks
 from legacylake.catalogs_schema.constants import EXTINCTION_R, NANOMAGGY_ZEROPOINT, WISE_VEGA_TO_AB
 
-from .sim_random import SmoothField, normals, seed_key, uniforms, unit_vectors
+from .sim_random import eval_fields, normals, seed_key, uniforms, unit_vectors
 
 NSUB = 8  # sub-cells per cell side
 BRIGHT_SUB, CLUSTER_SUB = 64, 65
@@ -65,9 +65,10 @@ def star_factor(sinb: np.ndarray) -> np.ndarray:
     return ((1.12) / (np.abs(sinb) + 0.12)) ** 1.2
 
 
-def ebv_at(xyz: np.ndarray, seed: int) -> np.ndarray:
-    """A dust-like E(B-V) field, mag: cosec|b| law times a smooth log-normal modulation."""
-    f = SmoothField(seed, 101, lmin=0.2, lmax=8.0)(xyz)
+def ebv_at(xyz: np.ndarray, seed: int, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    """A dust-like E(B-V) field, mag, at unit vectors ``xyz`` = (ra, dec) deg: cosec|b| law
+    times a smooth log-normal modulation."""
+    f = eval_fields(ra, dec, seed, [(101, 0.2, 8.0)])[:, 0]
     return np.minimum(0.018 / (np.abs(sin_gal_b(xyz)) + 0.04) * np.exp(0.35 * f), 3.0)
 
 
@@ -230,7 +231,7 @@ def make_truth(cs: CellSources, seed: int) -> np.ndarray:
     z = normals(cs.uid, key, 10, 8)
     m = _mag_draw(u[:, 0], cs.mlo, cs.mhi, cs.alpha)
     xyz = unit_vectors(cs.ra, cs.dec)
-    ebv = ebv_at(xyz, seed)
+    ebv = ebv_at(xyz, seed, cs.ra, cs.dec)
     t["ebv"] = ebv
     mags = np.zeros((n, 8))  # g r i z w1 w2 w3 w4, AB, before extinction
     star, gal, qso = cs.pop == 0, cs.pop == 1, cs.pop == 2

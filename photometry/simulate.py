@@ -26,7 +26,7 @@ from legacylake.catalogs_schema.constants import (
 
 from .selection import select_type
 from .sim_fits import fits_dtype, write_table
-from .sim_measure import catalog_dtype, gaia_measure, gaia_source_id, simulate_brick
+from .sim_measure import catalog_dtype, fits_record_dtype, gaia_measure, gaia_source_id, simulate_brick
 from .sim_random import normals, seed_key, uniforms
 from .sim_sky import DEFAULT_DENSITY, TRUTH_DTYPE, truth_sky
 
@@ -84,7 +84,7 @@ def write_brick(outdir: str | os.PathLike, brickname: str, release: str = "dr9",
     """Simulate and write one brick; returns (path, rows)."""
     rel = release.lower()
     dm = model(f"{rel}-tractor")
-    rec = simulate_brick(brickname, rel, seed, density, out_dtype=_fits_dtype(rel))
+    rec = simulate_brick(brickname, rel, seed, density, out_dtype=fits_record_dtype(rel))
     path = brick_path(outdir, brickname)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     arr = {"release": rec["RELEASE"]}
@@ -92,10 +92,8 @@ def write_brick(outdir: str | os.PathLike, brickname: str, release: str = "dr9",
     return path, len(rec)
 
 
-@functools.cache
 def _fits_dtype(rel: str) -> np.dtype:
-    dm = model(f"{rel}-tractor")
-    return fits_dtype(dm, [c.name for c in dm.columns if c.required])
+    return fits_record_dtype(rel)
 
 
 

@@ -1,0 +1,89 @@
+"""numba helpers shared by the simulator's kernels: counter-based normals keyed by source
+uid, and big-endian stores into a FITS record buffer (``uint8[nrows, itemsize]``).
+
+Normals come from a 65,536-entry table of standard-normal quantiles indexed by 16-bit chunks
+of a splitmix64 hash of (key, uid, stream): four normals per hash, no transcendental calls,
+identical in the numba kernels and their numpy twins (:func:`table_normals_np`). The table's
+tails stop at |z| = 4.3.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+from scipy.special import ndtri
+
+from .sim_random import _C2, _GOLD, _mix
+
+#: Standard-normal quantiles at (i + 0.5) / 65536, i = 0..65535.
+NORMAL_TABLE = ndtri((np.arange(65536) + 0.5) / 65536.0)
+
+
+@njit(cache=True, inline="always")
+def mix64(z):
+    """splitmix64 finaliser (uint64, wrapping)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, inline="always")
+def uid_base(uid, key):
+    """Per-source hash base (as :func:`.sim_random.uniforms`)."""
+    return mix64(np.uint64(uid) * np.uint64(0x9E3779B97F4A7C15) ^ key)
+
+
+@njit(cache=True, inline="always")
+def normal_at(base, stream, j, table):
+    """The j-th normal of ``stream`` (4 normals per hashed stream word)."""
+    h = mix64(base + np.uint64(stream + j // 4 + 1) * np.uint64(0x94D049BB133111EB))
+    return table[(h >> np.uint64(16 * (j % 4))) & np.uint64(0xFFFF)]
+
+
+def table_normals_np(uid: np.ndarray, key: np.uint64, stream: int, k: int) -> np.ndarray:
+    """numpy twin of :func:`normal_at`: (n, k) normals j = 0..k-1 of ``stream`` per uid."""
+    u = np.asarray(uid).astype(np.uint64, copy=False)
+    nw = (k + 3) // 4
+    with np.errstate(over="ignore"):
+        base = _mix(u * _GOLD ^ np.uint64(key))
+        s = (np.arange(stream, stream + nw, dtype=np.uint64) + np.uint64(1)) * _C2
+        h = _mix(base[:, None] + s[None, :])
+    j = np.arange(k)
+    chunks = (h[:, j // 4] >> (np.uint64(16) * (j % 4).astype(np.uint64))) & np.uint64(0xFFFF)
+    return NORMAL_TABLE[chunks.astype(np.int64)]
+
+
+@njit(cache=True, inline="always")
+def put_f4(buf, i, off, v):
+    """Store float32(v) big-endian at buf[i, off:off+4]."""
+    u = np.float32(v).view(np.uint32)
+    buf[i, off] = np.uint8(u >> np.uint32(24))
+    buf[i, off + 1] = np.uint8((u >> np.uint32(16)) & np.uint32(255))
+    buf[i, off + 2] = np.uint8((u >> np.uint32(8)) & np.uint32(255))
+    buf[i, off + 3] = np.uint8(u & np.uint32(255))
+
+
+@njit(cache=True, inline="always")
+def put_f8(buf, i, off, v):
+    """Store float64(v) big-endian at buf[i, off:off+8]."""
+    u = np.float64(v).view(np.uint64)
+    for b in range(8):
+        buf[i, off + b] = np.uint8((u >> np.uint64(56 - 8 * b)) & np.uint64(255))
+
+
+@njit(cache=True, inline="always")
+def put_i2(buf, i, off, v):
+    """Store int16(v) big-endian at buf[i, off:off+2]."""
+    u = np.uint16(np.int16(v))
+    buf[i, off] = np.uint8(u >> np.uint16(8))
+    buf[i, off + 1] = np.uint8(u & np.uint16(255))
+
+
+def record_buffer(rec: np.ndarray) -> np.ndarray:
+    """The (nrows, itemsize) uint8 view of a structured array the kernels write into."""
+    return rec.view(np.uint8).reshape(len(rec), rec.dtype.itemsize)
+
+
+def field_offset(dtype: np.dtype, name: str) -> int:
+    """Byte offset of field ``name`` (-1 if absent)."""
+    return int(dtype.fields[name][1]) if name in dtype.fields else -1

@@ -1,0 +1,104 @@
+"""The simulator's numba kernels against their numpy twins."""
+
+import numpy as np
+import pytest
+
+from legacylake.photometry.sim_k_apflux import apflux_kernel, apflux_np
+from legacylake.photometry.sim_k_common import NORMAL_TABLE, field_offset, record_buffer, table_normals_np
+from legacylake.photometry.sim_k_fields import bilinear_kernel, bilinear_np, grid_fields, node_kernel, node_np
+from legacylake.photometry.sim_k_lc import lc_kernel, lc_np
+from legacylake.photometry.sim_measure import fits_record_dtype, uniforms16
+from legacylake.photometry.sim_random import SmoothField, _field_set, eval_fields, seed_key, unit_vectors
+
+N = 300
+
+
+@pytest.fixture
+def rows():
+    rng = np.random.default_rng(2)
+    uid = rng.integers(1, 1 << 50, N)
+    return uid, rng
+
+
+def test_table_normals_distribution():
+    z = table_normals_np(np.arange(20000), seed_key(1, 2), 0, 8)
+    assert abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01
+    assert np.abs(z).max() < 4.4
+    # a row's normals do not depend on the other rows asked for
+    assert np.array_equal(table_normals_np(np.arange(100, 200), seed_key(1, 2), 0, 8), z[100:200])
+
+
+def test_uniforms16_range_and_independence():
+    u = uniforms16(np.arange(5000), seed_key(0, 4), 9)
+    assert u.shape == (5000, 9) and u.min() > 0 and u.max() < 1
+    assert abs(u.mean() - 0.5) < 0.01 and abs(np.corrcoef(u[:, 0], u[:, 1])[0, 1]) < 0.05
+    assert np.array_equal(uniforms16(np.arange(10, 20), seed_key(0, 4), 9), u[10:20])
+
+
+@pytest.mark.parametrize("rel,band", [("dr9", "G"), ("dr9", "W2"), ("dr4", "Z")])
+def test_apflux_kernel_matches_numpy(rows, rel, band):
+    uid, rng = rows
+    dt = fits_record_dtype(rel)
+    rec = np.zeros(N, dt)
+    pre = "APFLUX", "APFLUX_IVAR", "APFLUX_RESID", "APFLUX_BLOBRESID", "APFLUX_MASKED"
+    offs = np.array([field_offset(dt, f"{p}_{band}") for p in pre], np.int64)
+    nr = dt[f"APFLUX_{band}"].shape[0]
+    radii = np.linspace(0.5, 7.0, nr)
+    args = (rng.uniform(-5, 500, N), rng.uniform(-5, 500, N), rng.uniform(0.3, 4, N), rng.uniform(1, 10, N),
+            rng.uniform(10, 3000, N), np.where(rng.random(N) < 0.3, rng.random(N), 0.0))
+    opt = not band.startswith("W")
+    key = seed_key(3, 20)
+    apflux_kernel(record_buffer(rec), offs, uid, key, 0, NORMAL_TABLE, *args, radii, opt)
+    ref = apflux_np(uid, key, 0, *args, radii, opt)
+    for p, name in zip(pre, ("apflux", "ivar", "resid", "blobresid", "masked")):
+        col = f"{p}_{band}"
+        if col in dt.names:
+            np.testing.assert_allclose(rec[col], ref[name].astype(np.float32), rtol=2e-6, atol=1e-6)
+    # the other columns are untouched
+    assert not rec["FLUX_G"].any()
+
+
+@pytest.mark.parametrize("rel", ["dr9", "dr4"])
+def test_lc_kernel_matches_numpy(rows, rel):
+    uid, rng = rows
+    dt = fits_record_dtype(rel)
+    rec = np.zeros(N, dt)
+    pre = "FLUX", "FLUX_IVAR", "NOBS", "FRACFLUX", "RCHISQ", "MJD", "EPOCH_INDEX"
+    offs = np.array([field_offset(dt, f"LC_{p}_W1") for p in pre], np.int64)
+    ne = dt["LC_FLUX_W1"].shape[0]
+    args = (rng.uniform(0, 300, N), rng.uniform(0.01, 2, N), rng.integers(6, 16, N).clip(max=ne),
+            rng.integers(8, 200, N), rng.uniform(0, 2, N), rng.uniform(55200, 55220, N), rng.random(N) < 0.2)
+    key = seed_key(3, 30)
+    lc_kernel(record_buffer(rec), offs, dt["LC_MJD_W1"].base.itemsize == 8, uid, key, 0, NORMAL_TABLE, *args, ne)
+    ref = lc_np(uid, key, 0, *args, ne)
+    for p in pre:
+        col = f"LC_{p}_W1"
+        if col not in dt.names:
+            continue
+        want = ref[p.lower()].astype(dt[col].base.newbyteorder("="))
+        if dt[col].base.kind == "i":
+            assert np.array_equal(rec[col], want), col
+        else:
+            np.testing.assert_allclose(rec[col], want, rtol=2e-6, atol=1e-6)
+    assert (rec["LC_FLUX_IVAR_W1"][:, -1] == 0).any()  # unused epochs are zero
+
+
+def test_field_kernels_match_numpy_and_truth():
+    rng = np.random.default_rng(0)
+    K, ph, amp, gs = _field_set(7, [(101, 0.2, 8.0), (220, 0.2, 3.0)])
+    cols, rows_ = np.array([0, 1, 5, 23039, 23040]), np.array([3000, 3001, 7000])
+    np.testing.assert_allclose(node_kernel(cols, rows_, K, ph, amp, gs), node_np(cols, rows_, K, ph, amp, gs),
+                               rtol=0, atol=1e-12)
+    vals = rng.normal(size=(4, 5, 2))
+    ci, ri = rng.integers(0, 4, 50), rng.integers(0, 3, 50)
+    wx, wy = rng.random(50), rng.random(50)
+    np.testing.assert_allclose(bilinear_kernel(vals, ci, ri, wx, wy), bilinear_np(vals, ci, ri, wx, wy), atol=1e-14)
+    # across RA 0, close to the exact field, and independent of the other points asked for
+    ra = np.r_[rng.uniform(359.8, 360, 300), rng.uniform(0, 0.2, 300)]
+    dec = rng.uniform(-1, 1, 600)
+    g = eval_fields(ra, dec, 7, [(101, 0.2, 8.0)])[:, 0]
+    exact = SmoothField(7, 101, lmin=0.2, lmax=8.0)(unit_vectors(ra, dec))
+    assert np.abs(g - exact).max() < 0.03
+    assert np.array_equal(eval_fields(ra[::5], dec[::5], 7, [(101, 0.2, 8.0)])[:, 0], g[::5])
+    np.testing.assert_allclose(grid_fields(ra, dec, K, ph, amp, gs, use_numba=False),
+                               grid_fields(ra, dec, K, ph, amp, gs), atol=1e-12)
