@@ -91,6 +91,14 @@ class Summary:
 
 # ------------------------------------------------------------------ commit / recovery
 
+def crash_point(name: str) -> None:
+    """Test hook: SIGKILL this process at the named point when $LEGACYLAKE_ETL_CRASH_AT says so
+    (points: leaf, tasks-done, journal, move, metadata, deletes)."""
+    if os.environ.get("LEGACYLAKE_ETL_CRASH_AT") == name:
+        import signal
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def apply_journal(catalog_dir: str) -> bool:
     """Finish a commit whose journal exists (idempotent). Returns True if there was one."""
     jp = mf.journal_path(catalog_dir)
@@ -99,15 +107,19 @@ def apply_journal(catalog_dir: str) -> bool:
     import json
     with open(jp) as fh:
         j = json.load(fh)
+    crash_point("journal")
     for staged, final in j["moves"]:
         if os.path.exists(staged):
             os.makedirs(os.path.dirname(final), exist_ok=True)
             os.replace(staged, final)
+            crash_point("move")
     man = j["manifest"]
     write_metadata(catalog_dir, man, lake_schema(man["model"]))
+    crash_point("metadata")
     for p in j["deletes"]:
         if os.path.exists(p):
             os.remove(p)
+            crash_point("deletes")
     mf.write_json_atomic(mf.manifest_path(catalog_dir), man)
     os.remove(jp)
     mf.clear_staging(catalog_dir)
@@ -160,6 +172,17 @@ def _group(leaves: list, est: dict, n_tasks: int) -> list[list]:
     return groups
 
 
+def _die_with_parent() -> None:
+    """Worker initializer: on Linux, ask for SIGKILL when the parent process dies."""
+    try:
+        import ctypes
+        import signal
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 def _run_tasks(tasks: list[Task], workers: int, scheduler: str | None, progress: bool) -> list[dict]:
     from tqdm import tqdm
 
@@ -182,7 +205,8 @@ def _run_tasks(tasks: list[Task], workers: int, scheduler: str | None, progress:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor, as_completed as done
             with ProcessPoolExecutor(max_workers=min(workers, len(tasks)),
-                                     mp_context=mp.get_context("spawn")) as ex:
+                                     mp_context=mp.get_context("spawn"),
+                                     initializer=_die_with_parent) as ex:
                 futs = [ex.submit(run_task, t) for t in tasks]
                 try:
                     for fut in done(futs):
@@ -376,7 +400,9 @@ def _write(cat_dir, man, new, model, threshold, highest_order, plan_order, worke
 
     replaced_bricks = sorted({int(b) for f in new for b in old_files.get(f.path, {}).get("bricks", {})
                               if old_files.get(f.path, {}).get("status") == "ingested"})
-    staging = mf.staging_dir(cat_dir)
+    # a directory of this build's own: a worker orphaned by a killed build cannot write into
+    # the staging of the next one
+    staging = os.path.join(mf.staging_dir(cat_dir), f"{os.getpid()}-{time.time_ns()}")
     os.makedirs(staging, exist_ok=True)
     tasks = []
     hashed: set = set()
@@ -397,6 +423,7 @@ def _write(cat_dir, man, new, model, threshold, highest_order, plan_order, worke
                 hashed.add(f.path)
         tasks.append(Task(i, list(g), srcs, model, staging, row_group_rows, plan_order))
     results = _run_tasks(tasks, workers, scheduler, progress)
+    crash_point("tasks-done")
 
     # every good row of every new file must have landed in a partition
     acc: dict[str, dict] = {}

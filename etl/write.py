@@ -137,6 +137,9 @@ class _LeafWriter:
         part = os.path.join(self.task.staging, leaf_name(k, n) + ".part")
         if self.rows:
             os.replace(part, part[:-5])
+            if os.environ.get("LEGACYLAKE_ETL_CRASH_AT") == "leaf":
+                import signal
+                os.kill(os.getpid(), signal.SIGKILL)
             self.results[(k, n)] = {"rows": self.rows, "file": part[:-5], "bricks": self.bricks,
                                     "cells": {str(c): v for c, v in self.cells.items()}}
         else:
