@@ -31,16 +31,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"legacylake {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    register_modules(sub, COMMAND_MODULES)
+    return parser
+
+
+def register_modules(sub: argparse._SubParsersAction, names) -> None:
+    """Call ``register(sub)`` of each named module that exists (absent modules are skipped)."""
+    for name in names:
         try:
             mod = importlib.import_module(name)
         except ModuleNotFoundError as exc:
             if exc.name == name:
                 continue
             raise
-        if hasattr(mod, "register"):
-            mod.register(sub)
-    return parser
+        mod.register(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

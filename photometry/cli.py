@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import importlib
+
+from legacylake.main import register_modules
 
 #: Modules in this package with a ``register(subparsers)`` function.
 _MODULES = ("legacylake.photometry.simulate_cli", "legacylake.photometry.fit_cli")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    for name in _MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        mod.register(sub)
+    register_modules(sub, _MODULES)
