@@ -234,7 +234,7 @@ class Fitter:
             T[-1, 6] = f
         cols = np.empty((len(names),) + raw.shape[1:])
         (combine if self.numba else combine_np)(T, raw, cols)
-        return x0, y0, np.array([d[nm] for nm in names]), cols, raw[0]
+        return x0, y0, np.array([d[nm] for nm in names], dtype=np.int64), cols, raw[0]
 
     def normal_equations(self, p: np.ndarray, with_chi2: bool = False):
         """A^T A (Fisher, no priors) and A^T r over all images (and chi^2 if asked).
@@ -261,20 +261,13 @@ class Fitter:
             wr = im.ivar * resid
             chi2 += float(np.sum(wr * resid))
             for a, (xa, ya, ia, ca, _) in enumerate(sets):
-                k = len(ia)
-                blk, vec = np.zeros((k, k)), np.zeros(k)
-                sdots(ca, ya, xa, im.ivar, wr, blk, vec)
-                ata[np.ix_(ia, ia)] += blk
-                atr[ia] += vec
+                sdots(ca, ya, xa, ia, im.ivar, wr, ata, atr)
                 ha, wa = ca.shape[1:]
                 for xb, yb, ib, cb, _ in sets[a + 1:]:
                     hb, wb = cb.shape[1:]
                     if xb >= xa + wa or xa >= xb + wb or yb >= ya + ha or ya >= yb + hb:
                         continue
-                    blk = np.zeros((k, len(ib)))
-                    bdots(ca, ya, xa, cb, yb, xb, im.ivar, blk)
-                    ata[np.ix_(ia, ib)] += blk
-                    ata[np.ix_(ib, ia)] += blk.T
+                    bdots(ca, ya, xa, ia, cb, yb, xb, ib, im.ivar, ata)
         if with_chi2:
             return ata, atr, chi2
         return ata, atr

@@ -12,8 +12,9 @@ from numba import njit
 
 
 @njit(cache=True, fastmath=True)
-def block_dots(ca, ay0, ax0, cb, by0, bx0, ivar, blk):
-    """blk[a, b] += sum over the overlap of ca[a] * ivar * cb[b] (image pixel coordinates)."""
+def block_dots(ca, ay0, ax0, ia, cb, by0, bx0, ib, ivar, ata):
+    """ata[ia[a], ib[b]] and ata[ib[b], ia[a]] += sum over the overlap of ca[a] ivar cb[b]
+    (two different sources' column patches, image pixel coordinates)."""
     ka, ha, wa = ca.shape
     kb, hb, wb = cb.shape
     y0 = max(ay0, by0)
@@ -26,10 +27,11 @@ def block_dots(ca, ay0, ax0, cb, by0, bx0, ivar, blk):
             for y in range(y0, y1):
                 for x in range(x0, x1):
                     s += ca[a, y - ay0, x - ax0] * ivar[y, x] * cb[b, y - by0, x - bx0]
-            blk[a, b] += s
+            ata[ia[a], ib[b]] += s
+            ata[ib[b], ia[a]] += s
 
 
-def block_dots_np(ca, ay0, ax0, cb, by0, bx0, ivar, blk):
+def block_dots_np(ca, ay0, ax0, ia, cb, by0, bx0, ib, ivar, ata):
     """numpy twin of :func:`block_dots`."""
     ka, ha, wa = ca.shape
     kb, hb, wb = cb.shape
@@ -39,36 +41,38 @@ def block_dots_np(ca, ay0, ax0, cb, by0, bx0, ivar, blk):
         return
     A = ca[:, y0 - ay0:y1 - ay0, x0 - ax0:x1 - ax0].reshape(ka, -1)
     B = cb[:, y0 - by0:y1 - by0, x0 - bx0:x1 - bx0].reshape(kb, -1)
-    blk += (A * ivar[y0:y1, x0:x1].ravel()) @ B.T
+    blk = (A * ivar[y0:y1, x0:x1].ravel()) @ B.T
+    np.add.at(ata, (ia[:, None], ib[None, :]), blk)
+    np.add.at(ata, (ib[:, None], ia[None, :]), blk.T)
 
 
 @njit(cache=True, fastmath=True)
-def self_dots(c, y0, x0, ivar, wr, blk, vec):
-    """Symmetric blk[a, b] += sum c[a] ivar c[b] and vec[a] += sum c[a] wr over c's box."""
+def self_dots(c, y0, x0, idx, ivar, wr, ata, atr):
+    """ata[idx[a], idx[b]] += sum c[a] ivar c[b] and atr[idx[a]] += sum c[a] wr over c's box."""
     k, h, w = c.shape
     for a in range(k):
         s = 0.0
         for i in range(h):
             for j in range(w):
                 s += c[a, i, j] * wr[y0 + i, x0 + j]
-        vec[a] += s
+        atr[idx[a]] += s
         for b in range(a, k):
             s = 0.0
             for i in range(h):
                 for j in range(w):
                     s += c[a, i, j] * ivar[y0 + i, x0 + j] * c[b, i, j]
-            blk[a, b] += s
+            ata[idx[a], idx[b]] += s
             if b != a:
-                blk[b, a] += s
+                ata[idx[b], idx[a]] += s
 
 
-def self_dots_np(c, y0, x0, ivar, wr, blk, vec):
+def self_dots_np(c, y0, x0, idx, ivar, wr, ata, atr):
     """numpy twin of :func:`self_dots`."""
     k, h, w = c.shape
     A = c.reshape(k, -1)
     iv = ivar[y0:y0 + h, x0:x0 + w].ravel()
-    blk += (A * iv) @ A.T
-    vec += A @ wr[y0:y0 + h, x0:x0 + w].ravel()
+    np.add.at(ata, (idx[:, None], idx[None, :]), (A * iv) @ A.T)
+    np.add.at(atr, idx, A @ wr[y0:y0 + h, x0:x0 + w].ravel())
 
 
 @njit(cache=True, fastmath=True)

@@ -118,22 +118,21 @@ def _raw_mog(gal, psf, px, py, shape, nout, numba):
     return x0, y0, raw
 
 
-def fft_weights(gal, psf: PixelizedPSF) -> np.ndarray:
-    """Share of each galaxy component rendered by FFT (the rest: mixture x Gaussian PSF)."""
-    ga, gv = gal[0], gal[1]
-    room = psf.fft_n // 2 - 1 - psf.radius
-    s = np.sqrt(gv * max(gal[4], gal[6]))
-    ext = s * np.sqrt(2.0 * np.log(np.maximum(np.abs(ga) / _LOSS, 1.0)))
-    return np.clip((room - ext) / (0.25 * room), 0.0, 1.0)
-
-
 def _raw_hybrid(gal, psf, px, py, shape, nout, numba):
     ga, gv, gda, gdv, cxx, cxy, cyy = gal
-    w = fft_weights(gal, psf)
+    w = np.empty(len(ga))
+    (rk.fft_weights if numba else rk.fft_weights_np)(ga, gv, max(cxx, cyy), psf.fft_n // 2 - 1 - psf.radius,
+                                                     _LOSS, w)
     n = psf.fft_n
     ix, iy = int(round(px)), int(round(py))
     fx0, fy0 = ix - n // 2, iy - n // 2
-    bx0, by0, bx1, by1 = fx0, fy0, fx0 + n, fy0 + n
+    fft_part = bool(np.any(w > 0.0))
+    bx0, by0, bx1, by1 = ix, iy, ix + 1, iy + 1
+    if fft_part:
+        # crop the FFT box to the stamp radius plus the FFT-rendered components' extent
+        r = int(psf.radius) + rk.mog_halfsize(ga * w, gv, cxx, cyy, _ONE, _ZERO, _ZERO, _ZERO, _ZERO, _LOSS)
+        r = min(r, n // 2 - 1)
+        bx0, by0, bx1, by1 = ix - r, iy - r, ix + r + 1, iy + r + 1
     mog_part = bool(np.any(w < 1.0))
     if mog_part:
         g = psf.gauss
@@ -145,14 +144,11 @@ def _raw_hybrid(gal, psf, px, py, shape, nout, numba):
         return None
     raw = np.zeros((nout, y1 - y0, x1 - x0))
     kmog, kfour = _kernels(numba)
-    if np.any(w > 0.0):
-        cx0, cy0, cx1, cy1 = _clip(fx0, fy0, fx0 + n, fy0 + n, shape)
+    if fft_part:
+        cx0, cy0, cx1, cy1 = _clip(max(fx0, x0), max(fy0, y0), min(fx0 + n, x1), min(fy0 + n, y1), shape)
         if cx1 > cx0 and cy1 > cy0:
             spec = np.empty((nout, n, n // 2 + 1), dtype=np.complex128)
-            sx, sy = px - fx0, py - fy0
-            phx = np.exp(-2j * np.pi * psf.fx * sx)
-            phy = np.exp(-2j * np.pi * psf.fy * sy)
-            kfour(ga * w, gv, gda * w, gdv, cxx, cxy, cyy, psf.fourier(n), phx, phy, spec)
+            kfour(ga * w, gv, gda * w, gdv, cxx, cxy, cyy, psf.fourier(n), px - fx0, py - fy0, spec)
             img = scipy.fft.irfft2(spec, s=(n, n), axes=(-2, -1), workers=1)
             raw[:, cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0] += img[:, cy0 - fy0:cy1 - fy0, cx0 - fx0:cx1 - fx0]
     if mog_part:

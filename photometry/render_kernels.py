@@ -138,10 +138,11 @@ def mog_source_np(gamp, gvar, gdamp, gdvar, cxx, cxy, cyy, pamp, pmx, pmy, pvxx,
 
 
 @njit(cache=True, fastmath=True)
-def fourier_source(gamp, gvar, gdamp, gdvar, cxx, cxy, cyy, pft, phx, phy, out):
+def fourier_source(gamp, gvar, gdamp, gdvar, cxx, cxy, cyy, pft, sx, sy, out):
     """Spectra (rfft layout, n x m, m = n/2+1) of a galaxy mixture times the PSF transform
-    ``pft`` times the separable phase ``phy[i] phx[j]`` (the sub-pixel placement), and of its
-    derivatives, planes as in :func:`mog_source`. Frequencies: u = j/n, v = fftfreq(n)[i].
+    ``pft`` times the phase exp(-2 pi i (u sx + v sy)) that puts the source at pixel (sx, sy)
+    of the box, and of its derivatives, planes as in :func:`mog_source`.
+    Frequencies: u = j/n, v = fftfreq(n)[i].
 
     Each galaxy component's transform exp(-2 pi^2 gvar Q(u, v)), Q = cxx u^2 + 2 cxy u v +
     cyy v^2, is evaluated along rows by recurrence from the row's peak and cut below exp(-40).
@@ -149,6 +150,12 @@ def fourier_source(gamp, gvar, gdamp, gdvar, cxx, cxy, cyy, pft, phx, phy, out):
     nout, n, m = out.shape
     du = 1.0 / n
     c2 = 2.0 * np.pi * np.pi
+    phx = np.empty(m, dtype=np.complex128)
+    phy = np.empty(n, dtype=np.complex128)
+    for j in range(m):
+        phx[j] = np.exp(-2j * np.pi * (j * du) * sx)
+    for i in range(n):
+        phy[i] = np.exp(-2j * np.pi * ((i if i < (n + 1) // 2 else i - n) * du) * sy)
     sa = np.zeros((n, m))
     sv = np.zeros((n, m) if nout >= 6 else (1, 1))
     sd = np.zeros((n, m) if nout >= 7 else (1, 1))
@@ -218,9 +225,11 @@ def fourier_source(gamp, gvar, gdamp, gdvar, cxx, cxy, cyy, pft, phx, phy, out):
                 out[6, i, j] = b * (sd[i, j] - c2 * q * sw[i, j])
 
 
-def fourier_source_np(gamp, gvar, gdamp, gdvar, cxx, cxy, cyy, pft, phx, phy, out):
+def fourier_source_np(gamp, gvar, gdamp, gdvar, cxx, cxy, cyy, pft, sx, sy, out):
     """numpy twin of :func:`fourier_source` (direct evaluation)."""
     nout, n, m = out.shape
+    phx = np.exp(-2j * np.pi * np.fft.rfftfreq(n) * sx)
+    phy = np.exp(-2j * np.pi * np.fft.fftfreq(n) * sy)
     u = (np.arange(m) / n)[None, :, None]
     v = np.fft.fftfreq(n)[:, None, None]
     c2 = 2 * np.pi ** 2
@@ -265,3 +274,20 @@ def mog_halfsize_np(gamp, gvar, cxx, cyy, pamp, pmx, pmy, pvxx, pvyy, loss):
     e = s * np.sqrt(2 * np.log(np.maximum(a / loss, 1.0))) + np.hypot(pmx, pmy)
     e = np.where(a > loss, e, 0.0)
     return int(np.ceil(e.max())) + 1
+
+
+@njit(cache=True)
+def fft_weights(gamp, gvar, cmax, room, loss, w):
+    """Share w[k] of each galaxy component rendered by FFT in the hybrid: 1 if its extent
+    (sqrt(gvar cmax) times the radius losing ``loss`` of the flux) is <= 0.75 room, 0 if
+    >= room, linear in between."""
+    for k in range(gamp.shape[0]):
+        a = abs(gamp[k])
+        ext = np.sqrt(gvar[k] * cmax) * np.sqrt(2.0 * np.log(a / loss)) if a > loss else 0.0
+        w[k] = min(max((room - ext) / (0.25 * room), 0.0), 1.0)
+
+
+def fft_weights_np(gamp, gvar, cmax, room, loss, w):
+    """numpy twin of :func:`fft_weights`."""
+    ext = np.sqrt(gvar * cmax) * np.sqrt(2.0 * np.log(np.maximum(np.abs(gamp) / loss, 1.0)))
+    w[:] = np.clip((room - ext) / (0.25 * room), 0.0, 1.0)
