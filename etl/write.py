@@ -15,6 +15,7 @@ min/max statistics let DuckDB skip it.
 from __future__ import annotations
 
 import heapq
+from concurrent.futures import ThreadPoolExecutor
 import os
 from dataclasses import dataclass, field
 
@@ -34,6 +35,8 @@ ROW_GROUP_ROWS = 16_384
 POINT_MAP_ORDER = 8  # default order of the per-leaf row counts
 #: zstd level 1: within a few % of level 3's size at about half the CPU (see bench/RESULTS.md).
 COMPRESSION = ("zstd", 1)
+#: FITS files a task reads ahead of the one it merges.
+PREFETCH = 2
 
 
 def dictionary_columns(schema: pa.Schema) -> list[str]:
@@ -250,6 +253,43 @@ class ReadError(Exception):
         self.path = path
 
 
+def _load_fits(src: Source, lb: int, los: np.ndarray, his: np.ndarray) -> tuple[dict, list]:
+    """Read a FITS source once: (row accounting, sorted raw blocks of its rows in the run)."""
+    acc = {"rows": 0, "bad": 0, "written": 0, "bricks": {}}
+    out = []
+    try:
+        lay = layout(src.path)
+        key = _layout_key(lay)
+        hasher = _start_hash(lay) if src.hash_it else None
+        for start in range(0, lay.nrows, CHUNK_ROWS):
+            raw = raw_rows(lay, start, min(lay.nrows, start + CHUNK_ROWS))
+            if hasher is not None:
+                hasher.update(raw)
+            ra, dec, good = positions(columns_from_raw(lay, raw, {"ra", "dec"}))
+            acc["rows"] += len(ra)
+            acc["bad"] += int((~good).sum())
+            hp = np.full(len(ra), -1, dtype=np.int64)
+            hp[good] = healpix29(ra[good], dec[good])
+            sel = np.nonzero(good & _in_ranges(hp, los, his))[0]
+            if not len(sel):
+                continue
+            sel = sel[np.argsort(hp[sel], kind="stable")]
+            hps = hp[sel]
+            if hps[0] < lb:
+                raise FootprintError(src.path, f"{src.path}: rows outside the sky area planned from its brick")
+            block = raw[sel]
+            acc["written"] += len(sel)
+            b, c = np.unique(columns_from_raw(lay, block, {"brickid"})["brickid"], return_counts=True)
+            for bb, cc in zip(b.tolist(), c.tolist()):
+                acc["bricks"][bb] = acc["bricks"].get(bb, 0) + cc
+            out.append(_Raw(key, lay, block, hps))
+        if hasher is not None:
+            acc["hash"] = hasher.hexdigest()
+    except FitsLayoutError as exc:
+        raise ReadError(src.path, str(exc)) from None
+    return acc, out
+
+
 def run_task(task: Task) -> dict:
     """Run one write task; returns leaf results, per-file row accounting and point counts.
 
@@ -270,8 +310,21 @@ def run_task(task: Task) -> dict:
             heapq.heappush(heap, (run_lo if lb is None else lb, idx))
         else:
             heapq.heappush(heap, (run_lo, idx))
-    pending: list[pa.Table] = []
+    pending: list = []
     peak_pending = 0
+    # FITS sources are read in the order of their bounds, which is known now: a thread
+    # reads (and sorts) the next files while this one merges and writes (numpy, the file
+    # reads and the Parquet encoder release the GIL)
+    fits_order = sorted((b, i) for b, i in heap if task.sources[i].kind == "fits")
+    fits_order = [i for _, i in fits_order]
+    bounds = {i: b for b, i in heap}
+    loading: dict = {}
+    pool = ThreadPoolExecutor(max_workers=1)
+
+    def _prefetch() -> None:
+        while fits_order and len(loading) < PREFETCH:
+            i = fits_order.pop(0)
+            loading[i] = pool.submit(_load_fits, task.sources[i], bounds[i], los, his)
 
     def flush(bound: int) -> None:
         keep, ready = [], []
@@ -304,64 +357,45 @@ def run_task(task: Task) -> dict:
             t = t.take(pc.sort_indices(t.column(HEALPIX_COLUMN)))
         out.write_sorted(t)
 
-    while True:
-        bound = heap[0][0] if heap else np.iinfo(np.int64).max
-        flush(bound)
-        if not heap:
-            break
-        lb, idx = heapq.heappop(heap)
-        src = task.sources[idx]
-        if src.kind == "fits":
-            acc = files.setdefault(src.path, {"rows": 0, "bad": 0, "written": 0, "bricks": {}})
-            try:
-                lay = layout(src.path)
-                key = _layout_key(lay)
-                hasher = _start_hash(lay) if src.hash_it else None
-                for start in range(0, lay.nrows, CHUNK_ROWS):
-                    raw = raw_rows(lay, start, min(lay.nrows, start + CHUNK_ROWS))
-                    if hasher is not None:
-                        hasher.update(raw)
-                    ra, dec, good = positions(columns_from_raw(lay, raw, {"ra", "dec"}))
-                    acc["rows"] += len(ra)
-                    acc["bad"] += int((~good).sum())
-                    hp = np.full(len(ra), -1, dtype=np.int64)
-                    hp[good] = healpix29(ra[good], dec[good])
-                    sel = np.nonzero(good & _in_ranges(hp, los, his))[0]
-                    if not len(sel):
-                        continue
-                    sel = sel[np.argsort(hp[sel], kind="stable")]
-                    hps = hp[sel]
-                    if hps[0] < lb:
-                        raise FootprintError(src.path, f"{src.path}: rows outside the sky area planned from its brick")
-                    block = raw[sel]
-                    acc["written"] += len(sel)
-                    b, c = np.unique(columns_from_raw(lay, block, {"brickid"})["brickid"], return_counts=True)
-                    for bb, cc in zip(b.tolist(), c.tolist()):
-                        acc["bricks"][bb] = acc["bricks"].get(bb, 0) + cc
-                    pending.append(_Raw(key, lay, block, hps))
-                if hasher is not None:
-                    acc["hash"] = hasher.hexdigest()
-            except FitsLayoutError as exc:
-                raise ReadError(src.path, str(exc)) from None
-            peak_pending = max(peak_pending, sum(p.num_rows for p in pending))
-        else:
-            it = iters.get(idx)
-            if it is None:
-                pf = pq.ParquetFile(src.path)
-                it = iters[idx] = pf.iter_batches(batch_size=task.row_group_rows)
-            batch = next(it, None)
-            if batch is None:
-                continue
-            t = pa.Table.from_batches([batch]).cast(schema)
-            hp = t.column(HEALPIX_COLUMN).to_numpy()
-            mask = _in_ranges(hp, los, his)
-            if src.exclude_bricks:
-                mask &= ~np.isin(t.column("brickid").to_numpy(zero_copy_only=False), np.asarray(src.exclude_bricks))
-            t = t.filter(pa.array(mask))
-            if t.num_rows:
-                pending.append(_Arrow(t))
-            nxt = int(hp[-1]) if len(hp) else lb
-            heapq.heappush(heap, (max(nxt, lb), idx))
+    def _merge_loop() -> None:
+        nonlocal peak_pending
+        _prefetch()
+        while True:
+            bound = heap[0][0] if heap else np.iinfo(np.int64).max
+            flush(bound)
+            if not heap:
+                break
+            lb, idx = heapq.heappop(heap)
+            src = task.sources[idx]
+            if src.kind == "fits":
+                _prefetch()
+                acc, raws = loading.pop(idx).result()
+                files[src.path] = acc
+                pending.extend(raws)
+                peak_pending = max(peak_pending, sum(p.num_rows for p in pending))
+            else:
+                it = iters.get(idx)
+                if it is None:
+                    pf = pq.ParquetFile(src.path)
+                    it = iters[idx] = pf.iter_batches(batch_size=task.row_group_rows)
+                batch = next(it, None)
+                if batch is None:
+                    continue
+                t = pa.Table.from_batches([batch]).cast(schema)
+                hp = t.column(HEALPIX_COLUMN).to_numpy()
+                mask = _in_ranges(hp, los, his)
+                if src.exclude_bricks:
+                    mask &= ~np.isin(t.column("brickid").to_numpy(zero_copy_only=False), np.asarray(src.exclude_bricks))
+                t = t.filter(pa.array(mask))
+                if t.num_rows:
+                    pending.append(_Arrow(t))
+                nxt = int(hp[-1]) if len(hp) else lb
+                heapq.heappush(heap, (max(nxt, lb), idx))
+
+    try:
+        _merge_loop()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     out.finish()
     return {"task_id": task.task_id, "leaves": out.results, "files": files,
             "peak_pending_rows": peak_pending}
