@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,6 +171,9 @@ def connect(lake: str | os.PathLike, threads: int | None = None) -> duckdb.DuckD
         extra = ", ".join(f"{expr} AS {n}" for n, expr in derived if n not in cols)
         con.execute(f"CREATE VIEW {_sql_name(name + '_derived')} AS SELECT *{', ' + extra if extra else ''} "
                     f"FROM {_sql_name(name)}")
+        if re.fullmatch(r"dr\d+", name):  # Astro Data Lab's name for the same table: ls_dr9.tractor
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS ls_{name}")
+            con.execute(f"CREATE VIEW ls_{name}.tractor AS SELECT * FROM {_sql_name(name + '_derived')}")
     path = str(Path(lake).resolve()).replace("'", "''")
     con.execute(f"SET VARIABLE legacylake_lake = '{path}'")
     return con

@@ -25,7 +25,7 @@ _RETURNS = {
     "_brick_row2": "INT", "_brick_row": "INT", "_brick_col0": "INT", "_brick_col1": "INT",
     "_brick_col2": "INT", "_brick_col": "INT", "_brickid_rc": "INT", "brickid_of": "INT",
     "_brick_name_rc": "STRING", "brickname_of": "STRING", "_rid_key": "DECIMAL(38,0)",
-    "_rid_h1": "DECIMAL(38,0)", "_rid_h2": "DECIMAL(38,0)",
+    "_rid_h1": "DECIMAL(38,0)", "_rid_h2": "DECIMAL(38,0)", "q3c_radial_query": "BOOLEAN",
 }
 _TYPES = {"DOUBLE": "DOUBLE", "INTEGER": "INT", "BIGINT": "BIGINT", "VARCHAR": "STRING", "HUGEINT": "DECIMAL(38,0)"}
 

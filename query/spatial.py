@@ -430,13 +430,16 @@ def search(lake, region: Region, catalog: str | None = None, columns=None, where
 
 
 def first_line(exc: BaseException) -> str:
-    """The useful line of a DuckDB / UDF error message."""
+    """The useful line of a DuckDB / UDF error message (plus DuckDB's suggestion, if any)."""
     msg = str(exc).strip()
     for prefix in ("Python exception occurred while executing the UDF: ",):
         if prefix in msg:
             msg = msg.split(prefix, 1)[1]
-    line = msg.splitlines()[0] if msg else type(exc).__name__
-    return line
+    lines = [ln.strip() for ln in msg.splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    hint = next((ln for ln in lines[1:] if ln.startswith(("Did you mean", "Candidate bindings"))), None)
+    return lines[0] + (f" ({hint})" if hint else "")
 
 
 def cone_search(lake, ra: float, dec: float, radius: float, catalog: str | None = None, **kw) -> pa.Table:

@@ -157,3 +157,19 @@ def test_bad_catalog_and_column(query_lake):
         cone_search(query_lake, 0, 0, 0.1, columns=["ra", "nope"])
     with pytest.raises(UserError, match="unknown catalog"):
         query(query_lake, "SELECT * FROM cone('dr10', 0, 0, 0.1)")
+
+
+def test_data_lab_style_sql_runs(query_lake):
+    """Data Lab SQL (ls_dr9.tractor, q3c_radial_query, derived columns) runs unchanged."""
+    con = connect(query_lake)
+    try:
+        got = query(con, "SELECT objid, brickid, dered_mag_g, g_r FROM ls_dr9.tractor "
+                         "WHERE q3c_radial_query(ra, dec, 359.95, 0.05, 0.1)")
+        ref = cone_search(query_lake, 359.95, 0.05, 0.1, columns=["brickid", "objid"])
+        assert got.num_rows == ref.num_rows > 0
+        assert keys({n: got[n].to_numpy() for n in ("brickid", "objid")}) == \
+            keys({n: ref[n].to_numpy() for n in ("brickid", "objid")})
+        with pytest.raises(UserError, match='dr10.*Did you mean "dr9"'):
+            query(con, "SELECT * FROM dr10")
+    finally:
+        con.close()
