@@ -67,6 +67,25 @@ def to_fits_records(arr: np.ndarray, dm: DataModel) -> np.ndarray:
     return out
 
 
+_COLUMN_CARDS: dict = {}
+
+
+def _column_cards(dm: DataModel, names: tuple[str, ...]) -> list[str]:
+    """TTYPE/TFORM/TUNIT cards of the columns (cached per data model and column list)."""
+    key = (dm.name, names)
+    if key not in _COLUMN_CARDS:
+        by_name = {c.name: c for c in dm.columns}
+        cards = []
+        for i, n in enumerate(names, 1):
+            c = by_name[n.lower()]
+            cards.append(_card(f"TTYPE{i}", n.upper()))
+            cards.append(_card(f"TFORM{i}", c.tform))
+            if c.unit:
+                cards.append(_card(f"TUNIT{i}", c.unit))
+        _COLUMN_CARDS[key] = cards
+    return _COLUMN_CARDS[key]
+
+
 def write_table(path: str | os.PathLike, arr: np.ndarray, dm: DataModel, cards: list[tuple] = (),
                 records: bool = False) -> int:
     """Write ``arr`` (lowercase names of ``dm``) as a FITS binary table, atomically; returns bytes.
@@ -80,22 +99,18 @@ def write_table(path: str | os.PathLike, arr: np.ndarray, dm: DataModel, cards: 
               _card("NAXIS", 2), _card("NAXIS1", rec.dtype.itemsize, "width of table in bytes"),
               _card("NAXIS2", len(rec), "number of rows in table"), _card("PCOUNT", 0),
               _card("GCOUNT", 1), _card("TFIELDS", len(arr.dtype.names))]
-    for i, n in enumerate(arr.dtype.names, 1):
-        c = dm[n]
-        tcards.append(_card(f"TTYPE{i}", n.upper()))
-        tcards.append(_card(f"TFORM{i}", c.tform))
-        if c.unit:
-            tcards.append(_card(f"TUNIT{i}", c.unit))
+    tcards += _column_cards(dm, tuple(arr.dtype.names))
     for card in cards:
         tcards.append(_card(*card))
-    data = rec.tobytes()
-    pad = b"\0" * ((-len(data)) % BLOCK)
+    rec = np.ascontiguousarray(rec)
+    nbytes = rec.nbytes
+    pad = b"\0" * ((-nbytes) % BLOCK)
     path = os.fspath(path)
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "wb") as fh:
         fh.write(prim)
         fh.write(_header(tcards))
-        fh.write(data)
+        fh.write(memoryview(rec.view(np.uint8)))
         fh.write(pad)
     os.replace(tmp, path)
-    return len(prim) + len(data) + len(pad)
+    return len(prim) + nbytes + len(pad)

@@ -23,24 +23,29 @@ def apflux_kernel(buf, offs, uid, key, stream, table, ftrue, fmodel, s2, nea_psf
     """Fill apflux (offs[0]), ivar (offs[1]), resid (offs[2]), blobresid (offs[3]) and masked
     (offs[4]) of one band (offset -1: not written) for every row. float32 big-endian."""
     nr = radii.shape[0]
+    r2 = radii * radii
     for i in range(uid.shape[0]):
         base = uid_base(uid[i], key)
-        c = normal_at(base, stream, 0, table) if correlated else 0.0
+        c = 0.7 * normal_at(base, stream, 0, table) if correlated else 0.0
+        a = -0.5 / s2[i]
+        sb = np.sqrt(np.pi / nea_psf[i] / depth[i])
+        ft, fm = ftrue[i], fmodel[i]
+        fmask = fracmasked[i] if fracmasked[i] > 0 else 0.0
         for j in range(nr):
-            r2 = radii[j] * radii[j]
-            frac = 1.0 - np.exp(-r2 / (2.0 * s2[i]))
-            sig = np.sqrt(np.pi * r2 / nea_psf[i] / depth[i])
+            frac = 1.0 - np.exp(r2[j] * a)
+            sig = sb * radii[j]
             n_j = normal_at(base, stream, j + 1, table)
-            noise = sig * (0.7 * c + 0.71 * n_j) if correlated else sig * n_j
-            ap = ftrue[i] * frac + noise
-            resid = ap - fmodel[i] * frac
-            put_f4(buf, i, offs[0] + 4 * j, ap)
-            put_f4(buf, i, offs[1] + 4 * j, 1.0 / (sig * sig))
-            put_f4(buf, i, offs[2] + 4 * j, resid)
+            noise = sig * (c + 0.71 * n_j) if correlated else sig * n_j
+            ap = ft * frac + noise
+            resid = ap - fm * frac
+            o = 4 * j
+            put_f4(buf, i, offs[0] + o, ap)
+            put_f4(buf, i, offs[1] + o, 1.0 / (sig * sig))
+            put_f4(buf, i, offs[2] + o, resid)
             if offs[3] >= 0:
-                put_f4(buf, i, offs[3] + 4 * j, 0.9 * resid)
+                put_f4(buf, i, offs[3] + o, 0.9 * resid)
             if offs[4] >= 0:
-                put_f4(buf, i, offs[4] + 4 * j, fracmasked[i] if fracmasked[i] > 0 else 0.0)
+                put_f4(buf, i, offs[4] + o, fmask)
 
 
 def apflux_np(uid, key, stream, ftrue, fmodel, s2, nea_psf, depth, fracmasked, radii, correlated):
@@ -48,9 +53,9 @@ def apflux_np(uid, key, stream, ftrue, fmodel, s2, nea_psf, depth, fracmasked, r
     (apflux, ivar, resid, blobresid, masked)."""
     nr = len(radii)
     z = table_normals_np(uid, key, stream, nr + 1)
-    R2 = np.asarray(radii, np.float64)[None, :] ** 2
-    frac = 1.0 - np.exp(-R2 / (2.0 * s2[:, None]))
-    sig = np.sqrt(np.pi * R2 / nea_psf[:, None] / depth[:, None])
+    R = np.asarray(radii, np.float64)[None, :]
+    frac = 1.0 - np.exp(R**2 * (-0.5 / s2[:, None]))
+    sig = np.sqrt(np.pi / nea_psf[:, None] / depth[:, None]) * R
     noise = sig * (0.7 * z[:, :1] + 0.71 * z[:, 1:]) if correlated else sig * z[:, 1:]
     ap = ftrue[:, None] * frac + noise
     resid = ap - fmodel[:, None] * frac

@@ -108,6 +108,10 @@ def gaia_measure(t: np.ndarray, seed: int, salt: int, epoch: float, err_scale: f
     return out
 
 
+_GAIA_KEYS = ("ra", "dec", "pos_err_mas", "pmra", "pmdec", "pm_err", "parallax", "parallax_err", "g", "bp", "rp",
+              "g_foe", "bp_foe", "rp_foe", "aen", "sigma5d")
+
+
 def mask_mag(t: np.ndarray) -> np.ndarray:
     """mask_mag = min(G, z_guess + 1) of Gaia stars (z_guess from the G, BP-RP polynomial)."""
     x = np.clip(t["gaia_bp"] - t["gaia_rp"], -0.6, 4.1)
@@ -252,11 +256,14 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
 
     kind = t["kind"]
     gaia_ref = t["in_gaia"] & (rel == "dr9")
-    gm = gaia_measure(t, seed, 10, 2015.5)
+    gi = np.flatnonzero(t["in_gaia"])  # Gaia measurements of the Gaia sources only (keyed by uid)
+    gm = {kk: np.ones(n) for kk in _GAIA_KEYS}  # 1: harmless where a source is not in Gaia
+    for kk, v in gaia_measure(t[gi], seed, 10, 2015.5).items():
+        gm[kk][gi] = v
     pointsource = gaia_ref & (((t["gaia_g"] <= 18.0) & (gm["aen"] < 10 ** 0.5)) | (t["gaia_g"] <= 13.0))
 
     # measured position (needed before masks: masks are evaluated at the catalog position)
-    z = normals(t["uid"], key, 0, 24)
+    z = table_normals_np(t["uid"], key, 0, 24)
     sig_p = {bd: cond[f"psfsize_{bd}"] * FWHM_TO_SIGMA for bd in OPT}
     nser_t = np.where(t["morph"] == "PSF", 1.0, t["sersic"]).astype(np.float64)
     sg = gal_sigma(t["shape_r"].astype(np.float64), nser_t)
