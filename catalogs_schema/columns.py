@@ -94,20 +94,27 @@ class Column:
         return f"{self.fits_type}[{self.shape[0]}]" if self.shape else self.fits_type
 
 
+class ReleaseKind:
+    """Mixin: ``release`` and ``kind`` of an object that names a data model (``dr9-tractor``)."""
+
+    _model_attr = "model"
+
+    @property
+    def release(self) -> str:
+        return getattr(self, self._model_attr).split("-")[0]
+
+    @property
+    def kind(self) -> str:
+        return getattr(self, self._model_attr).split("-")[1]
+
+
 @dataclass(frozen=True)
-class DataModel:
+class DataModel(ReleaseKind):
     """A data model: an ordered set of columns (``dr9-tractor``, ``dr8-sweep``, ...)."""
 
     name: str
     columns: tuple[Column, ...]
-
-    @property
-    def release(self) -> str:
-        return self.name.split("-")[0]
-
-    @property
-    def kind(self) -> str:
-        return self.name.split("-")[1]
+    _model_attr = "name"
 
     @property
     def names(self) -> list[str]:

@@ -7,7 +7,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .columns import MODEL_NAMES, Column, DataModel, model
+from .columns import MODEL_NAMES, Column, DataModel, ReleaseKind, model
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def column_types(obj: Any) -> dict[str, ColumnType | None]:
 
 
 @dataclass
-class Report:
+class Report(ReleaseKind):
     """Differences between a table and a data model."""
 
     model: str
@@ -106,14 +106,6 @@ class Report:
     def ok(self) -> bool:
         """True when no required column is missing and none is mistyped."""
         return not self.missing and not self.mistyped
-
-    @property
-    def release(self) -> str:
-        return self.model.split("-")[0]
-
-    @property
-    def kind(self) -> str:
-        return self.model.split("-")[1]
 
     def lines(self, verbose: bool = False) -> list[str]:
         """Human-readable differences, one per line (absent optional columns listed if verbose)."""
@@ -169,20 +161,12 @@ def validate(table: Any, model_name: str | None = None) -> Report:
 
 
 @dataclass(frozen=True)
-class Detection:
+class Detection(ReleaseKind):
     """Result of :func:`detect`: the best-matching data model and how well it matched."""
 
     model: str
     missing: int
     extra: int
-
-    @property
-    def release(self) -> str:
-        return self.model.split("-")[0]
-
-    @property
-    def kind(self) -> str:
-        return self.model.split("-")[1]
 
 
 def detect(table: Any) -> Detection:
