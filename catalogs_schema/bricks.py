@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from astropy.wcs import WCS
 
 from .constants import PIXSCALE_ARCSEC
 
@@ -141,8 +140,10 @@ def is_primary(ra, dec, brickid) -> np.ndarray:
     return in_dec & (ra >= g["ra1"][i]) & (ra < g["ra2"][i])
 
 
-def brick_wcs(name_or_id: str | int) -> WCS:
+def brick_wcs(name_or_id: str | int) -> "astropy.wcs.WCS":
     """TAN WCS of the brick image: 3600 x 3600 px at 0.262"/px centred on the brick, North up, East left."""
+    from astropy.wcs import WCS
+
     b = brick(name_or_id)
     w = WCS(naxis=2)
     w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
