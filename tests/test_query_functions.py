@@ -188,3 +188,12 @@ def test_not_a_lake(tmp_path):
         connect(tmp_path)
     with pytest.raises(UserError, match="no such lake"):
         connect(tmp_path / "missing")
+
+
+def test_every_documented_example_runs(con):
+    from legacylake.query import FUNCTIONS
+
+    for name, (sig, desc, example) in FUNCTIONS.items():
+        sql = example.split("--")[0]
+        query(con, sql)  # raises UserError on any failure
+        assert name in sql
