@@ -228,3 +228,29 @@ def test_cli(tmp_path, capsys):
     assert main(["simulate", "external", "--kind", "gaia", "--out", str(tmp_path / "g.parquet"),
                  "--box", "150.2", "150.3", "2.1", "2.2"]) == 0
     assert main(["simulate", "catalogs", "--out", str(tmp_path), "--box", "150", "150.1", "3", "2"]) == 2
+
+
+# columns a duplicate row may change from brick to brick: the brick's own identifiers and
+# pixels, and what depends on the neighbours seen in the brick's image (blending)
+BRICK_SPECIFIC = {"brickid", "brickname", "objid", "bx", "by", "brick_primary", "maskbits"}
+BLENDING = ("blob_nea_", "fibertotflux_", "fracflux_", "lc_fracflux_", "rchisq_")
+
+
+def test_duplicates_identical_except_brick_specific(block):
+    a, ua = block[CENTRE]
+    seen = set()
+    for name, (b, ub) in block.items():
+        if name == CENTRE:
+            continue
+        _, ia, ib = np.intersect1d(ua, ub, return_indices=True)
+        if len(ia) == 0:
+            continue
+        seen.add(name)
+        for c in a.dtype.names:
+            if c in BRICK_SPECIFIC or c.startswith(BLENDING):
+                continue
+            assert np.array_equal(a[c][ia], b[c][ib]), (name, c)
+        # maskbits differ at most by NPRIMARY
+        npri = MASKBITS.value("NPRIMARY")
+        assert np.array_equal(a["maskbits"][ia] & ~npri, b["maskbits"][ib] & ~npri)
+    assert len(seen) == 8
