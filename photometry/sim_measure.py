@@ -3,8 +3,10 @@
 What a source's catalog entry says about it (fluxes, dchisq, type, position, shape, masks)
 depends only on the source and the seed, so neighbouring bricks share duplicate rows and
 ``brick_primary`` (a test on the measured position) is true in exactly one brick.
-Secondary columns (aperture fluxes' noise, light curves, fracflux...) also use a per-brick
-generator. Fluxes in nanomaggies, sizes in arcsec, ivars in 1/unit^2.
+Every random number is keyed by the source uid, so duplicate rows differ only in the brick's
+own columns and in what depends on the neighbours seen in the brick (fracflux, rchisq, ...).
+Array columns (apflux, lc_*) are written by numba kernels (``sim_k_*``) straight into the
+big-endian FITS record. Fluxes in nanomaggies, sizes in arcsec, ivars in 1/unit^2.
 """
 
 from __future__ import annotations
