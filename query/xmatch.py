@@ -42,6 +42,10 @@ from . import xmatch_kernels as K_
 from .xmatch_io import HP_COL, External, Lake, open_external
 
 DEFAULT_LAKE_COLUMNS = ("release", "brickid", "objid", "ra", "dec")
+#: Bytes of external rows buffered in memory before buckets spill to disk.
+DEFAULT_MEMORY_BUDGET = 128 << 20
+#: Rows per external batch read.
+DEFAULT_BATCH_ROWS = 200_000
 LAKE_PREFIX = "lake_"
 MAX_RADIUS_ARCSEC = 3600.0
 #: A disc of radius r lies within the 3x3 cells of order K when r <= CELL_FRACTION * cell size
@@ -254,8 +258,9 @@ def xmatch(external, lake: str | os.PathLike, catalog: str | None = None, *,
            keep_unmatched: bool = False,
            epoch_from: str | float | None = None, pm_cols: Sequence[str] | None = None,
            epoch_to: float | None = None,
-           out: str | os.PathLike | None = None, force: bool = False,
-           memory_budget: int = 512 << 20, batch_rows: int = 500_000,
+           out: str | os.PathLike | None = None, into_lake: str | None = None,
+           scheduler=None, force: bool = False,
+           memory_budget: int = DEFAULT_MEMORY_BUDGET, batch_rows: int = DEFAULT_BATCH_ROWS,
            progress: bool = False, stats: XmatchStats | None = None) -> pa.Table | XmatchStats:
     """Crossmatch ``external`` (path or Arrow/pandas table) with lake catalog ``lake/catalog``.
 
@@ -266,7 +271,15 @@ def xmatch(external, lake: str | os.PathLike, catalog: str | None = None, *,
     ``epoch_from`` (column name or year) with ``pm_cols`` = (pmra, pmdec) in mas/yr (pmra
     includes cos dec) move external positions to ``epoch_to`` (a year) before matching.
     Returns a pyarrow Table, or with ``out`` writes Parquet atomically and returns the stats.
+    ``into_lake``: instead, write the result as the new HATS catalog ``lake/<into_lake>``
+    (partitioned by the external positions, see :mod:`legacylake.query.xmatch_hats`), streamed
+    and atomic; returns the stats. ``scheduler``: a Dask distributed scheduler address (or a
+    ``distributed.Client``) to run the per-partition match tasks on (the lake must be on a
+    filesystem the workers see); results are identical to the local run, in the same order.
+    ``memory_budget`` (bytes) bounds the external rows buffered before spilling to disk.
     """
+    if out is not None and into_lake is not None:
+        raise UserError("give either out (--out FILE.parquet) or into_lake (--into-lake NAME), not both")
     t0 = time.time()
     st = stats if stats is not None else XmatchStats()
     if mode not in ("nearest", "all"):
@@ -314,16 +327,28 @@ def xmatch(external, lake: str | os.PathLike, catalog: str | None = None, *,
         missing = set(external_columns) - {f.name for f in ext_fields}
         if missing:
             raise UserError(f"{ext.name}: no column(s) {', '.join(sorted(missing))}")
+    if into_lake is not None:
+        # the new catalog is partitioned by the external positions: keep them
+        keep = {f.name for f in ext_fields} | {ra_name, dec_name}
+        ext_fields = [f for f in ext.schema if f.name in keep]
     out_schema = pa.schema(ext_fields + [lake_schema.field(c).with_name(LAKE_PREFIX + c) for c in lake_cols]
                            + [pa.field("sep_arcsec", pa.float64(), metadata={"unit": "arcsec"})])
     ext_names = [f.name for f in ext_fields]
 
     order = match_order(radius_arcsec)
     st.match_order = order
-    shift = 2 * (29 - order)
     chord2 = K_.arcsec_to_chord2(radius_arcsec)
+    if into_lake is not None:
+        from .xmatch_hats import HatsSink
+
+        sink = HatsSink(Path(os.fspath(lake)), into_lake, out_schema, ra_name, dec_name, lk,
+                        {"legacylake_xmatch_lake_catalog": lk.path.name,
+                         "legacylake_xmatch_mode": mode,
+                         "legacylake_xmatch_radius_arcsec": f"{radius_arcsec:g}"},
+                        budget=max(1 << 20, memory_budget // 2))
+    else:
+        sink = _Sink(out, out_schema)
     tmp = Path(tempfile.mkdtemp(prefix="legacylake-xmatch-"))
-    sink = _Sink(out, out_schema)
     ok = False
     try:
         buckets = _Buckets(memory_budget, tmp)
@@ -338,15 +363,22 @@ def xmatch(external, lake: str | os.PathLike, catalog: str | None = None, *,
         matched_shared: list[np.ndarray] = []
         keys = buckets.keys()
         st.partitions = len(keys)
-        it: Iterable[int] = keys
+        args = (lk, order, chord2, mode, lake_cols, ext_names, keep_unmatched, out_schema)
+        it: Iterable[dict] = _run_partitions(keys, buckets, args, scheduler)
         if progress:
             from tqdm import tqdm
 
-            it = tqdm(keys, desc="xmatch partitions", unit="part")
-        for k in it:
-            e = buckets.pop(k)
-            _match_partition(lk, k, e, order, shift, chord2, mode, lake_cols, ext_names, sink,
-                             keep_unmatched, candidates, matched_shared, st)
+            it = tqdm(it, total=len(keys), desc="xmatch partitions", unit="part")
+        for r in it:
+            for t in r["out"]:
+                sink.write(t)
+            if r["cand"] is not None:
+                candidates.append(r["cand"])
+            if r["matched_shared"] is not None:
+                matched_shared.append(r["matched_shared"])
+            st.matched_external += r["matched"]
+            st.pairs += r["pairs"]
+            del r
         _finish_shared(shared_rows, candidates, matched_shared, mode, keep_unmatched, lake_cols,
                        ext_names, sink, st)
         ok = True
@@ -355,8 +387,8 @@ def xmatch(external, lake: str | os.PathLike, catalog: str | None = None, *,
         shutil.rmtree(tmp, ignore_errors=True)
     st.output_rows = sink.rows
     st.seconds = time.time() - t0
-    if out is not None:
-        st.out = str(out)
+    if out is not None or into_lake is not None:
+        st.out = str(out) if out is not None else str(sink.dest)
         return st
     return result
 
@@ -369,15 +401,27 @@ def _guess(schema: pa.Schema, names: tuple[str, ...]) -> str:
     return names[0]
 
 
+EPOCH_KEYS = ("legacylake_epoch", "epoch", "hats_epoch")
+
+
 def _lake_epoch(lk: Lake) -> float:
-    for key in ("legacylake_epoch", "epoch", "hats_epoch"):
-        if key in lk.properties:
+    """The lake catalog's epoch (decimal year) from hats.properties or the Parquet schema metadata."""
+    found = dict(lk.properties)
+    try:
+        md = lk.schema().metadata or {}
+        found.update({k.decode(errors="replace"): v.decode(errors="replace") for k, v in md.items()})
+    except Exception:  # unreadable metadata is reported by the read itself
+        pass
+    for key in EPOCH_KEYS:
+        if key in found:
             try:
-                return float(lk.properties[key])
+                return float(found[key])
             except ValueError:
-                pass
-    raise UserError(f"the lake catalog {lk.path.name} records no epoch; give the target epoch with "
-                    "--epoch-to YEAR (epoch_to=...)")
+                raise UserError(f"the lake catalog {lk.path.name} has epoch {found[key]!r} ({key}), "
+                                "not a year; give --epoch-to YEAR")
+    raise UserError(f"the lake catalog {lk.path.name} records no epoch (no legacylake_epoch/epoch key in its "
+                    "hats.properties or Parquet metadata), so proper motions have no target epoch: "
+                    "give it with --epoch-to YEAR (epoch_to=YEAR)")
 
 
 def _partition_external(ext: External, lk: Lake, order: int, ra_name: str, dec_name: str, pm,
@@ -485,9 +529,57 @@ def _assemble(e: pa.Table, ei: np.ndarray, lake: pa.Table | None, lj: np.ndarray
     return pa.table(cols)
 
 
-def _match_partition(lk: Lake, k: int, e: pa.Table, order: int, shift: int, chord2: float, mode: str,
-                     lake_cols: list[str], ext_names: list[str], sink: _Sink, keep_unmatched: bool,
-                     candidates: list, matched_shared: list, st: XmatchStats) -> None:
+def _run_partitions(keys: list[int], buckets: "_Buckets", args: tuple, scheduler) -> Iterable[dict]:
+    """Run :func:`_partition_task` for each key, locally or on Dask; yield results in key order.
+
+    On Dask at most ~2 tasks per worker thread are in flight, so memory stays bounded.
+    """
+    if scheduler is None:
+        for k in keys:
+            e = buckets.pop(k)
+            yield _partition_task(k, e, *args)
+            del e
+        return
+    from collections import deque
+
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover
+        raise UserError("--scheduler needs the 'distributed' package (pip install distributed)")
+    own = not isinstance(scheduler, Client)
+    try:
+        client = Client(scheduler) if own else scheduler
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise UserError(f"cannot connect to the Dask scheduler {scheduler!r} ({exc})")
+    pending: deque = deque()
+    try:
+        window = max(2, 2 * sum(client.nthreads().values()))
+        for k in keys:
+            e = buckets.pop(k)
+            pending.append(client.submit(_partition_task, k, e, *args, pure=False))
+            del e
+            while len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for f in pending:
+            f.cancel()
+        if own:
+            client.close()
+
+
+def _partition_task(k: int, e: pa.Table, lk: Lake, order: int, chord2: float, mode: str,
+                    lake_cols: list[str], ext_names: list[str], keep_unmatched: bool,
+                    out_schema: pa.Schema) -> dict:
+    """Match the external rows ``e`` bucketed to lake partition ``k`` with that partition.
+
+    Returns ``out`` (output tables), ``cand`` (nearest candidates of shared rows, or None),
+    ``matched_shared`` (xids of shared rows with a pair, mode all), ``matched``, ``pairs``.
+    Runs in a Dask worker with ``scheduler``: only plain arguments, no shared state.
+    """
+    shift = 2 * (29 - order)
+    res = {"out": [], "cand": None, "matched_shared": None, "matched": 0, "pairs": 0}
     era = e.column(_RA).to_numpy()
     edec = e.column(_DEC).to_numpy()
     shared = e.column(_SHARED).to_numpy(zero_copy_only=False)
@@ -507,11 +599,14 @@ def _match_partition(lk: Lake, k: int, e: pa.Table, order: int, shift: int, chor
         lake = lake.take(srt)
         hp = hp[srt]
     lx, ly, lz = K_.radec_to_xyz(_as_float(lake.column(lk.ra_col)), _as_float(lake.column(lk.dec_col)))
+    lake = lake.select(lake_cols)
     ex, ey, ez = K_.radec_to_xyz(era, edec)
     cellk = hp >> shift
+    del hp
     valid = cells >= 0
     lo = np.where(valid, np.searchsorted(cellk, cells, side="left"), 0).astype(np.int64)
     hi = np.where(valid, np.searchsorted(cellk, cells, side="right"), 0).astype(np.int64)
+    del cells, valid, cellk
     xid = e.column(_XID).to_numpy()
     if mode == "nearest":
         best, d2 = K_.nearest(ex, ey, ez, lx, ly, lz, lo, hi, chord2)
@@ -519,29 +614,29 @@ def _match_partition(lk: Lake, k: int, e: pa.Table, order: int, shift: int, chor
         own = ~shared
         hit = best >= 0
         sel = np.flatnonzero(own & (hit | keep_unmatched))
-        st.matched_external += int((own & hit).sum())
-        st.pairs += int((own & hit).sum())
+        res["matched"] = res["pairs"] = int((own & hit).sum())
         if sel.size:
-            sink.write(_assemble(e, sel, lake, best[sel], sep[sel], lake_cols, ext_names))
+            res["out"].append(_assemble(e, sel, lake, best[sel], sep[sel], lake_cols, ext_names))
         cand = np.flatnonzero(shared & hit)
         if cand.size:
-            candidates.append(_assemble(e, cand, lake, best[cand], sep[cand], lake_cols, [],
-                                        {_XID: pa.array(xid[cand]), "__d2": pa.array(d2[cand])}))
+            res["cand"] = _assemble(e, cand, lake, best[cand], sep[cand], lake_cols, [],
+                                    {_XID: pa.array(xid[cand]), "__d2": pa.array(d2[cand])})
     else:
         counts = K_.count_pairs(ex, ey, ez, lx, ly, lz, lo, hi, chord2)
         i, j, d2 = K_.all_pairs(ex, ey, ez, lx, ly, lz, lo, hi, chord2, counts)
-        st.pairs += int(i.size)
+        res["pairs"] = int(i.size)
         hitrow = counts > 0
-        st.matched_external += int((hitrow & ~shared).sum())
+        res["matched"] = int((hitrow & ~shared).sum())
         if i.size:
-            sink.write(_assemble(e, i, lake, j, K_.chord2_to_arcsec(d2), lake_cols, ext_names))
+            res["out"].append(_assemble(e, i, lake, j, K_.chord2_to_arcsec(d2), lake_cols, ext_names))
         if keep_unmatched:
             miss = np.flatnonzero(~hitrow & ~shared)
             if miss.size:
-                sink.write(_unmatched(e.take(miss), lake_cols, sink.schema))
+                res["out"].append(_unmatched(e.take(miss), lake_cols, out_schema))
         m = xid[hitrow & shared]
         if m.size:
-            matched_shared.append(m)
+            res["matched_shared"] = m
+    return res
 
 
 def _finish_shared(shared_rows: _Buckets, candidates: list, matched_shared: list, mode: str,

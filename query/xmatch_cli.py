@@ -7,6 +7,9 @@ import sys
 
 from legacylake.errors import UserError
 
+#: Same default as legacylake.query.xmatch.DEFAULT_MEMORY_BUDGET (not imported: keeps --help fast).
+DEFAULT_MEMORY_BUDGET = 128 << 20
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -36,10 +39,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pm-cols", metavar="PMRA,PMDEC", help="proper-motion columns in mas/yr (pmra with cos dec)")
     p.add_argument("--epoch-to", type=float, metavar="YEAR",
                    help="epoch to move the external positions to (default: the lake's recorded epoch)")
-    p.add_argument("--out", required=True, metavar="FILE.parquet", help="output Parquet file (written atomically)")
+    dest = p.add_mutually_exclusive_group(required=True)
+    dest.add_argument("--out", metavar="FILE.parquet", help="output Parquet file (written atomically)")
+    dest.add_argument("--into-lake", metavar="NAME",
+                      help="write the result as the new HATS catalog LAKE/NAME, partitioned by the external "
+                      "positions (streamed, atomic)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the per-partition match tasks on this Dask distributed scheduler "
+                   "(e.g. tcp://host:8786; the lake must be on a filesystem the workers see)")
     p.add_argument("--force", action="store_true", help="allow a radius above 1 degree")
-    p.add_argument("--memory-mb", type=int, default=512,
-                   help="memory for buffering the external catalog before spilling to disk (default 512)")
+    p.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_BUDGET >> 20,
+                   help="memory for buffering the external catalog before spilling to disk "
+                   f"(default {DEFAULT_MEMORY_BUDGET >> 20})")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -56,14 +67,14 @@ def run(args: argparse.Namespace) -> int:
     pm_cols = _split(args.pm_cols)
     if pm_cols is not None and len(pm_cols) != 2:
         raise UserError(f"--pm-cols needs two comma-separated columns (PMRA,PMDEC), not {args.pm_cols!r}")
-    if not str(args.out).endswith((".parquet", ".pq")):
+    if args.out is not None and not str(args.out).endswith((".parquet", ".pq")):
         raise UserError(f"--out {args.out}: give a .parquet file name")
     st = XmatchStats()
     xmatch(args.external, args.lake, args.catalog, radius_arcsec=args.radius, mode=args.mode,
            ra_col=args.ra_col, dec_col=args.dec_col, columns=_split(args.columns),
            external_columns=_split(args.external_columns), keep_unmatched=args.keep_unmatched,
            epoch_from=args.epoch_from, pm_cols=pm_cols, epoch_to=args.epoch_to, out=args.out,
-           force=args.force, memory_budget=max(16, args.memory_mb) << 20,
+           into_lake=args.into_lake, scheduler=args.scheduler, force=args.force, memory_budget=max(16, args.memory_mb) << 20,
            progress=not args.no_progress and sys.stderr.isatty(), stats=st)
     print(f"xmatch ({args.mode}, {args.radius:g} arcsec): {st.summary()}")
     return 0
