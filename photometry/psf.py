@@ -95,8 +95,12 @@ class PixelizedPSF:
 
     @functools.cached_property
     def gauss(self) -> GaussianMixturePSF:
-        """Circular Gaussian with the stamp's second moments (the hybrid's broad-component PSF)."""
-        return GaussianMixturePSF.gaussian(self.sigma)
+        """The hybrid renderer's PSF for broad galaxy components: a 3-component Gaussian
+        mixture least-squares fitted to the stamp (sampled at pixel centres, shared centre),
+        amplitudes normalised to 1; a circular Gaussian of the stamp's second moments if the
+        fit fails. (The Tractor uses a single Gaussian of the PsfEx FWHM; a mixture keeps a
+        Moffat's core and wings, which matters for galaxies of the PSF's size.)"""
+        return fit_mog(self.stamp, self.sigma) or GaussianMixturePSF.gaussian(self.sigma)
 
     def fourier(self, n: int) -> np.ndarray:
         """rfft2 of the stamp padded into an n x n image with its centre at pixel (0, 0)."""
@@ -109,6 +113,39 @@ class PixelizedPSF:
             pad = np.roll(pad, (-h, -h), axis=(0, 1))
             self._ft[n] = scipy.fft.rfft2(pad, workers=1)
         return self._ft[n]
+
+
+def fit_mog(stamp: np.ndarray, sigma: float, k: int = 3) -> GaussianMixturePSF | None:
+    """Least-squares K-Gaussian fit (shared centre, free covariances) to a unit-sum stamp."""
+    from scipy.optimize import least_squares
+    h = stamp.shape[0] // 2
+    y, x = np.mgrid[-h:h + 1, -h:h + 1].astype(np.float64)
+
+    def comps(p):
+        cx, cy = p[0], p[1]
+        q = p[2:].reshape(k, 4)
+        a = q[:, 0]
+        sx, sy, rho = np.exp(q[:, 1]), np.exp(q[:, 2]), np.tanh(q[:, 3])
+        return cx, cy, a, sx * sx, rho * sx * sy, sy * sy
+
+    def model(p):
+        cx, cy, a, vxx, vxy, vyy = comps(p)
+        det = vxx * vyy - vxy * vxy
+        dx, dy = (x - cx)[..., None], (y - cy)[..., None]
+        q = (vyy * dx * dx - 2 * vxy * dx * dy + vxx * dy * dy) / det
+        return np.sum(a / (2 * np.pi * np.sqrt(det)) * np.exp(-0.5 * q), axis=-1)
+
+    s0 = np.log(sigma * np.array([0.6, 1.0, 2.0])[:k])
+    p0 = np.concatenate([[0.0, 0.0], np.column_stack([np.full(k, 1.0 / k), s0, s0, np.zeros(k)]).ravel()])
+    try:
+        sol = least_squares(lambda p: (model(p) - stamp).ravel(), p0, method="lm", ftol=1e-6, xtol=1e-6,
+                            max_nfev=100 * len(p0))
+    except (ValueError, np.linalg.LinAlgError):
+        return None
+    cx, cy, a, vxx, vxy, vyy = comps(sol.x)
+    if not (np.all(np.isfinite(sol.x)) and abs(a.sum()) > 0.5 and np.all(vxx * vyy - vxy ** 2 > 0)):
+        return None
+    return GaussianMixturePSF(a / a.sum(), np.full(k, cx), np.full(k, cy), vxx, vxy, vyy)
 
 
 class PsfEx:
