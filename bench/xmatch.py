@@ -6,6 +6,13 @@ nearest. Each engine runs in its own subprocess; wall time, rows/s (external row
 RSS are measured per engine, and the matched pairs are compared.
 
     python bench/xmatch.py --lake-rows 2000000 --ext-rows 1000000
+
+With ``--dr9-lake LAKE`` (a catalog ``LAKE/dr9`` built by ``legacylake etl build`` from
+``legacylake simulate catalogs``, full DR9 rows) and ``--gaia FILE`` (``legacylake simulate
+external --kind gaia`` over the same area), the external catalog is the simulated Gaia
+catalog topped up to ``--ext-rows`` with random rows (half within 0.5" of a lake row, half
+uniform over the lake's area); lsdb gets the lake's ra, dec, release, brickid, objid through
+``lsdb.from_dataframe`` with a 1" margin cache; ours reads the full-width DR9 lake.
 """
 
 from __future__ import annotations
@@ -59,6 +66,52 @@ def setup(work: Path, lake_rows: int, ext_rows: int) -> None:
     (work / "done").write_text("ok")
 
 
+def setup_dr9(work: Path, lake: Path, gaia: Path, ext_rows: int) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if (work / "done").exists():
+        return
+    rng = np.random.default_rng(42)
+    files = sorted((lake / "dr9" / "dataset").glob("Norder=*/Dir=*/Npix=*.parquet"))
+    cols = ["ra", "dec", "release", "brickid", "objid"]
+    lk = pa.concat_tables(pq.read_table(f, columns=cols) for f in files)
+    ra, dec = lk.column("ra").to_numpy(), lk.column("dec").to_numpy()
+    g = pq.read_table(gaia)
+    keep = ["source_id", "ra", "dec", "pmra", "pmdec", "ref_epoch", "phot_g_mean_mag"]
+    g = g.select(keep)
+    fill = max(0, ext_rows - g.num_rows)
+    half = fill // 2
+    idx = rng.integers(0, lk.num_rows, half)
+    off = rng.uniform(0, 0.5 / 3600, half)
+    ang = rng.uniform(0, 2 * np.pi, half)
+    r = fill - half
+    era = np.concatenate([ra[idx] + off * np.cos(ang) / np.cos(np.radians(dec[idx])),
+                          rng.uniform(ra.min(), ra.max(), r)])
+    edec = np.concatenate([dec[idx] + off * np.sin(ang), rng.uniform(dec.min(), dec.max(), r)])
+    rand = pa.table({"source_id": np.arange(fill, dtype=np.int64) + 10**18, "ra": era, "dec": edec,
+                     "pmra": np.full(fill, np.nan), "pmdec": np.full(fill, np.nan),
+                     "ref_epoch": np.full(fill, np.nan), "phot_g_mean_mag": rng.uniform(12, 21, fill)})
+    ext = pa.concat_tables([g.cast(rand.schema), rand])
+    pq.write_table(ext, work / "ext.parquet")
+    (work / "lake").mkdir(exist_ok=True)
+    if not (work / "lake" / "dr9").exists():
+        os.symlink(lake.resolve() / "dr9", work / "lake" / "dr9")
+    import lsdb
+
+    df = lk.to_pandas()
+    del lk
+    lsdb.from_dataframe(df, ra_column="ra", dec_column="dec", catalog_name="dr9",
+                        partition_rows=500_000, margin_threshold=1.0).write_catalog(work / "lsdb_lake", catalog_name="dr9")
+    lsdb.from_dataframe(ext.to_pandas(), ra_column="ra", dec_column="dec", catalog_name="ext",
+                        partition_rows=250_000, margin_threshold=None).write_catalog(work / "lsdb_ext", catalog_name="ext")
+    (work / "done").write_text(f"ok: {g.num_rows} simulated Gaia rows + {fill} random rows")
+
+
+def _key(brickid, objid) -> np.ndarray:
+    return np.asarray(brickid, np.int64) * 100_000 + np.asarray(objid, np.int64)
+
+
 def run_engine(name: str, work: Path) -> dict:
     t0 = time.time()
     if name == "ours":
@@ -66,7 +119,8 @@ def run_engine(name: str, work: Path) -> dict:
 
         res = xmatch(work / "ext.parquet", work / "lake", "dr9", radius_arcsec=1.0, mode="nearest")
         ids = res.column("source_id").to_numpy()
-        key = res.column("lake_brickid").to_numpy().astype(np.int64) * 4000 + res.column("lake_objid").to_numpy()
+        key = _key(res.column("lake_brickid").to_numpy(), res.column("lake_objid").to_numpy())
+        sep = res.column("sep_arcsec").to_numpy()
     elif name == "lsdb":
         import lsdb
 
@@ -74,23 +128,29 @@ def run_engine(name: str, work: Path) -> dict:
         right = lsdb.open_catalog(work / "lsdb_lake")
         res = left.crossmatch(right, radius_arcsec=1.0, n_neighbors=1, suffixes=("", "_lake")).compute()
         ids = res["source_id"].to_numpy()
-        key = res["brickid_lake"].to_numpy().astype(np.int64) * 4000 + res["objid_lake"].to_numpy()
+        key = _key(res["brickid_lake"].to_numpy(), res["objid_lake"].to_numpy())
+        sep = res["_dist_arcsec"].to_numpy()
     else:
         import astropy.units as u
+        import pyarrow as pa
         import pyarrow.parquet as pq
         from astropy.coordinates import SkyCoord
 
         ext = pq.read_table(work / "ext.parquet")
-        lake = pq.read_table(work / "lake" / "dr9" / "dataset", columns=["ra", "dec", "brickid", "objid"],
-                             partitioning=None)
+        import glob
+
+        lake = pa.concat_tables(pq.read_table(f, columns=["ra", "dec", "brickid", "objid"]) for f in
+                                sorted(glob.glob(str(work / "lake" / "dr9" / "dataset" / "Norder=*" / "*" / "*.parquet"))))
         j, sep, _ = SkyCoord(ext["ra"].to_numpy() * u.deg, ext["dec"].to_numpy() * u.deg).match_to_catalog_sky(
             SkyCoord(lake["ra"].to_numpy() * u.deg, lake["dec"].to_numpy() * u.deg))
         ok = sep.arcsec <= 1.0
         ids = ext["source_id"].to_numpy()[ok]
-        key = lake["brickid"].to_numpy()[j[ok]].astype(np.int64) * 4000 + lake["objid"].to_numpy()[j[ok]]
+        key = _key(lake["brickid"].to_numpy()[j[ok]], lake["objid"].to_numpy()[j[ok]])
+        sep = sep.arcsec[ok]
     secs = time.time() - t0
     o = np.argsort(ids)
     np.save(work / f"pairs_{name}.npy", np.stack([ids[o], key[o]]))
+    np.save(work / f"sep_{name}.npy", np.asarray(sep, np.float64)[o])
     return {"seconds": secs, "matched": int(ids.size)}
 
 
@@ -100,27 +160,40 @@ def main() -> None:
     ap.add_argument("--ext-rows", type=int, default=1_000_000)
     ap.add_argument("--work", default="/tmp/legacylake-bench-xmatch")
     ap.add_argument("--engines", default="ours,lsdb,astropy")
+    ap.add_argument("--dr9-lake", help="prebuilt lake directory holding catalog dr9 (full DR9 rows)")
+    ap.add_argument("--gaia", help="simulated Gaia Parquet file over the lake's area (with --dr9-lake)")
     ap.add_argument("--engine", help=argparse.SUPPRESS)
     ap.add_argument("--setup-only", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
-    work = Path(a.work) / f"{a.lake_rows}_{a.ext_rows}"
+    work = Path(a.work) / (f"dr9_{a.ext_rows}" if a.dr9_lake else f"{a.lake_rows}_{a.ext_rows}")
     if a.engine:
         print(json.dumps(run_engine(a.engine, work)))
         return
     work.mkdir(parents=True, exist_ok=True)
     if a.setup_only:
-        setup(work, a.lake_rows, a.ext_rows)
+        if a.dr9_lake:
+            setup_dr9(work, Path(a.dr9_lake), Path(a.gaia), a.ext_rows)
+        else:
+            setup(work, a.lake_rows, a.ext_rows)
         return
     t = time.time()
     # data are made in a child process so that this (parent) process stays small: a child's
     # peak RSS on Linux starts from its parent's at fork time
+    extra = ["--dr9-lake", a.dr9_lake, "--gaia", a.gaia] if a.dr9_lake else []
     subprocess.run([sys.executable, __file__, "--setup-only", "--work", a.work, "--lake-rows", str(a.lake_rows),
-                    "--ext-rows", str(a.ext_rows)], check=True, stderr=subprocess.DEVNULL)
-    print(f"data: lake {a.lake_rows:,} rows, external {a.ext_rows:,} rows (setup {time.time() - t:.0f} s)")
+                    "--ext-rows", str(a.ext_rows)] + extra, check=True, stderr=subprocess.DEVNULL)
+    if a.dr9_lake:
+        from legacylake.query.xmatch_io import read_properties
+
+        nl = int(read_properties(work / "lake" / "dr9" / "hats.properties")["hats_nrows"])
+        print(f"data: DR9 lake {nl:,} rows (full DR9 rows), external {a.ext_rows:,} rows "
+              f"({(work / 'done').read_text().strip()}) (setup {time.time() - t:.0f} s)")
+    else:
+        print(f"data: lake {a.lake_rows:,} rows, external {a.ext_rows:,} rows (setup {time.time() - t:.0f} s)")
     out = {}
     for eng in a.engines.split(","):
         p = subprocess.Popen([sys.executable, __file__, "--engine", eng, "--work", a.work,
-                              "--lake-rows", str(a.lake_rows), "--ext-rows", str(a.ext_rows)],
+                              "--lake-rows", str(a.lake_rows), "--ext-rows", str(a.ext_rows)] + extra,
                              stdout=subprocess.PIPE, text=True)
         _, status, ru = os.wait4(p.pid, 0)
         r = json.loads(p.stdout.read().strip().splitlines()[-1])
@@ -129,10 +202,23 @@ def main() -> None:
         out[eng] = r
         print(f"{eng:8s} {r['seconds']:7.1f} s  {r['rows_per_s']:12,.0f} ext rows/s  peak RSS "
               f"{r['peak_rss_mb']:7.0f} MB  matched {r['matched']:,}")
-    ref = np.load(work / f"pairs_{list(out)[0]}.npy")
+    first = list(out)[0]
+    ref = np.load(work / f"pairs_{first}.npy")
+    ref_sep = np.load(work / f"sep_{first}.npy")
     for eng in list(out)[1:]:
         other = np.load(work / f"pairs_{eng}.npy")
-        print(f"pairs ours == {eng}: {other.shape == ref.shape and bool(np.array_equal(other, ref))}")
+        same_ext = other.shape == ref.shape and bool(np.array_equal(other[0], ref[0]))
+        if not same_ext:
+            print(f"{first} vs {eng}: DIFFERENT matched external rows")
+            continue
+        sep = np.load(work / f"sep_{eng}.npy")
+        diff = other[1] != ref[1]
+        # a different lake row at the same separation is a tie: the simulated bricks overlap, so
+        # the lake holds the same source twice (BRICK_PRIMARY on one copy only)
+        ties = diff & np.isclose(sep, ref_sep, rtol=0, atol=1e-6)
+        print(f"{first} vs {eng}: same matched external rows, separations equal to 1e-6\" : "
+              f"{bool(np.allclose(sep, ref_sep, rtol=0, atol=1e-6))}, different lake row: {int(diff.sum()):,} "
+              f"(of which ties at equal separation: {int(ties.sum()):,})")
     if "ours" in out:
         for eng in out:
             if eng != "ours":

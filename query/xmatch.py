@@ -43,9 +43,9 @@ from .xmatch_io import HP_COL, External, Lake, open_external
 
 DEFAULT_LAKE_COLUMNS = ("release", "brickid", "objid", "ra", "dec")
 #: Bytes of external rows buffered in memory before buckets spill to disk.
-DEFAULT_MEMORY_BUDGET = 128 << 20
+DEFAULT_MEMORY_BUDGET = 32 << 20
 #: Rows per external batch read.
-DEFAULT_BATCH_ROWS = 200_000
+DEFAULT_BATCH_ROWS = 100_000
 LAKE_PREFIX = "lake_"
 MAX_RADIUS_ARCSEC = 3600.0
 #: A disc of radius r lies within the 3x3 cells of order K when r <= CELL_FRACTION * cell size
@@ -356,6 +356,7 @@ def xmatch(external, lake: str | os.PathLike, catalog: str | None = None, *,
         (tmp / "shared").mkdir()
         _partition_external(ext, lk, order, ra_name, dec_name, pm, ext_names, buckets, shared_rows,
                             sink, keep_unmatched, lake_cols, st, progress)
+        _release_memory()
         if st.external_rows == 0 and st.skipped_nonfinite:
             raise UserError(f"{ext.name}: no row has a finite position in '{ra_name}', '{dec_name}' "
                             f"({st.skipped_nonfinite:,} skipped)")
@@ -379,6 +380,7 @@ def xmatch(external, lake: str | os.PathLike, catalog: str | None = None, *,
             st.matched_external += r["matched"]
             st.pairs += r["pairs"]
             del r
+            _release_memory()
         _finish_shared(shared_rows, candidates, matched_shared, mode, keep_unmatched, lake_cols,
                        ext_names, sink, st)
         ok = True
@@ -391,6 +393,14 @@ def xmatch(external, lake: str | os.PathLike, catalog: str | None = None, *,
         st.out = str(out) if out is not None else str(sink.dest)
         return st
     return result
+
+
+def _release_memory() -> None:
+    """Give Arrow's freed buffers back to the OS (mimalloc/jemalloc keep them otherwise)."""
+    try:
+        pa.default_memory_pool().release_unused()
+    except Exception:  # pragma: no cover - pools without the call
+        pass
 
 
 def _guess(schema: pa.Schema, names: tuple[str, ...]) -> str:
@@ -493,6 +503,8 @@ def _partition_external(ext: External, lk: Lake, order: int, ra_name: str, dec_n
         ends = np.r_[starts[1:], parts.size]
         for s0, s1 in zip(starts, ends):
             buckets.add(int(parts[s0]), base.take(rows[s0:s1]))
+        del base, t, cells, clo, chi, a, z, n, rows, parts, key, first, offs
+        _release_memory()
     if bar is not None:
         bar.close()
 

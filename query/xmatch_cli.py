@@ -8,7 +8,7 @@ import sys
 from legacylake.errors import UserError
 
 #: Same default as legacylake.query.xmatch.DEFAULT_MEMORY_BUDGET (not imported: keeps --help fast).
-DEFAULT_MEMORY_BUDGET = 128 << 20
+DEFAULT_MEMORY_BUDGET = 32 << 20
 
 
 def register(sub: argparse._SubParsersAction) -> None:

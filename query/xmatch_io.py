@@ -342,4 +342,5 @@ class Lake:
             groups = keep
         if not groups:
             return pf.schema_arrow.empty_table().select(columns)
-        return pf.read_row_groups(groups, columns=columns)
+        # one thread: the decode buffers of parallel column readers would add to the peak memory
+        return pf.read_row_groups(groups, columns=columns, use_threads=False)
