@@ -477,14 +477,20 @@ def _partition_external(ext: External, lk: Lake, order: int, ra_name: str, dec_n
         a = np.searchsorted(lk.hi29, clo, side="right")
         z = np.searchsorted(lk.lo29, chi, side="left")
         n = np.where(valid, np.maximum(z - a, 0), 0)
-        rows = np.repeat(np.repeat(np.arange(t.num_rows), 9), n.ravel())
-        first = np.repeat(a.ravel(), n.ravel())
-        offs = np.arange(rows.shape[0]) - np.repeat(np.cumsum(n.ravel()) - n.ravel(), n.ravel())
-        parts = first + offs
-        key = np.sort(rows * np.int64(len(lk.lo29)) + parts)
+        # most rows reach a single partition (all 9 cells inside it): no sort needed for them
+        has = n > 0
+        amin = np.where(has, a, np.iinfo(np.int64).max).min(axis=1)
+        zmax = np.where(has, z, -1).max(axis=1)
+        single = np.flatnonzero(zmax - amin == 1)
+        multi = np.flatnonzero(zmax - amin > 1)
+        nm = n[multi].ravel()
+        rows_m = np.repeat(np.repeat(multi, 9), nm)
+        offs = np.arange(rows_m.shape[0]) - np.repeat(np.cumsum(nm) - nm, nm)
+        parts_m = np.repeat(a[multi].ravel(), nm) + offs
+        key = np.sort(rows_m * np.int64(len(lk.lo29)) + parts_m)
         key = key[np.r_[True, key[1:] != key[:-1]]] if key.size else key
-        rows = key // len(lk.lo29)
-        parts = key % len(lk.lo29)
+        rows = np.concatenate([single, key // len(lk.lo29)])
+        parts = np.concatenate([amin[single], key % len(lk.lo29)])
         nparts = np.bincount(rows, minlength=t.num_rows)
         shared = nparts >= 2
         base = t.select(ext_names).append_column(_XID, pa.array(xid)).append_column(
@@ -503,7 +509,7 @@ def _partition_external(ext: External, lk: Lake, order: int, ra_name: str, dec_n
         ends = np.r_[starts[1:], parts.size]
         for s0, s1 in zip(starts, ends):
             buckets.add(int(parts[s0]), base.take(rows[s0:s1]))
-        del base, t, cells, clo, chi, a, z, n, rows, parts, key, first, offs
+        del base, t, cells, clo, chi, a, z, n, rows, parts, key, offs, rows_m, parts_m
         _release_memory()
     if bar is not None:
         bar.close()
@@ -592,12 +598,18 @@ def _partition_task(k: int, e: pa.Table, lk: Lake, order: int, chord2: float, mo
     """
     shift = 2 * (29 - order)
     res = {"out": [], "cand": None, "matched_shared": None, "matched": 0, "pairs": 0}
+    # external rows in HEALPix order: the cell searches below then run on nearly sorted keys
+    ehp = healpix29(e.column(_RA).to_numpy(), e.column(_DEC).to_numpy())
+    srt = np.argsort(ehp)
+    e = e.take(srt)
     era = e.column(_RA).to_numpy()
     edec = e.column(_DEC).to_numpy()
     shared = e.column(_SHARED).to_numpy(zero_copy_only=False)
-    cells = cells_around(healpix29(era, edec), order)
+    cells = cells_around(ehp[srt], order)
+    del ehp, srt
     # row groups of the lake partition that can hold candidates
-    u = np.sort(cells[cells >= 0])
+    valid = cells >= 0
+    u = np.sort(cells[valid])  # (np.unique hashes: much slower here)
     u = u[np.r_[True, u[1:] != u[:-1]]] if u.size else u
     lo29, hi29 = u << shift, (u + 1) << shift
     brk = np.flatnonzero(lo29[1:] != hi29[:-1]) + 1
@@ -615,9 +627,8 @@ def _partition_task(k: int, e: pa.Table, lk: Lake, order: int, chord2: float, mo
     ex, ey, ez = K_.radec_to_xyz(era, edec)
     cellk = hp >> shift
     del hp
-    valid = cells >= 0
-    lo = np.where(valid, np.searchsorted(cellk, cells, side="left"), 0).astype(np.int64)
-    hi = np.where(valid, np.searchsorted(cellk, cells, side="right"), 0).astype(np.int64)
+    # lake rows of each cell (external rows in HEALPix order: galloping search, cache friendly)
+    lo, hi = K_.cell_ranges(cellk, np.ascontiguousarray(cells))
     del cells, valid, cellk
     xid = e.column(_XID).to_numpy()
     if mode == "nearest":

@@ -101,7 +101,76 @@ def nearest(ex, ey, ez, lx, ly, lz, lo, hi, chord2):
     return best, bestd
 
 
+@njit(cache=True)
+def _gallop(a, key, start, left):
+    """Insertion index of ``key`` in sorted ``a`` (side left or right), searching out from ``start``."""
+    n = a.shape[0]
+    if start > n:
+        start = n
+    if start < 0:
+        start = 0
+    # does the answer lie at or after start?
+    if start == 0 or (a[start - 1] < key if left else a[start - 1] <= key):
+        lo = start
+        step = 1
+        hi = start
+        while hi < n and (a[hi] < key if left else a[hi] <= key):
+            lo = hi + 1
+            hi = start + step
+            step *= 2
+        if hi > n:
+            hi = n
+    else:
+        hi = start - 1
+        step = 1
+        lo = hi
+        while lo > 0 and not (a[lo - 1] < key if left else a[lo - 1] <= key):
+            hi = lo - 1
+            lo = start - 1 - step
+            step *= 2
+            if lo < 0:
+                lo = 0
+    while lo < hi:  # answer in [lo, hi]
+        mid = (lo + hi) // 2
+        if a[mid] < key if left else a[mid] <= key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True)
+def cell_ranges(cellk, cells):
+    """Rows ``[lo, hi)`` of sorted ``cellk`` equal to each entry of ``cells`` (n, m); -1 gives (0, 0).
+
+    Galloping search from the previous row's answer: fast when rows come in HEALPix order.
+    """
+    n, m = cells.shape
+    lo = np.zeros((n, m), np.int64)
+    hi = np.zeros((n, m), np.int64)
+    for c in range(m):
+        pl = 0
+        ph = 0
+        for i in range(n):
+            key = cells[i, c]
+            if key < 0:
+                continue
+            pl = _gallop(cellk, key, pl, True)
+            ph = _gallop(cellk, key, max(ph, pl), False)
+            lo[i, c] = pl
+            hi[i, c] = ph
+    return lo, hi
+
+
 # ---------------------------------------------------------------- numpy twins
+
+
+def cell_ranges_np(cellk, cells):
+    """Numpy twin of :func:`cell_ranges`."""
+    valid = cells >= 0
+    lo = np.where(valid, np.searchsorted(cellk, cells, side="left"), 0).astype(np.int64)
+    hi = np.where(valid, np.searchsorted(cellk, cells, side="right"), 0).astype(np.int64)
+    return lo, hi
 
 
 def _expand(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

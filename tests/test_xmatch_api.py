@@ -109,6 +109,14 @@ def test_kernels_match_numpy_twins():
     b2, bd2 = K.nearest_np(ex, ey, ez, lx, ly, lz, lo, hi, chord2)
     assert np.array_equal(b, b2) and np.allclose(bd[b >= 0], bd2[b2 >= 0])
     assert np.allclose(K.chord2_to_arcsec(K.arcsec_to_chord2(1.5)), 1.5)
+    # cell ranges (galloping search) agree with numpy's searchsorted, sorted or not, with -1 cells
+    for trial in range(50):
+        cellk = np.sort(rng.integers(0, 100, rng.integers(0, 400)))
+        cells = rng.integers(-1, 110, (rng.integers(0, 60), 9))
+        if trial % 2:
+            cells = cells[np.argsort(cells[:, 4])]
+        a, b = K.cell_ranges(cellk, cells), K.cell_ranges_np(cellk, cells)
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
 
 
 @pytest.mark.parametrize("radius", RADII)
