@@ -341,7 +341,8 @@ def xmatch(external, lake: str | os.PathLike, catalog: str | None = None, *,
     if into_lake is not None:
         from .xmatch_hats import HatsSink
 
-        sink = HatsSink(Path(os.fspath(lake)), into_lake, out_schema, ra_name, dec_name, lk,
+        # next to the lake catalog (lake may name the catalog directory itself when catalog is None)
+        sink = HatsSink(lk.path.parent, into_lake, out_schema, ra_name, dec_name, lk,
                         {"legacylake_xmatch_lake_catalog": lk.path.name,
                          "legacylake_xmatch_mode": mode,
                          "legacylake_xmatch_radius_arcsec": f"{radius_arcsec:g}"},
