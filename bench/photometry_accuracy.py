@@ -149,6 +149,12 @@ def main() -> None:
         sel = [r for r in rows if r["kind"] == k and r["sn"] > 20]
         print(f"all S/N > 20    {k:4s} {'both':8s} {'both':5s} | "
               + " ".join(f"{_stats([r[c] for r in sel]):>26s}" for c in ("flux", "flux_diag", "ra", "dec", "shape_r")))
+    for k in TYPES:
+        parts = []
+        for lo, hi in ((20, 100), (100, 501)):
+            sel = [r["flux"] for r in rows if r["kind"] == k and lo < r["sn"] <= hi]
+            parts.append(f"S/N {lo}-{min(hi, 500)}: {_stats(sel)}")
+        print(f"flux pulls by S/N {k:4s}  " + "   ".join(parts))
     low = [r for r in rows if r["sn"] <= 20]
     print(f"S/N <= 20 (all types): flux {_stats([r['flux'] for r in low])}")
     t1 = time.time()

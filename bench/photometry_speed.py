@@ -16,9 +16,11 @@ import numpy as np
 TRACTOR = {"fit_gauss_ms": 9.5, "fit_pix_ms": 25.0, "patch_us": 113.0}
 
 
-def warmup_seconds() -> float:
+def warmup_seconds() -> tuple[float, float]:
+    """(imports, first calls: numba start-up, loading every cached kernel, two tiny fits per PSF kind)."""
     code = ("import time;t=time.time();import numpy as np;"
-            "from legacylake.photometry.fitter import Fitter, Source;"
+            "import numba, scipy.fft, astropy.wcs;"
+            "from legacylake.photometry.fitter import Fitter, Source;t1=time.time();"
             "from legacylake.photometry.image import Image, tan_wcs;"
             "from legacylake.photometry.psf import GaussianMixturePSF, PixelizedPSF;"
             "y,x=np.mgrid[-7:8,-7:8];st=np.exp(-(x*x+y*y)/8.);"
@@ -26,8 +28,9 @@ def warmup_seconds() -> float:
             "ims=[Image(np.zeros((40,40)),np.ones((40,40)),w,'r',p) for p in "
             "(GaussianMixturePSF.gaussian(2.),PixelizedPSF(st))];"
             "[Fitter([im],[Source(k,150.,2.,{'r':1.}),Source('PSF',150.0005,2.,{'r':1.})]).fit(2)"
-            " for im in ims for k in ('PSF','EXP','SER')];print(time.time()-t)")
-    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout)
+            " for im in ims for k in ('PSF','EXP','SER')];print(t1-t, time.time()-t1)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split()
+    return float(out[0]), float(out[1])
 
 
 def main() -> None:
@@ -36,7 +39,9 @@ def main() -> None:
     from legacylake.photometry.psf import GaussianMixturePSF
     from legacylake.photometry import render_kernels as rk
     from legacylake.photometry.render import galaxy_mixture, render, unit_covariance
-    print(f"JIT warm-up (fresh process, cached kernels): {warmup_seconds():.3f} s")
+    imp, jit = warmup_seconds()
+    print(f"JIT warm-up (fresh process, cached kernels): {jit:.2f} s for numba start-up + loading kernels + "
+          f"first fits; imports (numpy, numba, scipy, astropy) {imp:.2f} s")
     cd_inv = np.diag([-3600 / 0.262, 3600 / 0.262])
     psf = GaussianMixturePSF.from_fwhm(1.3, 0.262)
     render("EXP", psf, 25.2, 24.7, (50, 50), cd_inv, 0.9, 0.2, 0.1)
