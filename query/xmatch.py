@@ -575,7 +575,9 @@ def _run_partitions(keys: list[int], buckets: "_Buckets", args: tuple, scheduler
         window = max(2, 2 * sum(client.nthreads().values()))
         for k in keys:
             e = buckets.pop(k)
-            pending.append(client.submit(_partition_task, k, e, *args, pure=False))
+            ef = client.scatter(e)  # data go to a worker directly, not inside the task graph
+            pending.append(client.submit(_partition_task, k, ef, *args, pure=False))
+            del ef
             del e
             while len(pending) >= window:
                 yield pending.popleft().result()
