@@ -27,6 +27,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--select", action="store_true", help="DR9 model selection (type, dchisq)")
     f.add_argument("--forced", action="store_true", help="fit fluxes only (forced photometry)")
     f.set_defaults(func=run)
+    rb = ps.add_parser("run-brick", help="detect, fit and classify the sources of a brick's CCD images",
+                       description="CCD images of a brick (legacylake simulate images layout) -> "
+                                   "OUT/tractor/<AAA>/tractor-<brick>.fits in the DR9 data model, with a "
+                                   "run log OUT/logs/<brick>.log (time per stage and per blob).")
+    rb.add_argument("brick", help="brick name, e.g. 1501p020")
+    rb.add_argument("--images", required=True, metavar="DIR", help="folder with images/*.fits (+ gaia-<brick>.fits)")
+    rb.add_argument("--out", required=True, metavar="OUTDIR")
+    rb.add_argument("--model-set", default="dr9", choices=("dr9", "dr4"), help="model set (dr9; dr4 not yet)")
+    rb.add_argument("--bands", help="only these bands, e.g. grz")
+    rb.set_defaults(func=lambda a: __import__("legacylake.photometry.runbrick", fromlist=["run"]).run(a))
 
 
 def _read_sources(path, bands):
@@ -61,49 +71,10 @@ def _fit_group(images, sources, forced):
 
 
 def _select(images, results):
-    """Per source, others subtracted: fit each candidate model alone, dchisq, DR9 choice."""
-    from .fitter import Fitter, Source
-    from .selection import select_type
-    from .image import Image
-    out = []
-    for i, r in enumerate(results):
-        others = [x.source for j, x in enumerate(results) if j != i]
-        sub = images
-        if others:
-            fo = Fitter(images, others)
-            sub = [Image(im.data - m, im.ivar, im.wcs, im.band, im.psf, im.name)
-                   for im, m in zip(images, fo.model_images())]
-        chi_none = {}
-        for im in sub:
-            chi_none[im.band] = chi_none.get(im.band, 0.0) + float(np.sum(im.ivar * im.data ** 2))
-        s0 = r.source
-        fits, dchisq = {}, np.zeros(5)
-
-        def trial(kind, init):
-            f = Fitter(sub, [Source(kind, init.ra, init.dec, dict(init.flux), init.r_e if init.r_e > 0 else np.exp(-1),
-                                    init.e1, init.e2, init.n if init.n > 0 else 4.0)]).fit()
-            res = f.results()[0]
-            d = 0.0
-            for b, c in res.chi2_band.items():
-                fl = res.source.flux[b]
-                if fl != 0:
-                    d += np.sign(fl) * (chi_none[b] - c) if fl > 0 else -abs(chi_none[b] - c)
-            fits[kind] = res
-            dchisq[DCHISQ_ORDER.index(kind)] = d
-        trial("PSF", s0)
-        trial("REX", Source("REX", s0.ra, s0.dec, s0.flux, np.exp(-1)))
-        dp, dr = dchisq[0], dchisq[1]
-        if dr > dp + 1 or max(dp, dr) > 400:
-            trial("DEV", Source("DEV", s0.ra, s0.dec, s0.flux, np.exp(-1)))
-            trial("EXP", Source("EXP", s0.ra, s0.dec, s0.flux, np.exp(-1)))
-            pick = str(select_type(dchisq[None, :], "dr9")[0]).strip()
-            if pick in ("DEV", "EXP"):
-                init = fits[pick].source
-                trial("SER", Source("SER", init.ra, init.dec, init.flux, init.r_e, init.e1, init.e2,
-                                    4.0 if pick == "DEV" else 1.0))
-        pick = str(select_type(dchisq[None, :], "dr9")[0]).strip()
-        out.append((pick, dchisq.copy(), fits.get(pick, r)))
-    return out
+    """Per source, others subtracted: fit each candidate model alone, dchisq, DR9 choice
+    (shared implementation: :func:`.model_select.select_models`)."""
+    from .model_select import select_models
+    return select_models(images, results, "dr9")
 
 
 def write_results(path, results, bands, selected=None):

@@ -43,6 +43,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--density", type=float, metavar="PER_DEG2")
     s.set_defaults(func=_external)
+    s = ss.add_parser("images", help="CCD-like exposures of one brick rendered with GalSim, plus its truth",
+                      description="Render the synthetic sky of a brick into IMAGE/IVAR/DQ/PSF exposures "
+                      "(DIR/images/), with DIR/ccds-<brick>.fits, DIR/truth-<brick>.fits, DIR/gaia-<brick>.fits.")
+    s.add_argument("--brick", required=True)
+    s.add_argument("--out", required=True, metavar="DIR")
+    s.add_argument("--bands", default="grz")
+    s.add_argument("--nexp", type=int, default=3, help="exposures per band (default 3)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--density", type=float, metavar="PER_DEG2")
+    s.add_argument("--size", type=int, metavar="PIX", help="render only the central PIX x PIX brick pixels")
+    s.add_argument("--workers", type=int, default=1)
+    s.set_defaults(func=lambda a: __import__("legacylake.photometry.sim_images_cli", fromlist=["run"]).run(a))
 
 
 def _catalogs(args) -> int:

@@ -1,0 +1,108 @@
+"""Per-source model selection (reference 4.3 stage 2), shared by ``photometry fit --select``
+and ``photometry run-brick``.
+
+For each source, every other source's current model is subtracted, the candidate models
+are fitted alone starting from the current fit, dchisq is computed against "no source"
+per band (bands with negative flux count against), and the type is chosen by the rules
+of :mod:`.selection`. DR9: PSF, REX; DEV and EXP only if chi2_REX beats chi2_PSF by 1 or
+either dchisq > 400; SER only if the rules would pick DEV or EXP. DR4: PSF, SIMP (an EXP
+of 0.45 arcsec, round, fluxes fitted at the PSF position), DEV, EXP; COMP is not modelled
+(its dchisq is 0, so it is never chosen).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from legacylake.catalogs_schema.constants import DCHISQ_MODELS
+
+from .selection import select_type
+
+SIMP_RE = 0.45  # arcsec
+
+
+def _crop(images, ra: float, dec: float, half: int):
+    """Images cut to +-half pixels around (ra, dec); those not covering it are dropped."""
+    from .image import Image
+    out = []
+    for im in images:
+        px, py, _ = im.local(ra, dec)
+        h, w = im.shape
+        x0, x1 = max(int(round(px)) - half, 0), min(int(round(px)) + half + 1, w)
+        y0, y1 = max(int(round(py)) - half, 0), min(int(round(py)) + half + 1, h)
+        if x1 - x0 < 3 or y1 - y0 < 3:
+            continue
+        iv = im.ivar[y0:y1, x0:x1]
+        if not np.any(iv > 0):
+            continue
+        out.append(Image(im.data[y0:y1, x0:x1], iv, im.wcs[y0:y1, x0:x1], im.band, im.psf, im.name))
+    return out
+
+
+def select_models(images, results, model_set: str = "dr9", window: int | None = None,
+                  force_psf=None, max_iter: int = 50):
+    """[(type, dchisq[5], SourceResult)] per source of ``results`` (fitter SourceResults).
+
+    ``window``: fit each source on cut-outs of +-window pixels around it (None: whole images).
+    ``force_psf``: per source, True to try only PSF (reference stars). Type "" = dropped."""
+    from .fitter import Fitter, Source
+    from .image import Image
+    key = "dr4" if model_set.lower() == "dr4" else "dr9"
+    order = DCHISQ_MODELS[key]
+    out = []
+    for i, r in enumerate(results):
+        others = [x.source for j, x in enumerate(results) if j != i]
+        s0 = r.source
+        sub = images
+        if others:
+            fo = Fitter(images, others)
+            sub = [Image(im.data - m, im.ivar, im.wcs, im.band, im.psf, im.name)
+                   for im, m in zip(images, fo.model_images())]
+        if window is not None:
+            sub = _crop(sub, s0.ra, s0.dec, window)
+        if not sub:
+            out.append(("", np.zeros(5, np.float32), r))
+            continue
+        chi_none = {}
+        for im in sub:
+            chi_none[im.band] = chi_none.get(im.band, 0.0) + float(np.sum(im.ivar * im.data ** 2))
+        fits, dchisq = {}, np.zeros(5)
+
+        def trial(name, kind, init, fluxes_only=False):
+            f = Fitter(sub, [Source(kind, init.ra, init.dec, dict(init.flux),
+                                    init.r_e if init.r_e > 0 else np.exp(-1), init.e1, init.e2,
+                                    init.n if init.n > 0 else 4.0)])
+            (f.fit_fluxes() if fluxes_only else f.fit(max_iter))
+            res = f.results()[0]
+            d = 0.0
+            for b, c in res.chi2_band.items():
+                fl = res.source.flux.get(b, 0.0)
+                if fl > 0:
+                    d += chi_none.get(b, 0.0) - c
+                elif fl < 0:
+                    d -= abs(chi_none.get(b, 0.0) - c)
+            fits[name] = res
+            dchisq[order.index(name)] = d
+
+        trial("PSF", "PSF", s0)
+        psf = fits["PSF"].source
+        if not (force_psf is not None and force_psf[i]):
+            if key == "dr9":
+                trial("REX", "REX", Source("REX", s0.ra, s0.dec, s0.flux, np.exp(-1)))
+                dp, dr = dchisq[0], dchisq[1]
+                if dr > dp + 1 or max(dp, dr) > 400:
+                    trial("DEV", "DEV", Source("DEV", s0.ra, s0.dec, s0.flux, np.exp(-1)))
+                    trial("EXP", "EXP", Source("EXP", s0.ra, s0.dec, s0.flux, np.exp(-1)))
+                    pick = str(select_type(dchisq[None, :], "dr9")[0]).strip()
+                    if pick in ("DEV", "EXP"):
+                        init = fits[pick].source
+                        trial("SER", "SER", Source("SER", init.ra, init.dec, init.flux, init.r_e, init.e1,
+                                                   init.e2, 4.0 if pick == "DEV" else 1.0))
+            else:
+                trial("SIMP", "EXP", Source("EXP", psf.ra, psf.dec, psf.flux, SIMP_RE), fluxes_only=True)
+                if dchisq[1] > dchisq[0] or dchisq[0] > 400:
+                    trial("DEV", "DEV", Source("DEV", s0.ra, s0.dec, s0.flux, np.exp(-1)))
+                    trial("EXP", "EXP", Source("EXP", s0.ra, s0.dec, s0.flux, np.exp(-1)))
+        pick = str(select_type(dchisq[None, :], key)[0]).strip()
+        out.append((pick, dchisq.astype(np.float32), fits.get(pick, fits["PSF"])))
+    return out
