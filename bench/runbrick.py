@@ -1,0 +1,52 @@
+"""Benchmark: simulate a brick's CCD images with GalSim, run `photometry run-brick`, validate.
+
+    python bench/runbrick.py [--brick 1501p020] [--size PIX] [--workers 2] [--out bench/_work/runbrick]
+
+Reports seconds per brick (per stage) and per 1,000 catalog sources, completeness at S/N 8,
+purity, star/galaxy accuracy at S/N > 50. The Tractor is not installed here; for scale the
+per-source figure of its joint fit with a pixelized PSF from the image-model issue
+(25 ms/source, bench/RESULTS.md "photometry speed") is printed next to ours. Note that
+run-brick fits every source several times (stage-1 fit, 2-5 candidate models, final fit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+
+TRACTOR_MS_PER_SOURCE_FIT = 25.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--brick", default="1501p020")
+    ap.add_argument("--size", type=int, default=None, help="central PIX x PIX region (default: full brick)")
+    ap.add_argument("--workers", type=int, default=2, help="processes for the GalSim rendering")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "_work", "runbrick"))
+    a = ap.parse_args()
+    from legacylake.photometry.brick_validate import validate
+    from legacylake.photometry.runbrick import run_brick
+    from legacylake.photometry.sim_images import simulate_images
+    shutil.rmtree(a.out, ignore_errors=True)
+    img, out = os.path.join(a.out, "images"), os.path.join(a.out, "out")
+    t = time.time()
+    s = simulate_images(a.brick, img, size=a.size, workers=a.workers)
+    t_sim = time.time() - t
+    print(f"simulate images: {len(s['exposures'])} exposures, {s['truth_rows']} truth sources, {t_sim:.1f} s")
+    r = run_brick(a.brick, img, out, progress=False)
+    v = validate(img, out, a.brick)
+    n = max(r["rows"], 1)
+    print(f"run-brick {a.brick} region {s['region']}: {r['rows']} sources, {r['peaks']} peaks, {r['blobs']} blobs")
+    print("stages: " + ", ".join(f"{k} {x:.1f} s" for k, x in r["stages"].items()))
+    print(f"seconds per brick(region): {r['seconds']:.1f}; per 1000 sources: {1000 * r['seconds'] / n:.1f} s "
+          f"({r['seconds'] / n * 1000:.0f} ms/source all stages; Tractor single joint fit {TRACTOR_MS_PER_SOURCE_FIT:.0f} "
+          f"ms/source for scale, ratio ours/Tractor {r['seconds'] / n * 1000 / TRACTOR_MS_PER_SOURCE_FIT:.1f}x)")
+    print(f"types: {r['types']}")
+    print(f"validation: completeness(S/N>8) {v['completeness_sn8']:.3f} of {v['n_truth_sn8']}, purity "
+          f"{v['purity']:.3f} of {v['n_catalog']}, star/galaxy(S/N>50) {v['star_galaxy_sn50']:.3f} of {v['n_sn50']}")
+
+
+if __name__ == "__main__":
+    main()
