@@ -120,41 +120,33 @@ def _raw_mog(gal, psf, px, py, shape, nout, numba):
 
 def _raw_hybrid(gal, psf, px, py, shape, nout, numba):
     ga, gv, gda, gdv, cxx, cxy, cyy = gal
-    w = np.empty(len(ga))
-    (rk.fft_weights if numba else rk.fft_weights_np)(ga, gv, max(cxx, cyy), psf.fft_n // 2 - 1 - psf.radius,
-                                                     _LOSS, w)
+    g = psf.gauss
     n = psf.fft_n
+    cmax = max(cxx, cyy)
+    af, df, am, dm, hs_f, hs_m = (rk.hybrid_split if numba else rk.hybrid_split_np)(
+        ga, gv, gda, cmax, cyy, n // 2 - 1 - psf.radius, _LOSS, g.amp, g.mx, g.my, g.vxx, g.vyy)
     ix, iy = int(round(px)), int(round(py))
     fx0, fy0 = ix - n // 2, iy - n // 2
-    fft_part = bool(np.any(w > 0.0))
-    bx0, by0, bx1, by1 = ix, iy, ix + 1, iy + 1
-    if fft_part:
+    r = -1
+    if hs_f >= 0:
         # crop the FFT box to the stamp radius plus the FFT-rendered components' extent
-        r = int(psf.radius) + rk.mog_halfsize(ga * w, gv, cxx, cyy, _ONE, _ZERO, _ZERO, _ZERO, _ZERO, _LOSS)
-        r = min(r, n // 2 - 1)
-        bx0, by0, bx1, by1 = ix - r, iy - r, ix + r + 1, iy + r + 1
-    mog_part = bool(np.any(w < 1.0))
-    if mog_part:
-        g = psf.gauss
-        hs = rk.mog_halfsize(ga * (1 - w), gv, cxx, cyy, g.amp, g.mx, g.my, g.vxx, g.vyy, _LOSS)
-        bx0, by0 = min(bx0, ix - hs), min(by0, iy - hs)
-        bx1, by1 = max(bx1, ix + hs + 1), max(by1, iy + hs + 1)
-    x0, y0, x1, y1 = _clip(bx0, by0, bx1, by1, shape)
+        r = min(int(psf.radius) + hs_f, n // 2 - 1)
+    h = max(r, hs_m)
+    x0, y0, x1, y1 = _clip(ix - h, iy - h, ix + h + 1, iy + h + 1, shape)
     if x1 <= x0 or y1 <= y0:
         return None
     raw = np.zeros((nout, y1 - y0, x1 - x0))
     kmog, kfour = _kernels(numba)
-    if fft_part:
-        cx0, cy0, cx1, cy1 = _clip(max(fx0, x0), max(fy0, y0), min(fx0 + n, x1), min(fy0 + n, y1), shape)
+    if hs_f >= 0:
+        cx0, cy0, cx1, cy1 = _clip(ix - r, iy - r, ix + r + 1, iy + r + 1, shape)
         if cx1 > cx0 and cy1 > cy0:
             spec = np.empty((nout, n, n // 2 + 1), dtype=np.complex128)
-            kfour(ga * w, gv, gda * w, gdv, cxx, cxy, cyy, psf.fourier(n), px - fx0, py - fy0, spec)
+            kfour(af, gv, df, gdv, cxx, cxy, cyy, psf.fourier(n), px - fx0, py - fy0, spec)
             img = scipy.fft.irfft2(spec, s=(n, n), axes=(-2, -1), workers=1)
             raw[:, cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0] += img[:, cy0 - fy0:cy1 - fy0, cx0 - fx0:cx1 - fx0]
-    if mog_part:
-        g = psf.gauss
-        kmog(ga * (1 - w), gv, gda * (1 - w), gdv, cxx, cxy, cyy, g.amp, g.mx, g.my, g.vxx,
-             g.vxy, g.vyy, float(px), float(py), float(x0), float(y0), raw)
+    if hs_m >= 0:
+        kmog(am, gv, dm, gdv, cxx, cxy, cyy, g.amp, g.mx, g.my, g.vxx, g.vxy, g.vyy,
+             float(px), float(py), float(x0), float(y0), raw)
     return x0, y0, raw
 
 

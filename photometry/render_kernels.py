@@ -291,3 +291,33 @@ def fft_weights_np(gamp, gvar, cmax, room, loss, w):
     """numpy twin of :func:`fft_weights`."""
     ext = np.sqrt(gvar * cmax) * np.sqrt(2.0 * np.log(np.maximum(np.abs(gamp) / loss, 1.0)))
     w[:] = np.clip((room - ext) / (0.25 * room), 0.0, 1.0)
+
+
+@njit(cache=True)
+def hybrid_split(gamp, gvar, gdamp, cmax, cyy_unused, room, loss, pamp, pmx, pmy, pvxx, pvyy):
+    """Hybrid split of a galaxy mixture: (amp_fft, damp_fft, amp_mog, damp_mog, hs_fft, hs_mog)
+    with :func:`fft_weights` shares; hs_fft is the FFT part's own half-size (no PSF; -1 if
+    empty), hs_mog the mixture part's half-size with the PSF mixture (-1 if empty)."""
+    k = gamp.shape[0]
+    w = np.empty(k)
+    fft_weights(gamp, gvar, cmax, room, loss, w)
+    af, df, am, dm = gamp * w, gdamp * w, gamp * (1.0 - w), gdamp * (1.0 - w)
+    one = np.ones(1)
+    zero = np.zeros(1)
+    hs_f, hs_m = -1, -1
+    if w.max() > 0.0:
+        hs_f = mog_halfsize(af, gvar, cmax, cmax, one, zero, zero, zero, zero, loss)
+    if w.min() < 1.0:
+        hs_m = mog_halfsize(am, gvar, cmax, cmax, pamp, pmx, pmy, pvxx, pvyy, loss)
+    return af, df, am, dm, hs_f, hs_m
+
+
+def hybrid_split_np(gamp, gvar, gdamp, cmax, cyy_unused, room, loss, pamp, pmx, pmy, pvxx, pvyy):
+    """numpy twin of :func:`hybrid_split`."""
+    w = np.empty(len(gamp))
+    fft_weights_np(gamp, gvar, cmax, room, loss, w)
+    af, df, am, dm = gamp * w, gdamp * w, gamp * (1 - w), gdamp * (1 - w)
+    one, zero = np.ones(1), np.zeros(1)
+    hs_f = mog_halfsize_np(af, gvar, cmax, cmax, one, zero, zero, zero, zero, loss) if w.max() > 0 else -1
+    hs_m = mog_halfsize_np(am, gvar, cmax, cmax, pamp, pmx, pmy, pvxx, pvyy, loss) if w.min() < 1 else -1
+    return af, df, am, dm, hs_f, hs_m

@@ -151,6 +151,9 @@ def test_fourier_source_matches_twin_and_halfsize():
     rk.fft_weights_np(gal[0], gal[1], 30.0, 11.0, 1e-5, w2)
     np.testing.assert_allclose(w1, w2, atol=1e-12)
     assert w1[0] == 1 and w1[-1] == 0
+    args = (gal[0], gal[1], gal[2], 30.0, 30.0, 11.0, 1e-5, *pa[:4], pa[5])
+    for x, y in zip(rk.hybrid_split(*args), rk.hybrid_split_np(*args)):
+        np.testing.assert_allclose(x, y, atol=1e-12)
 
 
 def test_normal_kernels_match_twins():
