@@ -25,17 +25,25 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=None, help="central PIX x PIX region (default: full brick)")
     ap.add_argument("--workers", type=int, default=2, help="processes for the GalSim rendering")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "_work", "runbrick"))
+    ap.add_argument("--run-workers", type=int, default=1, help="processes fitting blobs in run-brick")
+    ap.add_argument("--reuse", action="store_true", help="reuse images already simulated in --out")
     a = ap.parse_args()
     from legacylake.photometry.brick_validate import validate
     from legacylake.photometry.runbrick import run_brick
     from legacylake.photometry.sim_images import simulate_images
-    shutil.rmtree(a.out, ignore_errors=True)
     img, out = os.path.join(a.out, "images"), os.path.join(a.out, "out")
-    t = time.time()
-    s = simulate_images(a.brick, img, size=a.size, workers=a.workers)
-    t_sim = time.time() - t
-    print(f"simulate images: {len(s['exposures'])} exposures, {s['truth_rows']} truth sources, {t_sim:.1f} s")
-    r = run_brick(a.brick, img, out, progress=False)
+    if a.reuse and os.path.exists(os.path.join(img, f"gaia-{a.brick}.fits")):
+        import fitsio
+        h = fitsio.read_header(os.path.join(img, f"truth-{a.brick}.fits"), 1)
+        s = {"region": (h["RX0"], h["RX1"], h["RY0"], h["RY1"])}
+        print("simulate images: reused")
+    else:
+        shutil.rmtree(a.out, ignore_errors=True)
+        t = time.time()
+        s = simulate_images(a.brick, img, size=a.size, workers=a.workers)
+        t_sim = time.time() - t
+        print(f"simulate images: {len(s['exposures'])} exposures, {s['truth_rows']} truth sources, {t_sim:.1f} s")
+    r = run_brick(a.brick, img, out, progress=False, workers=a.run_workers)
     v = validate(img, out, a.brick)
     n = max(r["rows"], 1)
     print(f"run-brick {a.brick} region {s['region']}: {r['rows']} sources, {r['peaks']} peaks, {r['blobs']} blobs")

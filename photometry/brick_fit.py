@@ -45,10 +45,11 @@ class FitRow:
 
 def cutouts(exposures, pixmaps, mask: np.ndarray, box) -> list[tuple[int, int, int, Image]]:
     """Per exposure touching the blob: (exposure index, x0, y0, Image cut-out) with ivar 0
-    outside the blob (blob pixels mapped nearest-pixel, closed by 1 px)."""
+    outside the blob (blob pixels mapped nearest-pixel, closed by 1 px). ``mask``: the blob's
+    pixels inside ``box`` (region coordinates x0, x1, y0, y1), shape (y1 - y0, x1 - x0)."""
     bx0, bx1, by0, by1 = box
     out = []
-    m = mask[by0:by1, bx0:bx1]
+    m = mask
     for k, (e, (ix, iy, inside)) in enumerate(zip(exposures, pixmaps)):
         sel = m & inside[by0:by1, bx0:bx1]
         if not sel.any():

@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rb.add_argument("--out", required=True, metavar="OUTDIR")
     rb.add_argument("--model-set", default="dr9", choices=("dr9", "dr4"), help="model set (dr9; dr4 not yet)")
     rb.add_argument("--bands", help="only these bands, e.g. grz")
+    rb.add_argument("--workers", type=int, default=1, help="processes fitting blobs (default 1)")
     rb.set_defaults(func=lambda a: __import__("legacylake.photometry.runbrick", fromlist=["run"]).run(a))
 
 

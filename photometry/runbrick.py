@@ -75,13 +75,32 @@ def _ebv_function(images_dir: str, exposures):
     return f
 
 
+_CTX = None  # (exposures, pixmaps, blob labels, blob slices, sources, model set) shared with forked workers
+
+
+def _fit_one_blob(job):
+    """Fit one blob (worker side): (label, n sources, rows, [(exposure, x0, y0, model)], seconds)."""
+    from .brick_fit import cutouts, fit_blob
+    exps, pixmaps, lab, slices, allsrc, model_set = _CTX
+    blab, members = job
+    tb = time.time()
+    sl = slices[blab - 1]
+    box = (sl[1].start, sl[1].stop, sl[0].start, sl[0].stop)
+    cuts = cutouts(exps, pixmaps, lab[sl] == blab, box)
+    blob_rows, bmods = fit_blob(exps, cuts, [allsrc[k] for k in members], model_set)
+    for r in blob_rows:
+        r.blob = blab
+    placed = [(k, cx, cy, m.astype(np.float32)) for (k, cx, cy, _), m in zip(cuts, bmods)]
+    return blab, len(members), blob_rows, placed, time.time() - tb
+
+
 def run_brick(brick: str, images_dir: str, outdir: str, model_set: str = "dr9", bands: str | None = None,
-              progress: bool = True) -> dict:
+              progress: bool = True, workers: int = 1) -> dict:
     """Run the photometry of one brick; returns a summary (path, rows, seconds per stage)."""
     from tqdm import tqdm
     from . import brick_derived as bd
     from .brick_detect import band_maps, blobs, detect, finish_maps
-    from .brick_fit import BlobSource, cutouts, fit_blob
+    from .brick_fit import BlobSource
     from .brick_images import brick_region, load_exposures, pixel_map
     if model_set.lower() not in ("dr9",):
         raise UserError(f"--model-set {model_set}: only dr9 catalogs are written by run-brick so far")
@@ -145,20 +164,29 @@ def run_brick(brick: str, images_dir: str, outdir: str, model_set: str = "dr9", 
     rows = []
     models = [np.zeros(e.image.shape, np.float32) for e in exps]
     blob_times = []
-    for blab, members in tqdm(sorted(by_blob.items()), desc=f"blobs {brick}", unit="blob",
-                              disable=not progress):
-        tb = time.time()
-        sl = slices[blab - 1]
-        box = (sl[1].start, sl[1].stop, sl[0].start, sl[0].stop)
-        mask = lab == blab if (box[1] - box[0]) * (box[3] - box[2]) > 0 else None
-        cuts = cutouts(exps, pixmaps, mask, box)
-        blob_rows, bmods = fit_blob(exps, cuts, [srcs[k][2] for k in members], model_set)
-        for r in blob_rows:
-            r.blob = blab
-        rows += blob_rows
-        for (k, cx, cy, im), m in zip(cuts, bmods):
-            models[k][cy:cy + m.shape[0], cx:cx + m.shape[1]] += m.astype(np.float32)
-        blob_times.append((blab, len(members), len(blob_rows), time.time() - tb))
+    global _CTX
+    _CTX = (exps, pixmaps, lab, slices, [s[2] for s in srcs], model_set)
+    jobs = sorted(by_blob.items(), key=lambda kv: -len(kv[1]))
+    pool = None
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing as mp
+        pool = mp.get_context("fork").Pool(workers)
+        it = pool.imap_unordered(_fit_one_blob, jobs)
+    else:
+        it = map(_fit_one_blob, jobs)
+    try:
+        for blab, nin, blob_rows, placed, dt in tqdm(it, total=len(jobs), desc=f"blobs {brick}", unit="blob",
+                                                      disable=not progress):
+            rows += blob_rows
+            for k, cx, cy, m in placed:
+                models[k][cy:cy + m.shape[0], cx:cx + m.shape[1]] += m
+            blob_times.append((blab, nin, len(blob_rows), dt))
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    _CTX = None
+    blob_times.sort()
     log.stage("fitblobs", time.time() - t)
     for blab, nin, nout, dt in blob_times:
         log.msg(f"blob {blab}: {nin} sources in, {nout} kept, {dt:.2f} s")
@@ -379,7 +407,9 @@ def run(args) -> int:
     """CLI handler of ``photometry run-brick``."""
     if not os.path.isdir(args.images):
         raise UserError(f"--images {args.images}: no such folder")
-    s = run_brick(args.brick, args.images, args.out, args.model_set, args.bands)
+    if args.workers < 1:
+        raise UserError(f"--workers must be >= 1, got {args.workers}")
+    s = run_brick(args.brick, args.images, args.out, args.model_set, args.bands, workers=args.workers)
     types = ", ".join(f"{k} {v}" for k, v in sorted(s["types"].items()))
     st = ", ".join(f"{k} {v:.1f}s" for k, v in s["stages"].items())
     print(f"run-brick {args.brick}: {s['rows']} sources ({types}); {s['peaks']} peaks, {s['refs']} Gaia refs, "

@@ -76,3 +76,14 @@ def test_bad_inputs(tmp_path):
         run_brick(BRICK, str(tmp_path), str(tmp_path / "o"), progress=False)
     assert main(["photometry", "run-brick", "nosuch", "--images", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert main(["simulate", "images", "--brick", "nosuch", "--out", str(tmp_path)]) == 2
+
+
+def test_workers_same_catalog(run, tmp_path):
+    """Two processes fitting blobs give the same catalog as one."""
+    img, out = run
+    assert main(["photometry", "run-brick", BRICK, "--images", img, "--out", str(tmp_path), "--workers", "2"]) == 0
+    a = fitsio.read(os.path.join(out, "tractor", BRICK[:3], f"tractor-{BRICK}.fits"))
+    b = fitsio.read(os.path.join(str(tmp_path), "tractor", BRICK[:3], f"tractor-{BRICK}.fits"))
+    assert len(a) == len(b)
+    for col in ("RA", "DEC", "TYPE", "FLUX_R", "FLUX_IVAR_R", "DCHISQ", "APFLUX_G", "FIBERFLUX_Z", "MASKBITS"):
+        assert np.array_equal(a[col], b[col]), col
