@@ -33,6 +33,8 @@ from .render import NRAW, Patch, galaxy_mixture, render_raw, unit_covariance
 MAX_STEP_POS = 1.0    # arcsec
 MAX_STEP_N = 0.25
 ALPHAS = (0.1, 0.3, 1.0)
+#: Smaller steps tried only when no step in ALPHAS improves the posterior.
+BACKTRACK_ALPHAS = (0.03, 0.01, 0.001)
 TYPES = ("PSF", "REX", "EXP", "DEV", "SER")
 
 
@@ -294,20 +296,30 @@ class Fitter:
         x = np.zeros(len(s))
         (solve_psd if self.numba else solve_psd_np)(a, atr[ok] / s, 1e-10, x)
         delta[ok] = x / s
-        limited = False
-        big = np.abs(delta) > self.maxstep
-        if big.any():
-            delta = np.where(big, np.sign(delta) * self.maxstep, delta)
-            limited = True
+        # Max steps: the per-parameter clipped step (as before) and, when anything is clipped,
+        # the whole step scaled down uniformly (keeps the Gauss-Newton direction, so a small
+        # enough alpha always improves; clipping single components can break descent).
+        over = np.abs(delta) / self.maxstep
+        limited = bool(np.any(over > 1.0))
+        dirs = [delta]
+        if limited:
+            dirs = [np.clip(delta, -self.maxstep, self.maxstep), delta / float(np.max(over))]
         lnp0 = -0.5 * chi2 + self._log_prior(p)
-        best, best_lnp = None, lnp0
-        for alpha in ALPHAS:
-            q = p + alpha * delta
-            qc = np.clip(q, self.lo, self.hi)
-            lim = limited or bool(np.any(qc != q))
-            lnp = self.log_posterior(qc)
-            if lnp > best_lnp:
-                best, best_lnp, blim = qc, lnp, lim
+        best, best_lnp, blim = None, lnp0, limited
+
+        def trydir(dv, alphas):
+            nonlocal best, best_lnp, blim
+            for alpha in alphas:
+                q = p + alpha * dv
+                qc = np.clip(q, self.lo, self.hi)
+                lnp = self.log_posterior(qc)
+                if lnp > best_lnp:
+                    best, best_lnp, blim = qc, lnp, limited or bool(np.any(qc != q))
+        for dv in dirs:
+            trydir(dv, ALPHAS)
+        if best is None:
+            # no step of the line search improved: backtrack along the (scaled) direction
+            trydir(dirs[-1], BACKTRACK_ALPHAS)
         if best is None:
             return 0.0, limited
         self.p = best
