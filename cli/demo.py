@@ -1,39 +1,215 @@
-"""``legacylake demo``: a guided run on an embedded default."""
+"""``legacylake demo``: the whole chain on an embedded default, in a few minutes.
+
+Simulate a patch of sky as per-brick Tractor catalogs (and, where the photometry pipeline is
+installed, CCD images of one brick measured from pixels), build a HATS lake, run example SQL,
+crossmatch with a simulated Gaia catalog and draw two PNGs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import time
+
+#: The embedded default: a 0.75 x 0.5 deg patch near COSMOS (9 bricks, about 41,000 rows).
+DEFAULT_BOX = (150.0, 150.75, 2.0, 2.5)
+DEFAULT_SEED = 1
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run the whole chain on an embedded default and show the results")
+    p = sub.add_parser("demo", help="run the whole chain on an embedded default and show the results",
+                       description="Simulate a patch of sky, build a HATS lake, run example SQL "
+                       "queries and a crossmatch, and draw a sky-density and a colour-magnitude PNG.")
     p.add_argument("--out", default="legacylake-demo", help="output directory (default: ./legacylake-demo)")
+    p.add_argument("--box", nargs=4, type=float, metavar=("RA1", "RA2", "DEC1", "DEC2"),
+                   default=list(DEFAULT_BOX), help=f"sky box in degrees (default: {' '.join(map(str, DEFAULT_BOX))})")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="simulation seed")
+    p.add_argument("--workers", type=int, default=2, help="processes for simulation and ETL")
+    p.add_argument("--no-pixels", action="store_true", help="skip the photometry-from-pixels step")
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from legacylake.catalogs_schema import MASKBITS, bricks, constants, model
+def _step(n: int, text: str) -> float:
+    print(f"\n[{n}] {text}", flush=True)
+    return time.time()
 
-    t0 = time.time()
-    print("legacylake demo\n")
-    print("1. The brick grid")
-    g = bricks.grid()
-    print(f"   {len(g['brickid']):,} bricks, total area {bricks.area_deg2().sum():,.3f} deg^2")
-    for ra, dec in [(244.7, 12.0), (0.1, -0.5), (150.1, 2.2)]:
-        b = bricks.brick(int(bricks.brickid_of(ra, dec)))
-        print(f"   ({ra:7.3f}, {dec:6.2f}) -> brick {b['brickname']} (id {b['brickid']}), "
-              f"ra [{b['ra1']:.4f}, {b['ra2']:.4f}) dec [{b['dec1']:.3f}, {b['dec2']:.3f})")
-    print("\n2. The DR9 Tractor data model")
-    m = model("dr9-tractor")
-    print(f"   {len(m.columns)} columns; e.g.")
-    for name in ["flux_g", "flux_ivar_g", "apflux_r", "maskbits", "shape_r", "lc_flux_w1"]:
-        c = m[name]
-        print(f"   {c.name:14s} {c.type_label:12s} {c.unit or '-':14s} {c.description}")
-    print("\n3. Bitmasks and constants")
-    print(f"   DESI imaging mask BRIGHT,GALAXY,CLUSTER = {MASKBITS.mask('BRIGHT,GALAXY,CLUSTER')}")
-    print(f"   maskbits 4098 = {MASKBITS.decode(4098)}")
-    print(f"   R(g,r,z) = {constants.EXTINCTION_R['g']}, {constants.EXTINCTION_R['r']}, {constants.EXTINCTION_R['z']}")
-    print(f"\ndone in {time.time() - t0:.1f} s. Try: legacylake schema show dr9-tractor; "
-          "legacylake bricks lookup 150.1 2.2; legacylake --help")
+
+def _print_table(table, max_rows: int = 10) -> None:
+    df = table.to_pandas()
+    with __import__("pandas").option_context("display.width", 160, "display.max_columns", 20):
+        print("    " + df.head(max_rows).to_string(index=False).replace("\n", "\n    "))
+
+
+def run(args) -> int:
+    from legacylake.errors import UserError
+
+    ra1, ra2, dec1, dec2 = args.box
+    if not (-90 <= dec1 < dec2 <= 90) or ra1 == ra2:
+        raise UserError(f"--box needs RA1 != RA2 and -90 <= DEC1 < DEC2 <= 90, got {args.box}")
+    out = os.path.abspath(args.out)
+    os.makedirs(out, exist_ok=True)
+    t_all = time.time()
+    print(f"legacylake demo: box ra [{ra1}, {ra2}] dec [{dec1}, {dec2}], seed {args.seed}, output in {out}")
+
+    n = 1
+    pixel_cat = None
+    if not args.no_pixels and importlib.util.find_spec("legacylake.photometry.runbrick"):
+        pixel_cat = _pixels(n, out, args)
+        n += 1
+
+    # Catalogs for the surrounding bricks
+    from legacylake.photometry import simulate
+
+    t = _step(n, "Simulate DR9 Tractor catalogs for the bricks of the box")
+    names = simulate.bricks_for_box(ra1, ra2, dec1, dec2)
+    tractor_dir = os.path.join(out, "catalogs")
+    # simulation is deterministic: bricks already on disk from an earlier run are kept as they are
+    todo = [b for b in names if not os.path.exists(simulate.brick_path(tractor_dir, b))]
+    written = simulate.write_bricks(tractor_dir, todo, release="dr9", seed=args.seed, workers=args.workers)
+    rows = sum(r for _, r in written)
+    print(f"    {len(names)} bricks ({len(names) - len(todo)} already on disk), {rows:,} rows written "
+          f"in {time.time() - t:.1f} s -> {tractor_dir}/tractor/")
+    n += 1
+
+    # The lake
+    from legacylake.etl import build, verify
+
+    t = _step(n, "Build the HATS lake (etl build), exactly once")
+    lake = os.path.join(out, "lake")
+    sources = [tractor_dir] + ([pixel_cat] if pixel_cat else [])
+    summary = build(sources, lake, "dr9", workers=args.workers)
+    for line in summary.lines():
+        print(f"    {line}")
+    rep = verify(lake, "dr9")
+    print(f"    verify: {'ok' if rep.ok else 'PROBLEMS: ' + '; '.join(rep.problems)} ({time.time() - t:.1f} s)")
+    n += 1
+
+    # SQL
+    from legacylake.query import connect, query
+
+    con = connect(lake)
+    ra_c, dec_c = (ra1 + ra2) / 2 % 360, (dec1 + dec2) / 2
+    examples = [
+        ("Rows and primaries per type",
+         "SELECT type, count(*) AS n, sum(brick_primary::INT) AS primary_n FROM dr9 GROUP BY type ORDER BY n DESC"),
+        ("Cone search: 2 arcmin around the box centre, brightest first",
+         f"SELECT objid, brickname, type, round(ra, 5) AS ra, round(dec, 5) AS dec, "
+         f"round(flux_to_mag(flux_r), 2) AS r_mag FROM cone('dr9', {ra_c}, {dec_c}, {2 / 60}) "
+         f"WHERE brick_primary ORDER BY flux_r DESC LIMIT 8"),
+        ("Dereddened colour-magnitude selection, maskbits by name (DESI-like imaging mask)",
+         "SELECT count(*) AS n, round(median(dered_mag(flux_r, mw_transmission_r)), 2) AS median_r, "
+         "round(median(dered_mag(flux_g, mw_transmission_g) - dered_mag(flux_r, mw_transmission_r)), 3) AS median_g_r "
+         "FROM dr9 WHERE brick_primary AND no_maskbits(maskbits, 'BRIGHT,GALAXY,CLUSTER') "
+         "AND snr(flux_g, flux_ivar_g) > 5 AND snr(flux_r, flux_ivar_r) > 5 "
+         "AND dered_mag(flux_r, mw_transmission_r) < 23 AND type <> 'PSF'"),
+        ("Density map: primary sources per nested HEALPix nside-4096 pixel (Data Lab's nest4096)",
+         "SELECT nest4096, count(*) AS n FROM dr9_derived WHERE brick_primary "
+         "GROUP BY nest4096 ORDER BY n DESC LIMIT 5"),
+    ]
+    for title, sql in examples:
+        t = _step(n, title)
+        print(f"    SQL> {sql}")
+        _print_table(query(con, sql))
+        print(f"    ({(time.time() - t) * 1000:.0f} ms)")
+        n += 1
+
+    # Crossmatch
+    from legacylake.query import xmatch
+
+    t = _step(n, "Crossmatch with a simulated Gaia catalog (nearest within 1 arcsec)")
+    gaia = os.path.join(out, "gaia.parquet")
+    ngaia = simulate.write_external(gaia, "gaia", (ra1, ra2, dec1, dec2), seed=args.seed)
+    matches = xmatch(gaia, lake, "dr9", radius_arcsec=1.0, mode="nearest",
+                     columns=["release", "brickid", "objid", "ra", "dec", "type", "ref_id", "brick_primary"])
+    import numpy as np
+
+    sep = matches.column("sep_arcsec").to_numpy()
+    same = np.mean(matches.column("source_id").to_numpy() == matches.column("lake_ref_id").to_numpy()) \
+        if "lake_ref_id" in matches.column_names else float("nan")
+    xm_path = os.path.join(out, "gaia_x_dr9.parquet")
+    import pyarrow.parquet as pq
+
+    pq.write_table(matches, xm_path + ".tmp")
+    os.replace(xm_path + ".tmp", xm_path)
+    print(f"    {matches.num_rows:,} of {ngaia:,} Gaia stars matched, median separation "
+          f"{np.median(sep) * 1000:.1f} mas, Tractor ref_id == Gaia source_id for {same:.1%} of the matches; "
+          f"{time.time() - t:.1f} s -> {xm_path}")
+    n += 1
+
+    # Pictures
+    t = _step(n, "Draw a sky-density PNG and a colour-magnitude PNG")
+    pngs = _plots(con, out)
+    for p in pngs:
+        print(f"    {p}")
+    print(f"    ({time.time() - t:.1f} s)")
+
+    print(f"\nDone in {time.time() - t_all:.0f} s. Everything is in {out}:")
+    print(f"  catalogs/tractor/<AAA>/tractor-<brick>.fits   simulated DR9 Tractor catalogs")
+    if pixel_cat:
+        print(f"  pixels/                                       simulated CCD images and the catalog measured from them")
+    print(f"  lake/dr9/                                     the HATS catalog (lsdb.open_catalog, pandas, polars, Spark, DuckDB)")
+    print(f"  gaia.parquet, gaia_x_dr9.parquet              the external catalog and the crossmatch")
+    print("\nTry next:")
+    print(f"  legacylake sql --lake {lake} \"SELECT type, count(*) FROM dr9 WHERE brick_primary GROUP BY type\"")
+    print(f"  legacylake cone --lake {lake} --catalog dr9 {ra_c} {dec_c} 0.01")
+    print(f"  legacylake xmatch --lake {lake} --catalog dr9 {gaia} --radius 1 --nearest --out matches.parquet")
+    print(f"  legacylake sql --functions                 # the SQL function library")
+    print(f"  python -c \"import lsdb; print(lsdb.open_catalog('{lake}/dr9'))\"")
     return 0
+
+
+def _pixels(n: int, out: str, args) -> str | None:
+    """Simulate CCD images of one brick and measure a catalog from them (issue 8's pipeline)."""
+    from legacylake.photometry import runbrick, sim_images
+
+    from legacylake.catalogs_schema import bricks
+
+    ra1, ra2, dec1, dec2 = args.box
+    brick = str(bricks.brickname_of((ra1 + ra2) / 2 % 360, (dec1 + dec2) / 2)[()])
+    t = _step(n, f"Photometry from pixels: simulate CCD images of brick {brick} and run the pipeline")
+    img_dir = os.path.join(out, "pixels", "images")
+    sim_images.simulate_images(brick, img_dir, seed=args.seed)
+    cat_dir = os.path.join(out, "pixels", "catalog")
+    path = runbrick.run_brick(brick, img_dir, cat_dir)
+    print(f"    catalog measured from pixels: {path} ({time.time() - t:.1f} s)")
+    return cat_dir
+
+
+def _plots(con, out: str) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sky = con.sql("SELECT ra, dec FROM dr9 WHERE brick_primary").to_arrow_table()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    hb = ax.hexbin(sky.column("ra").to_numpy(), sky.column("dec").to_numpy(), gridsize=60, mincnt=1, cmap="viridis")
+    ax.invert_xaxis()
+    ax.set_xlabel("RA [deg]")
+    ax.set_ylabel("Dec [deg]")
+    ax.set_title("legacylake demo: primary sources per cell")
+    fig.colorbar(hb, ax=ax, label="sources")
+    sky_png = os.path.join(out, "sky_density.png")
+    fig.savefig(sky_png, dpi=100)
+    plt.close(fig)
+
+    cmd = con.sql(
+        "SELECT dered_mag(flux_r, mw_transmission_r) AS r, "
+        "dered_mag(flux_g, mw_transmission_g) - dered_mag(flux_r, mw_transmission_r) AS g_r, type = 'PSF' AS psf "
+        "FROM dr9 WHERE brick_primary AND no_maskbits(maskbits, 'BRIGHT,GALAXY,CLUSTER') "
+        "AND snr(flux_g, flux_ivar_g) > 5 AND snr(flux_r, flux_ivar_r) > 5").to_arrow_table()
+    r, gr, psf = (cmd.column(c).to_numpy(zero_copy_only=False) for c in ("r", "g_r", "psf"))
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.scatter(gr[~psf], r[~psf], s=1, alpha=0.3, label="galaxies (REX/EXP/DEV/SER)")
+    ax.scatter(gr[psf], r[psf], s=1, alpha=0.5, label="point sources (PSF)")
+    ax.set_xlim(-0.5, 2.5)
+    ax.set_ylim(25, 14)
+    ax.set_xlabel("g - r (dereddened) [mag]")
+    ax.set_ylabel("r (dereddened) [mag]")
+    ax.legend(loc="lower right", markerscale=8)
+    ax.set_title("legacylake demo: colour-magnitude diagram")
+    cmd_png = os.path.join(out, "colour_magnitude.png")
+    fig.savefig(cmd_png, dpi=100)
+    plt.close(fig)
+    return [sky_png, cmd_png]

@@ -154,7 +154,8 @@ def connect(lake: str | os.PathLike, threads: int | None = None) -> duckdb.DuckD
     the SQL function library (:mod:`legacylake.query.macros`).
 
     The lake's path is kept in the connection (DuckDB variable ``legacylake_lake``, see
-    :func:`lake_of`); use :func:`catalogs` for the partition lists. The connection only reads
+    :func:`lake_of`); use :func:`catalogs` for the partition lists. The crossmatch table macros
+    ``xmatch_nearest(ext, catalog, radius_arcsec)`` and ``xmatch_all(...)`` are registered too. The connection only reads
     the lake; ``legacylake sql`` also refuses statements other than SELECT/WITH/EXPLAIN.
     """
     cats = catalogs(lake)
@@ -176,6 +177,9 @@ def connect(lake: str | os.PathLike, threads: int | None = None) -> duckdb.DuckD
             con.execute(f"CREATE VIEW ls_{name}.tractor AS SELECT * FROM {_sql_name(name + '_derived')}")
     path = str(Path(lake).resolve()).replace("'", "''")
     con.execute(f"SET VARIABLE legacylake_lake = '{path}'")
+    from .xmatch import register_xmatch  # xmatch_all / xmatch_nearest table macros
+
+    register_xmatch(con)
     return con
 
 

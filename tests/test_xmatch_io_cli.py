@@ -206,3 +206,14 @@ def test_sql_macros_same_pairs(small):
     assert n.num_rows == 3000
     assert np.array_equal(n.sort_by("src_id").column("lake_brickid").to_numpy(),
                           ext.sort_by("src_id").column("want").to_numpy())
+
+
+def test_connect_has_xmatch_macros(small):
+    from legacylake.query import connect
+
+    root, ext = small
+    con = connect(root / "lake")
+    con.register("ext", ext.rename_columns(["src_id", "ra", "dec", "want", "name"]))
+    n = con.sql("SELECT src_id, lake_brickid FROM xmatch_nearest('ext', 'dr9', 0.5)").to_arrow_table()
+    assert np.array_equal(n.sort_by("src_id").column("lake_brickid").to_numpy(),
+                          ext.sort_by("src_id").column("want").to_numpy())
