@@ -1,6 +1,7 @@
 """Benchmark: simulate a brick's CCD images with GalSim, run `photometry run-brick`, validate.
 
-    python bench/runbrick.py [--brick 1501p020] [--size PIX] [--workers 2] [--out bench/_work/runbrick]
+    python bench/runbrick.py [--brick 1501p020] [--size PIX] [--workers 2] [--run-workers 2] [--reuse]
+                             [--out bench/_work/runbrick]
 
 Reports seconds per brick (per stage) and per 1,000 catalog sources, completeness at S/N 8,
 purity, star/galaxy accuracy at S/N > 50. The Tractor is not installed here; for scale the
