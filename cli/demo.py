@@ -15,6 +15,8 @@ import time
 #: The embedded default: a 0.75 x 0.5 deg patch near COSMOS (9 bricks, about 41,000 rows).
 DEFAULT_BOX = (150.0, 150.75, 2.0, 2.5)
 DEFAULT_SEED = 1
+#: Size (pixels) of the brick centre imaged by the photometry-from-pixels step.
+PIXEL_SIZE = 1200
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,16 +55,17 @@ def run(args) -> int:
     print(f"legacylake demo: box ra [{ra1}, {ra2}] dec [{dec1}, {dec2}], seed {args.seed}, output in {out}")
 
     n = 1
-    pixel_cat = None
+    pixel_brick, pixel_cat = None, None
     if not args.no_pixels and importlib.util.find_spec("legacylake.photometry.runbrick"):
-        pixel_cat = _pixels(n, out, args)
+        pixel_brick, pixel_cat = _pixels(n, out, args)
         n += 1
 
     # Catalogs for the surrounding bricks
     from legacylake.photometry import simulate
 
     t = _step(n, "Simulate DR9 Tractor catalogs for the bricks of the box")
-    names = simulate.bricks_for_box(ra1, ra2, dec1, dec2)
+    # the brick measured from pixels is not simulated again as a catalog
+    names = [b for b in simulate.bricks_for_box(ra1, ra2, dec1, dec2) if b != pixel_brick]
     tractor_dir = os.path.join(out, "catalogs")
     # simulation is deterministic: bricks already on disk from an earlier run are kept as they are
     todo = [b for b in names if not os.path.exists(simulate.brick_path(tractor_dir, b))]
@@ -147,7 +150,7 @@ def run(args) -> int:
     print(f"\nDone in {time.time() - t_all:.0f} s. Everything is in {out}:")
     print(f"  catalogs/tractor/<AAA>/tractor-<brick>.fits   simulated DR9 Tractor catalogs")
     if pixel_cat:
-        print(f"  pixels/                                       simulated CCD images and the catalog measured from them")
+        print(f"  pixels/images, pixels/catalog                 simulated CCD images of {pixel_brick} and its measured catalog")
     print(f"  lake/dr9/                                     the HATS catalog (lsdb.open_catalog, pandas, polars, Spark, DuckDB)")
     print(f"  gaia.parquet, gaia_x_dr9.parquet              the external catalog and the crossmatch")
     print("\nTry next:")
@@ -159,21 +162,29 @@ def run(args) -> int:
     return 0
 
 
-def _pixels(n: int, out: str, args) -> str | None:
-    """Simulate CCD images of one brick and measure a catalog from them (issue 8's pipeline)."""
-    from legacylake.photometry import runbrick, sim_images
+def _pixels(n: int, out: str, args) -> tuple[str, str]:
+    """Simulate CCD images of the centre of one brick and measure its catalog from the pixels.
 
+    Returns (brickname, catalog directory)."""
     from legacylake.catalogs_schema import bricks
+    from legacylake.photometry import brick_validate, runbrick, sim_images
 
     ra1, ra2, dec1, dec2 = args.box
-    brick = str(bricks.brickname_of((ra1 + ra2) / 2 % 360, (dec1 + dec2) / 2)[()])
-    t = _step(n, f"Photometry from pixels: simulate CCD images of brick {brick} and run the pipeline")
+    brick = str(bricks.brickname_of((ra1 + ra2) / 2 % 360, (dec1 + dec2) / 2))
+    t = _step(n, f"Photometry from pixels: simulated g, r, z exposures of brick {brick} "
+                 f"(its central {PIXEL_SIZE} x {PIXEL_SIZE} px), then photometry run-brick")
     img_dir = os.path.join(out, "pixels", "images")
-    sim_images.simulate_images(brick, img_dir, seed=args.seed)
     cat_dir = os.path.join(out, "pixels", "catalog")
-    path = runbrick.run_brick(brick, img_dir, cat_dir)
-    print(f"    catalog measured from pixels: {path} ({time.time() - t:.1f} s)")
-    return cat_dir
+    done = os.path.join(cat_dir, "tractor", brick[:3], f"tractor-{brick}.fits")
+    if not os.path.exists(done):
+        sim_images.simulate_images(brick, img_dir, seed=args.seed, size=PIXEL_SIZE, workers=args.workers)
+        print(f"    images: {img_dir} ({time.time() - t:.0f} s)")
+        runbrick.run_brick(brick, img_dir, cat_dir, workers=args.workers, progress=False)
+    v = brick_validate.validate(img_dir, cat_dir, brick)
+    print(f"    catalog: {done}: {v['n_catalog']} sources; against the truth: completeness at S/N > 8 "
+          f"{v['completeness_sn8']:.1%}, purity {v['purity']:.1%}, star/galaxy at S/N > 50 "
+          f"{v['star_galaxy_sn50']:.1%} ({time.time() - t:.0f} s)")
+    return brick, cat_dir
 
 
 def _plots(con, out: str) -> list[str]:
