@@ -87,3 +87,28 @@ def test_workers_same_catalog(run, tmp_path):
     assert len(a) == len(b)
     for col in ("RA", "DEC", "TYPE", "FLUX_R", "FLUX_IVAR_R", "DCHISQ", "APFLUX_G", "FIBERFLUX_Z", "MASKBITS"):
         assert np.array_equal(a[col], b[col]), col
+
+
+def test_catalog_through_etl_and_query(run, tmp_path):
+    """The run-brick catalog goes through `legacylake etl build` and a cone query unchanged."""
+    from legacylake.catalogs_schema import bricks
+    from legacylake.query import connect, query
+    _, out = run
+    path = os.path.join(out, "tractor", BRICK[:3], f"tractor-{BRICK}.fits")
+    lake = str(tmp_path / "lake")
+    assert main(["etl", "build", path, "--lake", lake, "--catalog", "dr9", "--workers", "1", "--quiet"]) == 0
+    c = fitsio.read(path)
+    b = bricks.brick(BRICK)
+    con = connect(lake)
+    t = query(con, f"SELECT * FROM cone('dr9', {b['ra']}, {b['dec']}, 1.0) ORDER BY objid")
+    assert t.num_rows == len(c)
+    got = {n.lower(): t.column(n) for n in t.column_names}
+    for name in c.dtype.names:
+        col = got[name.lower()]
+        want = c[name]
+        if want.dtype.kind == "S":
+            assert [s.rstrip() for s in col.to_pylist()] == [s.decode().rstrip() for s in want], name
+        elif want.ndim > 1:
+            assert np.array_equal(np.array(col.to_pylist(), dtype=want.dtype), want), name
+        else:
+            assert np.array_equal(col.to_numpy(zero_copy_only=False).astype(want.dtype), want), name
