@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .sim_k_common import normal_at, put_f4, table_normals_np, uid_base
+from .sim_k_common import normals_into, put_f4, table_normals_np, uid_base
 
 
 @njit(cache=True)
@@ -24,9 +24,10 @@ def apflux_kernel(buf, offs, uid, key, stream, table, ftrue, fmodel, s2, nea_psf
     (offs[4]) of one band (offset -1: not written) for every row. float32 big-endian."""
     nr = radii.shape[0]
     r2 = radii * radii
+    zz = np.empty(nr + 1)
     for i in range(uid.shape[0]):
-        base = uid_base(uid[i], key)
-        c = 0.7 * normal_at(base, stream, 0, table) if correlated else 0.0
+        normals_into(zz, nr + 1, uid_base(uid[i], key), stream, table)
+        c = 0.7 * zz[0] if correlated else 0.0
         a = -0.5 / s2[i]
         sb = np.sqrt(np.pi / nea_psf[i] / depth[i])
         ft, fm = ftrue[i], fmodel[i]
@@ -34,8 +35,7 @@ def apflux_kernel(buf, offs, uid, key, stream, table, ftrue, fmodel, s2, nea_psf
         for j in range(nr):
             frac = 1.0 - np.exp(r2[j] * a)
             sig = sb * radii[j]
-            n_j = normal_at(base, stream, j + 1, table)
-            noise = sig * (c + 0.71 * n_j) if correlated else sig * n_j
+            noise = sig * (c + 0.71 * zz[j + 1]) if correlated else sig * zz[j + 1]
             ap = ft * frac + noise
             resid = ap - fm * frac
             o = 4 * j

@@ -10,7 +10,9 @@ tails stop at |z| = 4.3.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 from scipy.special import ndtri
 
 from .sim_random import _C2, _GOLD, _mix
@@ -40,6 +42,17 @@ def normal_at(base, stream, j, table):
     return table[(h >> np.uint64(16 * (j % 4))) & np.uint64(0xFFFF)]
 
 
+@njit(cache=True, inline="always")
+def normals_into(out, k, base, stream, table):
+    """out[j] = :func:`normal_at` (base, stream, j, table) for j < k, one hash per 4 normals."""
+    for w in range((k + 3) // 4):
+        h = mix64(base + np.uint64(stream + w + 1) * np.uint64(0x94D049BB133111EB))
+        for q in range(4):
+            j = 4 * w + q
+            if j < k:
+                out[j] = table[(h >> np.uint64(16 * q)) & np.uint64(0xFFFF)]
+
+
 def table_normals_np(uid: np.ndarray, key: np.uint64, stream: int, k: int) -> np.ndarray:
     """numpy twin of :func:`normal_at`: (n, k) normals j = 0..k-1 of ``stream`` per uid."""
     u = np.asarray(uid).astype(np.uint64, copy=False)
@@ -53,30 +66,55 @@ def table_normals_np(uid: np.ndarray, key: np.uint64, stream: int, k: int) -> np
     return NORMAL_TABLE[chunks.astype(np.int64)]
 
 
+def _store_be(bits: int):
+    """An intrinsic storing an unsigned ``bits``-bit integer big-endian (one unaligned store)
+    at byte position ``pos`` of a C-contiguous uint8 array."""
+
+    @intrinsic
+    def store(typingctx, buf, pos, val):
+        def codegen(context, builder, signature, args):
+            ary, p, v = args
+            data = context.make_array(signature.args[0])(context, builder, ary).data
+            ptr = builder.bitcast(builder.gep(data, [p]), ir.IntType(bits).as_pointer())
+            builder.store(builder.bswap(v) if bits > 8 else v, ptr, align=1)
+            return context.get_dummy_value()
+
+        return types.void(buf, pos, val), codegen
+
+    return store
+
+
+_store_be16, _store_be32, _store_be64 = _store_be(16), _store_be(32), _store_be(64)
+
+
 @njit(cache=True, inline="always")
 def put_f4(buf, i, off, v):
-    """Store float32(v) big-endian at buf[i, off:off+4]."""
-    u = np.float32(v).view(np.uint32)
-    buf[i, off] = np.uint8(u >> np.uint32(24))
-    buf[i, off + 1] = np.uint8((u >> np.uint32(16)) & np.uint32(255))
-    buf[i, off + 2] = np.uint8((u >> np.uint32(8)) & np.uint32(255))
-    buf[i, off + 3] = np.uint8(u & np.uint32(255))
+    """Store float32(v) big-endian at buf[i, off:off+4] (``buf`` C-contiguous uint8[n, itemsize])."""
+    _store_be32(buf, i * buf.shape[1] + off, np.float32(v).view(np.uint32))
 
 
 @njit(cache=True, inline="always")
 def put_f8(buf, i, off, v):
     """Store float64(v) big-endian at buf[i, off:off+8]."""
-    u = np.float64(v).view(np.uint64)
-    for b in range(8):
-        buf[i, off + b] = np.uint8((u >> np.uint64(56 - 8 * b)) & np.uint64(255))
+    _store_be64(buf, i * buf.shape[1] + off, np.float64(v).view(np.uint64))
 
 
 @njit(cache=True, inline="always")
 def put_i2(buf, i, off, v):
     """Store int16(v) big-endian at buf[i, off:off+2]."""
-    u = np.uint16(np.int16(v))
-    buf[i, off] = np.uint8(u >> np.uint16(8))
-    buf[i, off + 1] = np.uint8(u & np.uint16(255))
+    _store_be16(buf, i * buf.shape[1] + off, np.uint16(np.int16(v)))
+
+
+@njit(cache=True, inline="always")
+def put_i4(buf, i, off, v):
+    """Store int32(v) big-endian at buf[i, off:off+4]."""
+    _store_be32(buf, i * buf.shape[1] + off, np.uint32(np.int32(v)))
+
+
+@njit(cache=True, inline="always")
+def put_i8(buf, i, off, v):
+    """Store int64(v) big-endian at buf[i, off:off+8]."""
+    _store_be64(buf, i * buf.shape[1] + off, np.uint64(v))
 
 
 def record_buffer(rec: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .sim_k_common import normal_at, put_f4, put_f8, put_i2, table_normals_np, uid_base
+from .sim_k_common import normals_into, put_f4, put_f8, put_i2, table_normals_np, uid_base
 
 
 @njit(cache=True)
@@ -20,22 +20,26 @@ def lc_kernel(buf, offs, mjd_f8, uid, key, stream, table, ftrue, flux_ivar, nep,
               is_qso, ne):
     """Fill lc_flux, lc_flux_ivar, lc_nobs, lc_fracflux, lc_rchisq, lc_mjd, lc_epoch_index
     (byte offsets offs[0..6], -1: not written) for ``ne`` epochs of every row."""
+    zl = np.empty(ne)
+    zq = np.zeros(ne)
     for i in range(uid.shape[0]):
         base = uid_base(uid[i], key)
+        normals_into(zl, ne, base, stream, table)
+        if is_qso[i]:
+            normals_into(zq, ne, base, stream + 8, table)
         n_ep = nep[i]
         ivar_ep = np.float32(flux_ivar[i] / n_ep)
         sd = 1.0 / np.sqrt(max(np.float64(ivar_ep), 1e-12))
         for e in range(ne):
             used = e < n_ep
-            zl = normal_at(base, stream, e, table)
-            f = ftrue[i] + zl * sd
+            f = ftrue[i] + zl[e] * sd
             if is_qso[i]:
-                f += 0.1 * ftrue[i] * normal_at(base, stream + 8, e, table)
+                f += 0.1 * ftrue[i] * zq[e]
             put_f4(buf, i, offs[0] + 4 * e, f if used else 0.0)
             put_f4(buf, i, offs[1] + 4 * e, ivar_ep if used else 0.0)
             put_i2(buf, i, offs[2] + 2 * e, nobs[i] // n_ep + e % 3 if used else 0)
             put_f4(buf, i, offs[3] + 4 * e, fracflux[i] if used else 0.0)
-            put_f4(buf, i, offs[4] + 4 * e, 1.0 + 0.15 * abs(zl) if used else 0.0)
+            put_f4(buf, i, offs[4] + 4 * e, 1.0 + 0.15 * abs(zl[e]) if used else 0.0)
             mjd = mjd0[i] + 182.6 * e if used else 0.0
             if mjd_f8:
                 put_f8(buf, i, offs[5] + 8 * e, mjd)

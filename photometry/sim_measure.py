@@ -28,6 +28,7 @@ from .sim_fits import fits_dtype
 from .sim_k_apflux import apflux_kernel
 from .sim_k_common import NORMAL_TABLE, field_offset, record_buffer, table_normals_np
 from .sim_k_lc import lc_kernel
+from .sim_k_pack import PackPlan, pack_kernel
 from .sim_random import _C2, _GOLD, _mix, normals, seed_key, uniforms, unit_vectors
 from .sim_sky import BRIGHT_SUB, GAIA_TO_DECAM, cell_sources, cells_near, make_truth, sin_gal_b, star_clusters
 
@@ -159,6 +160,21 @@ def _scalar_plan(release: str) -> tuple[tuple[str, bool], ...]:
     dm = model(f"{release.lower()}-tractor")
     return tuple((c.name, c.numpy_dtype.kind == "b") for c in dm.columns
                  if c.required and not (c.name.startswith("apflux") or c.name.startswith("lc_")))
+
+
+@functools.cache
+def _pack_plan(release: str) -> tuple[PackPlan, tuple[str, ...]]:
+    """The :class:`.sim_k_pack.PackPlan` of the scalar columns and the string columns' names."""
+    fdt = fits_record_dtype(release)
+    cols, strings = [], []
+    for nm, is_bool in _scalar_plan(release):
+        up = nm.upper()
+        kind = fdt[up].base.kind
+        if kind == "S":
+            strings.append(up)
+        else:
+            cols.append((up, "b" if is_bool else ("f" if kind == "f" else "i")))
+    return PackPlan(fdt, cols), tuple(strings)
 
 
 def from_fits_records(rec: np.ndarray, release: str = "dr9") -> np.ndarray:
@@ -370,13 +386,14 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
     # of a source in neighbouring bricks agree in every column but the brick-specific ones
     U = uniforms16(t["uid"][k], seed_key(seed, 4), NFILL)
     ZF = table_normals_np(t["uid"][k], seed_key(seed, 5), 0, 12)
-    type_names = np.array(["PSF", "REX", "DEV", "EXP", "SER"] if rel == "dr9" else ["PSF ", "SIMP", "DEV ", "EXP ", "COMP"])
+    # string columns as bytes (the FITS layout): no per-row unicode encoding
+    type_names = np.array([b"PSF", b"REX", b"DEV", b"EXP", b"SER"] if rel == "dr9" else [b"PSF ", b"SIMP", b"DEV ", b"EXP ", b"COMP"])
     ti = ti[k]
     tt = t[k]
     region = "N" if (b["dec"] >= 32.375 and float(sin_gal_b(unit_vectors(np.array([b["ra"]]), np.array([b["dec"]])))[0]) > 0) else "S"
     cols["release"] = np.full(nk, RELEASE[rel][region])
     cols["brickid"] = np.full(nk, b["brickid"])
-    cols["brickname"] = np.full(nk, b["brickname"])
+    cols["brickname"] = np.full(nk, str(b["brickname"]).encode(), dtype="S8")
     cols["objid"] = np.arange(nk)
     ra_k, dec_k = ra_m[k], dec_m[k]
     primary = bricks.is_primary(ra_k, dec_k, b["brickid"])
@@ -394,7 +411,7 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
     # ---- reference (Gaia) columns
     ref = gaia_ref[k]
     g = {kk: v[k] for kk, v in gm.items()}
-    cols["ref_cat"] = np.where(ref, "G2", "")
+    cols["ref_cat"] = np.where(ref, b"G2", b"")
     sid = gaia_source_id(tt["uid"], tt["ra"], tt["dec"])
     cols["ref_id"] = np.where(ref, sid, 0)
     for c, v, e in (("pmra", g["pmra"], g["pm_err"]), ("pmdec", g["pmdec"], g["pm_err"]),
@@ -594,8 +611,8 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
     ra_tile = (np.round(ra_k / 360.0 * n_ra) % n_ra) * 360.0 / n_ra
     code = np.round(ra_tile * 10).astype(np.int64) * 10000 + np.round((dec_tile + 90) * 10).astype(np.int64)
     uc, inv = np.unique(code, return_inverse=True)
-    tile_names = np.array([f"{c // 10000:04d}{'p' if (c % 10000) >= 900 else 'm'}{abs(c % 10000 - 900):03d}" for c in uc], dtype="U8")
-    cols["wise_coadd_id"] = tile_names[inv] if nk else np.zeros(0, "U8")
+    tile_names = np.array([f"{c // 10000:04d}{'p' if (c % 10000) >= 900 else 'm'}{abs(c % 10000 - 900):03d}" for c in uc], dtype="S8")
+    cols["wise_coadd_id"] = tile_names[inv] if nk else np.zeros(0, "S8")
     dra = (ra_k - ra_tile + 180.0) % 360.0 - 180.0
     cols["wise_x"] = dra * np.cos(np.deg2rad(dec_tile)) * 3600.0 / 2.75 + 1023.5
     cols["wise_y"] = (dec_k - dec_tile) * 3600.0 / 2.75 + 1023.5
@@ -606,12 +623,13 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
     # ---- the FITS record: scalar columns by numpy, array columns by the kernels
     fdt = fits_record_dtype(rel)
     rec = np.empty(nk, dtype=fdt)
-    for nm, is_bool in _scalar_plan(rel):
-        v = cols[nm]
-        if is_bool:
-            v = np.where(v, np.uint8(84), np.uint8(70))  # 'T' / 'F'
-        rec[nm.upper()] = v
+    plan, strings = _pack_plan(rel)
+    for nm in strings:
+        rec[nm] = cols[nm.lower()]
+    F, I = plan.matrices(nk)
+    plan.fill(F, I, cols)
     buf = record_buffer(rec)
+    pack_kernel(buf, F, plan.foffs, plan.fcodes, I, plan.ioffs, plan.icodes)
     uid_k = np.ascontiguousarray(tt["uid"])
     for j, bd in enumerate(OPT + WISE):
         opt = bd in OPT

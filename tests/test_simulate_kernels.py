@@ -102,3 +102,27 @@ def test_field_kernels_match_numpy_and_truth():
     assert np.array_equal(eval_fields(ra[::5], dec[::5], 7, [(101, 0.2, 8.0)])[:, 0], g[::5])
     np.testing.assert_allclose(grid_fields(ra, dec, K, ph, amp, gs, use_numba=False),
                                grid_fields(ra, dec, K, ph, amp, gs), atol=1e-12)
+
+
+@pytest.mark.parametrize("rel", ["dr9", "dr4"])
+def test_pack_kernel_matches_numpy(rows, rel):
+    from legacylake.photometry.sim_k_pack import pack_kernel, pack_np
+    from legacylake.photometry.sim_measure import _pack_plan
+
+    uid, rng = rows
+    plan, strings = _pack_plan(rel)
+    dt = fits_record_dtype(rel)
+    F, I = plan.matrices(N)
+    F[:] = rng.normal(0, 1e3, F.shape) * 10.0 ** rng.integers(-30, 30, F.shape)
+    I[:] = rng.integers(-(1 << 62), 1 << 62, I.shape)  # wraps in the narrow types as numpy does
+    I[:, :5] = [0, 1, -1, 255, 1 << 40]
+    a, b = np.zeros(N, dt), np.zeros(N, dt)
+    pack_kernel(record_buffer(a), F, plan.foffs, plan.fcodes, I, plan.ioffs, plan.icodes)
+    pack_np(b, plan, F, I)
+    assert a.tobytes() == b.tobytes()
+    logical = [nm for nm, j in plan.islots if plan.icodes[plan.irow[nm]] == 0]
+    assert logical and set(np.unique(a[logical[0]])) == {ord("T"), ord("F")}
+    # every non-string column is packed, strings are not
+    assert {nm for nm, _ in plan.fslots} | {nm for nm, _ in plan.islots} | set(strings) == {
+        n for n in dt.names if not (n.startswith("APFLUX") or n.startswith("LC_"))}
+    assert not a[strings[0]].any()
