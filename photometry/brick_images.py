@@ -40,6 +40,9 @@ class Exposure:
     def psfnorm(self) -> float:
         """sqrt(sum p^2) of the unit-sum PSF stamp (reference 5)."""
         st = getattr(self.image.psf, "stamp", None)
+        if st is None and hasattr(self.image.psf, "stamp_at"):   # PsfEx: at the image centre
+            h, w = self.image.shape
+            st = self.image.psf.at(float(w // 2), float(h // 2)).stamp
         if st is None:
             s = self.fwhm / 2.35482 / PIXSCALE_ARCSEC
             return float(1.0 / (2.0 * np.sqrt(np.pi) * s))
@@ -47,9 +50,13 @@ class Exposure:
 
 
 def load_exposures(images_dir: str, bands: str | None = None) -> list[Exposure]:
-    """Read every ``images/*.fits`` (simulated layout: IMAGE, IVAR, DQ, PSF HDUs) under ``images_dir``."""
+    """Read every ``images/*.fits`` (simulated layout: IMAGE, IVAR, DQ, PSF HDUs) under ``images_dir``,
+    or, if it holds a ``survey-ccds-*.fits`` CCD table, its Community Pipeline CCDs (:mod:`.brick_cp`)."""
     import fitsio
+    from .brick_cp import is_cp_layout, load_cp_exposures
     from .image import read_image
+    if is_cp_layout(images_dir):
+        return load_cp_exposures(images_dir, bands)
     paths = sorted(glob.glob(os.path.join(images_dir, "images", "*.fits")))
     if not paths:
         raise UserError(f"{images_dir}: no images/*.fits exposures (see `legacylake simulate images`)")

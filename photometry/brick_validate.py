@@ -45,3 +45,94 @@ def validate(images_dir: str, outdir: str, brick: str, sg_sn: float = 50.0) -> d
             "n_catalog": int(ci.sum()),
             "star_galaxy_sn50": float(np.mean(cpsf[m50] == star[ic[m50]])) if m50.any() else float("nan"),
             "n_sn50": int(m50.sum())}
+
+
+def gaia_check(images_dir: str, outdir: str, brick: str, match_arcsec: float = 1.0) -> dict:
+    """Point sources of a run-brick catalog against the Gaia stars of ``images_dir`` (survey
+    ``gaia/`` chunks or the simulation's ``gaia-<brick>.fits``) inside the catalog's area.
+
+    Gaia positions are moved from their epoch to the catalog's mean MJD with proper motion.
+    Returns n Gaia stars in the area, n matched (nearest PSF source within ``match_arcsec``),
+    median offset (arcsec), and per band the median and robust scatter (1.4826 MAD) of
+    mag - Gaia-predicted mag (reference 8 polynomials) for matched stars with S/N > 20."""
+    import fitsio
+    from scipy.spatial import cKDTree
+
+    from .runbrick import _gaia_flux, _gaia_refs
+    c = fitsio.read(os.path.join(outdir, "tractor", brick[:3], f"tractor-{brick}.fits"))
+    g = _gaia_refs(images_dir, brick)
+    out = {"n_gaia": 0, "n_matched": 0, "median_offset_arcsec": float("nan")}
+    if g is None or not len(c):
+        return out
+    mjd = np.where(c["MJD_MAX"] > 0, 0.5 * (c["MJD_MIN"] + c["MJD_MAX"]), np.nan)
+    epoch = 2000.0 + (np.nanmean(mjd) - 51544.5) / 365.25 if np.isfinite(mjd).any() else 2015.5
+    dt = epoch - g["REF_EPOCH"]
+    dec0 = float(np.median(c["DEC"]))
+    cosd = np.cos(np.deg2rad(dec0))
+    gra = g["RA"] + g["PMRA"] * dt / 3.6e6 / cosd
+    gdec = g["DEC"] + g["PMDEC"] * dt / 3.6e6
+    # the area: Gaia stars inside the catalog's bx/by box less 2 px (nobs > 0 over the region)
+    from legacylake.catalogs_schema import bricks
+    gx, gy = bricks.brick_wcs(brick).all_world2pix(np.column_stack([gra, gdec]), 0).T
+    inside = ((gx > c["BX"].min() - 2) & (gx < c["BX"].max() + 2) & (gy > c["BY"].min() - 2) & (gy < c["BY"].max() + 2)
+              if len(c) > 1 else np.zeros(len(g), bool))
+    out["n_gaia"] = int(inside.sum())
+    psf = np.char.strip(c["TYPE"].astype(str)) == "PSF"
+    if not inside.any() or not psf.any():
+        return out
+    cp = np.column_stack([c["RA"][psf] * cosd, c["DEC"][psf]]) * 3600
+    gp = np.column_stack([gra[inside] * cosd, gdec[inside]]) * 3600
+    d, j = cKDTree(cp).query(gp)
+    ok = d < match_arcsec
+    out["n_matched"] = int(ok.sum())
+    if not ok.any():
+        return out
+    out["median_offset_arcsec"] = float(np.median(d[ok]))
+    gi = np.flatnonzero(inside)[ok]
+    ci = np.flatnonzero(psf)[j[ok]]
+    bprp = g["PHOT_BP_MEAN_MAG"][gi] - g["PHOT_RP_MEAN_MAG"][gi]
+    for b in "grz":
+        f, iv = c["FLUX_" + b.upper()][ci], c["FLUX_IVAR_" + b.upper()][ci]
+        good = (f > 0) & (f * np.sqrt(iv) > 20)
+        if not good.any():
+            continue
+        dm = -2.5 * np.log10(f[good] / _gaia_flux(g["PHOT_G_MEAN_MAG"][gi][good], bprp[good], b))
+        out[f"dmag_median_{b}"] = float(np.median(dm))
+        out[f"dmag_scatter_{b}"] = float(1.4826 * np.median(np.abs(dm - np.median(dm))))
+        out[f"n_dmag_{b}"] = int(good.sum())
+    return out
+
+
+def per_exposure_check(images_dir: str, outdir: str, brick: str, min_sn: float = 50.0) -> list[dict]:
+    """Astrometric and photometric consistency of the exposures: every catalog source with
+    S/N > ``min_sn`` in some band is refitted (type fixed, all catalog sources jointly) on each
+    exposure alone. Returns per (source, exposure): band, offset (arcsec, east and north) of the
+    single-exposure position from the catalog's, and flux ratio single-exposure / catalog."""
+    import fitsio
+
+    from .brick_images import load_exposures
+    from .fitter import Fitter, Source
+    c = fitsio.read(os.path.join(outdir, "tractor", brick[:3], f"tractor-{brick}.fits"))
+    exps = load_exposures(images_dir)
+    srcs = []
+    for r in c:
+        t = str(r["TYPE"]).strip()
+        kind = t if t in ("PSF", "REX", "EXP", "DEV", "SER") else "PSF"
+        srcs.append(Source(kind, float(r["RA"]), float(r["DEC"]), {b: float(r["FLUX_" + b.upper()]) for b in "grz"},
+                           float(r["SHAPE_R"]) if r["SHAPE_R"] > 0 else 0.45, float(r["SHAPE_E1"]),
+                           float(r["SHAPE_E2"]), float(r["SERSIC"]) if r["SERSIC"] > 0 else 4.0))
+    sn = np.max([c["FLUX_" + b] * np.sqrt(c["FLUX_IVAR_" + b]) for b in "GRZ"], axis=0)
+    rows = []
+    for k, e in enumerate(exps):
+        b = e.band
+        f = Fitter([e.image], [Source(s.type, s.ra, s.dec, {b: s.flux[b]}, s.r_e, s.e1, s.e2, s.n) for s in srcs], [b])
+        f.fit(30)
+        for i, res in enumerate(f.results()):
+            if sn[i] <= min_sn or c["FLUX_" + b.upper()][i] <= 0:
+                continue
+            s = res.source
+            cosd = np.cos(np.deg2rad(c["DEC"][i]))
+            rows.append({"source": i, "exposure": k, "band": b,
+                         "d_east": float((s.ra - c["RA"][i]) * cosd * 3600), "d_north": float((s.dec - c["DEC"][i]) * 3600),
+                         "flux_ratio": float(s.flux[b] / c["FLUX_" + b.upper()][i])})
+    return rows

@@ -1,7 +1,8 @@
 """Per-source model selection (reference 4.3 stage 2), shared by ``photometry fit --select``
 and ``photometry run-brick``.
 
-For each source, every other source's current model is subtracted, the candidate models
+Sources are visited brightest first (reference stars first); for each, every other source's
+current model (the selected one for sources already visited, dropped ones removed) is subtracted, the candidate models
 are fitted alone starting from the current fit, dchisq is computed against "no source"
 per band (bands with negative flux count against), and the type is chosen by the rules
 of :mod:`.selection`. DR9: PSF, REX; DEV and EXP only if chi2_REX beats chi2_PSF by 1 or
@@ -49,9 +50,13 @@ def select_models(images, results, model_set: str = "dr9", window: int | None = 
     from .image import Image
     key = "dr4" if model_set.lower() == "dr4" else "dr9"
     order = DCHISQ_MODELS[key]
-    out = []
-    for i, r in enumerate(results):
-        others = [x.source for j, x in enumerate(results) if j != i]
+    current = list(results)   # every source's current model, updated as each one is selected
+    out = [None] * len(results)
+    bright = sorted(range(len(results)), key=lambda i: (not (force_psf is not None and force_psf[i]),
+                                                          -sum(max(v, 0.0) for v in results[i].source.flux.values())))
+    for i in bright:
+        r = results[i]
+        others = [x.source for j, x in enumerate(current) if j != i and not (out[j] is not None and out[j][0] == "")]
         s0 = r.source
         sub = images
         if others:
@@ -61,7 +66,7 @@ def select_models(images, results, model_set: str = "dr9", window: int | None = 
         if window is not None:
             sub = _crop(sub, s0.ra, s0.dec, window)
         if not sub:
-            out.append(("", np.zeros(5, np.float32), r))
+            out[i] = ("", np.zeros(5, np.float32), r)
             continue
         chi_none = {}
         for im in sub:
@@ -104,5 +109,6 @@ def select_models(images, results, model_set: str = "dr9", window: int | None = 
                     trial("DEV", "DEV", Source("DEV", s0.ra, s0.dec, s0.flux, np.exp(-1)))
                     trial("EXP", "EXP", Source("EXP", s0.ra, s0.dec, s0.flux, np.exp(-1)))
         pick = str(select_type(dchisq[None, :], key)[0]).strip()
-        out.append((pick, dchisq.astype(np.float32), fits.get(pick, fits["PSF"])))
+        out[i] = (pick, dchisq.astype(np.float32), fits.get(pick, fits["PSF"]))
+        current[i] = out[i][2]
     return out

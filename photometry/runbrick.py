@@ -42,8 +42,14 @@ class RunLog:
 
 
 def _gaia_refs(images_dir: str, brick: str):
-    """Simulated Gaia reference stars (gaia-<brick>.fits) if present, else None."""
+    """Gaia reference stars: gaia/chunk-*.fits of a survey folder (CP layout) around the brick,
+    or the simulation's gaia-<brick>.fits; None if neither."""
     import fitsio
+    from .brick_cp import gaia_refs
+    b = bricks.brick(brick)
+    g = gaia_refs(images_dir, (float(b["ra1"]), float(b["ra2"]), float(b["dec1"]), float(b["dec2"])))
+    if g is not None:
+        return g if len(g) else None
     p = os.path.join(images_dir, f"gaia-{brick}.fits")
     if not os.path.exists(p):
         return None
@@ -62,7 +68,10 @@ def _gaia_flux(g: np.ndarray, bprp: np.ndarray, band: str) -> np.ndarray:
 def _ebv_function(images_dir: str, exposures):
     """E(B-V) at (ra, dec): the simulation's dust field for simulated images, else None (0)."""
     import fitsio
-    hdr = fitsio.read_header(exposures[0].image.name, "IMAGE")
+    try:
+        hdr = fitsio.read_header(exposures[0].image.name, "IMAGE")
+    except (OSError, ValueError):  # CP images: no IMAGE HDU, not simulated
+        return None
     if "SIMSEED" not in hdr:
         return None
     from .sim_sky import ebv_at
