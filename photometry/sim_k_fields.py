@@ -72,6 +72,19 @@ def bilinear_np(vals, ci, ri, wx, wy):
     return v0 * (1.0 - fy) + v1 * fy
 
 
+def _node_index(i0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted node indices holding every i0 and i0 + 1 (i0 + 1 right after i0), and the
+    position of each i0 in them: a contiguous range when the points are compact (a brick),
+    the unique indices otherwise."""
+    if len(i0) == 0:
+        return np.zeros(1, np.int64), i0
+    lo, hi = int(i0.min()), int(i0.max())
+    if hi - lo < 4 * len(i0) + 64:
+        return np.arange(lo, hi + 2, dtype=np.int64), i0 - lo
+    nodes = np.unique(np.concatenate([i0, i0 + 1]))
+    return nodes, np.searchsorted(nodes, i0)
+
+
 def grid_fields(ra, dec, K, phase, amp, gstart, use_numba: bool = True) -> np.ndarray:
     """(n, G) fields at (ra, dec) deg, interpolated from the global grid. Only the grid columns
     and rows next to the points are evaluated (RA wrap handled by the index, not the angle)."""
@@ -81,11 +94,8 @@ def grid_fields(ra, dec, K, phase, amp, gstart, use_numba: bool = True) -> np.nd
     i0 = np.minimum(np.floor(x).astype(np.int64), NRA - 1)
     j0 = np.minimum(np.floor(y).astype(np.int64), NDEC - 1)
     wx, wy = x - i0, y - j0
-    # sorted unique node indices holding every i0 and i0 + 1: i0 + 1 sits right after i0
-    cols = np.unique(np.concatenate([i0, i0 + 1]))
-    urow = np.unique(np.concatenate([j0, j0 + 1]))
-    ci = np.searchsorted(cols, i0)
-    ri = np.searchsorted(urow, j0)
+    cols, ci = _node_index(i0)
+    urow, ri = _node_index(j0)
     gs = np.asarray(gstart, np.int64)
     if use_numba:
         vals = node_kernel(cols, urow, K, phase, amp, gs)

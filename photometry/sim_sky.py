@@ -20,6 +20,7 @@ from legacylake.catalogs_schema.constants import GAIA_BPRP_RANGE, GAIA_TO_DECAM
 from legacylake.catalogs_schema import bricks
 from legacylake.catalogs_schema.constants import EXTINCTION_R, NANOMAGGY_ZEROPOINT, WISE_VEGA_TO_AB
 
+from .sim_k_truth import COLUMNS, MORPHS, NOUT, truth_kernel
 from .sim_random import eval_fields, normals, seed_key, uniforms, unit_vectors
 
 NSUB = 8  # sub-cells per cell side
@@ -233,79 +234,27 @@ def make_truth(cs: CellSources, seed: int) -> np.ndarray:
     xyz = unit_vectors(cs.ra, cs.dec)
     ebv = ebv_at(xyz, seed, cs.ra, cs.dec)
     t["ebv"] = ebv
-    mags = np.zeros((n, 8))  # g r i z w1 w2 w3 w4, AB, before extinction
-    star, gal, qso = cs.pop == 0, cs.pop == 1, cs.pop == 2
-
-    # stars: G and BP-RP, DECam g, r, z from the Gaia polynomials
-    if star.any():
-        G = m[star]
-        x = np.clip(0.75 + 0.2 * z[star, 0] - 0.45 * np.log(u[star, 1]), -0.5, 4.0)
-        xc = np.clip(x, *GAIA_BPRP_RANGE)
-        g_ = G + np.polynomial.polynomial.polyval(xc, GAIA_TO_DECAM["g"])
-        r_ = G + np.polynomial.polynomial.polyval(xc, GAIA_TO_DECAM["r"])
-        z_ = G + np.polynomial.polynomial.polyval(xc, GAIA_TO_DECAM["z"])
-        rz = r_ - z_
-        w1 = z_ - (0.8 * rz - 1.5 + 0.08 * z[star, 1])
-        w1w2_vega = 0.1 * np.maximum(rz - 1.0, 0) + 0.03 * z[star, 2]
-        w2 = w1 - (w1w2_vega + _vega_ab("w1") - _vega_ab("w2"))
-        w3 = w2 - (0.05 + _vega_ab("w2") - _vega_ab("w3"))
-        w4 = w3 - (0.0 + _vega_ab("w3") - _vega_ab("w4"))
-        mags[star] = np.stack([g_, r_, r_ - 0.45 * rz, z_, w1, w2, w3, w4], axis=1)
-        sig_pm = 4.0 + 25.0 * 10 ** (-0.2 * (G - 14.0))
-        t["pmra"][star] = sig_pm * z[star, 3]
-        t["pmdec"][star] = sig_pm * z[star, 4] - 0.3 * sig_pm
-        t["parallax"][star] = 10 ** (-0.2 * (G - 14.0)) * np.exp(0.4 * z[star, 5])
-        t["gaia_g"][star] = G
-        rp = G - (0.1 + 0.45 * x)
-        t["gaia_rp"][star], t["gaia_bp"][star] = rp, rp + x
-        t["in_gaia"][star] = G < 20.7
-    # galaxies: morphology, size shrinking with magnitude, colours with a redshift
-    if gal.any():
-        r_ = m[gal]
-        um = u[gal, 1]
-        morph = np.where(um < 0.2, "DEV", np.where(um < 0.75, "EXP", "SER"))
-        nser = np.where(morph == "DEV", 4.0, np.where(morph == "EXP", 1.0,
-                        np.clip(np.exp(np.log(1.8) + 0.5 * z[gal, 0]), 0.5, 6.0)))
-        red = (morph == "DEV") | (nser > 2.5)
-        zr = np.clip(0.05 + 0.085 * (r_ - 16.0) + 0.12 * z[gal, 1], 0.01, 1.6)
-        re = 0.9 * 10 ** (-0.11 * (r_ - 20.0) + 0.2 * z[gal, 2]) * np.where(red, 0.7, 1.0)
-        e = np.minimum(0.25 * np.sqrt(-2 * np.log(u[gal, 3])), 0.85)
-        ang = 2 * np.pi * u[gal, 2]
-        gr = np.where(red, 0.75 + 0.9 * zr, 0.35 + 0.5 * zr) + 0.08 * z[gal, 3]
-        rz = np.where(red, 0.45 + 1.6 * zr, 0.3 + 0.7 * zr) + 0.08 * z[gal, 4]
-        z_ = r_ - rz
-        w1 = z_ - (np.where(red, 0.2 + 1.0 * zr, -0.1 + 0.6 * zr) + 0.1 * z[gal, 5])
-        w2 = w1 - (-0.6 + 0.4 * zr + 0.08 * z[gal, 6])
-        w3 = w2 - np.where(red, -0.8, 1.2)
-        w4 = w3 - 0.55
-        mags[gal] = np.stack([r_ + gr, r_, r_ - 0.45 * rz, z_, w1, w2, w3, w4], axis=1)
-        t["morph"][gal] = morph
-        t["sersic"][gal] = nser
-        t["shape_r"][gal] = re
-        t["shape_e1"][gal], t["shape_e2"][gal] = e * np.cos(ang), e * np.sin(ang)
-        t["redshift"][gal] = zr
-    # quasars: point-like, blue in g-r, red in W1-W2
-    if qso.any():
-        r_ = m[qso]
-        zq = 0.5 + 2.5 * u[qso, 1]
-        gr = 0.15 + 0.15 * z[qso, 0]
-        rz = 0.25 + 0.2 * z[qso, 1]
-        z_ = r_ - rz
-        w1 = z_ - (1.0 + 0.35 * z[qso, 2])
-        w2 = w1 - (0.35 + 0.15 * z[qso, 3])
-        w3, w4 = w2 - 1.8, w2 - 2.6
-        mags[qso] = np.stack([r_ + gr, r_, r_ - 0.45 * rz, z_, w1, w2, w3, w4], axis=1)
-        t["redshift"][qso] = zq
-        G = r_ + 0.1
-        x = 0.6 + 0.15 * z[qso, 4]
-        t["gaia_g"][qso] = G
-        rp = G - (0.1 + 0.45 * x)
-        t["gaia_rp"][qso], t["gaia_bp"][qso] = rp, rp + x
-        t["in_gaia"][qso] = G < 20.5
-    t["morph"][star | qso] = "PSF"
-    for j, b in enumerate(BANDS):
-        t[f"flux_{b}"] = 10 ** (-0.4 * (mags[:, j] + EXTINCTION_R[b] * ebv - NANOMAGGY_ZEROPOINT))
+    out = np.empty((n, NOUT))
+    morph = np.empty(n, np.int8)
+    truth_kernel(np.ascontiguousarray(cs.pop), m, u, z, ebv, *_truth_constants(), out, morph)
+    for j, name in enumerate(COLUMNS):
+        t[name] = out[:, j]
+    t["morph"] = _MORPHS[morph]
     return t
+
+
+_MORPHS = np.array(MORPHS, dtype="U3")
+
+
+def _truth_constants() -> tuple:
+    """(poly, bprp, vega, ext, zp) arguments of :func:`.sim_k_truth.truth_kernel`."""
+    k = max(len(GAIA_TO_DECAM[b]) for b in ("g", "r", "z"))
+    poly = np.zeros((3, k))  # zero-padded high powers: Horner's rule gives the same values
+    for j, b in enumerate(("g", "r", "z")):
+        poly[j, :len(GAIA_TO_DECAM[b])] = GAIA_TO_DECAM[b]
+    return (poly, np.array(GAIA_BPRP_RANGE, np.float64),
+            np.array([WISE_VEGA_TO_AB[b] for b in ("w1", "w2", "w3", "w4")], np.float64),
+            np.array([EXTINCTION_R[b] for b in BANDS], np.float64), float(NANOMAGGY_ZEROPOINT))
 
 
 def truth_sky(ra1: float, ra2: float, dec1: float, dec2: float, seed: int = 0,

@@ -126,3 +126,23 @@ def test_pack_kernel_matches_numpy(rows, rel):
     assert {nm for nm, _ in plan.fslots} | {nm for nm, _ in plan.islots} | set(strings) == {
         n for n in dt.names if not (n.startswith("APFLUX") or n.startswith("LC_"))}
     assert not a[strings[0]].any()
+
+
+def test_truth_kernel_matches_numpy():
+    from legacylake.photometry.sim_k_truth import NOUT, truth_kernel, truth_np
+    from legacylake.photometry.sim_sky import _truth_constants
+
+    rng = np.random.default_rng(4)
+    n = 3000
+    pop = rng.integers(0, 3, n).astype(np.int8)
+    m = rng.uniform(9, 25, n)
+    u = rng.uniform(1e-9, 1, (n, 6))
+    z = rng.normal(size=(n, 8))
+    ebv = rng.uniform(0, 0.5, n)
+    consts = _truth_constants()
+    out, morph = np.empty((n, NOUT)), np.empty(n, np.int8)
+    truth_kernel(pop, m, u, z, ebv, *consts, out, morph)
+    ref, ref_morph = truth_np(pop, m, u, z, ebv, *consts)
+    assert np.array_equal(morph, ref_morph) and set(np.unique(morph[pop == 1])) == {1, 2, 3}
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=0)
+    assert np.array_equal(out.astype(np.float32), ref.astype(np.float32))
