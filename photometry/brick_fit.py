@@ -91,7 +91,7 @@ def fit_blob(exposures, cuts, sources: list[BlobSource], model_set: str = "dr9",
         if pick == "" and s.ref < 0:
             continue
         if pick in ("", "SIMP", "COMP"):
-            pick_fit = "EXP" if pick == "SIMP" else "PSF"
+            pick_fit = {"SIMP": "EXP", "COMP": "SER"}.get(pick, "PSF")
         else:
             pick_fit = pick
         src = r.source

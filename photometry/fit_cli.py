@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rb.add_argument("brick", help="brick name, e.g. 1501p020")
     rb.add_argument("--images", required=True, metavar="DIR", help="folder with images/*.fits (+ gaia-<brick>.fits)")
     rb.add_argument("--out", required=True, metavar="OUTDIR")
-    rb.add_argument("--model-set", default="dr9", choices=("dr9", "dr4"), help="model set (dr9; dr4 not yet)")
+    rb.add_argument("--model-set", default="dr9", choices=("dr9", "dr4"), help="dr9 (PSF REX EXP DEV SER) or dr4 (PSF SIMP DEV EXP COMP)")
     rb.add_argument("--bands", help="only these bands, e.g. grz")
     rb.add_argument("--workers", type=int, default=1, help="processes fitting blobs (default 1)")
     rb.set_defaults(func=lambda a: __import__("legacylake.photometry.runbrick", fromlist=["run"]).run(a))

@@ -7,8 +7,8 @@ are fitted alone starting from the current fit, dchisq is computed against "no s
 per band (bands with negative flux count against), and the type is chosen by the rules
 of :mod:`.selection`. DR9: PSF, REX; DEV and EXP only if chi2_REX beats chi2_PSF by 1 or
 either dchisq > 400; SER only if the rules would pick DEV or EXP. DR4: PSF, SIMP (an EXP
-of 0.45 arcsec, round, fluxes fitted at the PSF position), DEV, EXP; COMP is not modelled
-(its dchisq is 0, so it is never chosen).
+of 0.45 arcsec, round, fluxes fitted at the PSF position), DEV, EXP; COMP approximated by a
+Sersic fit started from the better of DEV/EXP, tried where max(DEV, EXP) >= PSF + 12.
 """
 
 from __future__ import annotations
@@ -108,6 +108,10 @@ def select_models(images, results, model_set: str = "dr9", window: int | None = 
                 if dchisq[1] > dchisq[0] or dchisq[0] > 400:
                     trial("DEV", "DEV", Source("DEV", s0.ra, s0.dec, s0.flux, np.exp(-1)))
                     trial("EXP", "EXP", Source("EXP", s0.ra, s0.dec, s0.flux, np.exp(-1)))
+                    if max(dchisq[2], dchisq[3]) >= dchisq[0] + 12:   # COMP, approximated by a Sersic
+                        init = fits["DEV" if dchisq[2] >= dchisq[3] else "EXP"].source
+                        trial("COMP", "SER", Source("SER", init.ra, init.dec, init.flux, init.r_e, init.e1,
+                                                    init.e2, 4.0 if dchisq[2] >= dchisq[3] else 1.0))
         pick = str(select_type(dchisq[None, :], key)[0]).strip()
         out[i] = (pick, dchisq.astype(np.float32), fits.get(pick, fits["PSF"]))
         current[i] = out[i][2]

@@ -6,7 +6,8 @@ DR9 model selection, derived columns, catalog (DR9 data model, upper-case, atomi
 run log (``OUTDIR/logs/<brick>.log``) has the time per stage and per blob, and says which
 columns had no input (WISE: flux 0, ivar 0).
 
-Python API: ``run_brick(brick, images_dir, outdir, model_set="dr9") -> dict`` (summary).
+Python API: ``run_brick(brick, images_dir, outdir, model_set="dr9") -> dict`` (summary);
+``model_set="dr4"`` writes the DR4 data model (:mod:`.brick_dr4`).
 """
 
 from __future__ import annotations
@@ -111,8 +112,9 @@ def run_brick(brick: str, images_dir: str, outdir: str, model_set: str = "dr9", 
     from .brick_detect import band_maps, blobs, detect, finish_maps
     from .brick_fit import BlobSource
     from .brick_images import brick_region, load_exposures, pixel_map
-    if model_set.lower() not in ("dr9",):
-        raise UserError(f"--model-set {model_set}: only dr9 catalogs are written by run-brick so far")
+    model_set = str(model_set).lower()
+    if model_set not in ("dr9", "dr4"):
+        raise UserError(f"--model-set {model_set}: use dr9 or dr4")
     try:
         b = bricks.brick(brick)
     except KeyError as exc:
@@ -202,10 +204,10 @@ def run_brick(brick: str, images_dir: str, outdir: str, model_set: str = "dr9", 
 
     # ---- derived columns and catalog
     t = time.time()
-    cat = _catalog(brick, b, rows, refs, exps, pixmaps, models, region, bands_all, images_dir, log)
+    cat = _catalog(brick, b, rows, refs, exps, pixmaps, models, region, bands_all, images_dir, log, model_set)
     log.stage("derived", time.time() - t)
     t = time.time()
-    path = _write(outdir, brick, cat)
+    path = _write(outdir, brick, cat, model_set)
     log.stage("write", time.time() - t)
     total = time.time() - log.t0
     log.msg(f"total {total:.1f} s, {len(cat)} sources -> {path}")
@@ -220,7 +222,13 @@ def run_brick(brick: str, images_dir: str, outdir: str, model_set: str = "dr9", 
             "types": {k: int(v) for k, v in zip(*np.unique(cat["type"], return_counts=True))} if len(cat) else {}}
 
 
-def _catalog(brick, b, rows, refs, exps, pixmaps, models, region, bands, images_dir, log) -> np.ndarray:
+def _fit_type(t: str) -> str:
+    """DR9 profile of a row type (DR4's SIMP is an EXP, its COMP is approximated by a SER)."""
+    return {"SIMP": "EXP", "COMP": "SER"}.get(t, t)
+
+
+def _catalog(brick, b, rows, refs, exps, pixmaps, models, region, bands, images_dir, log,
+             model_set: str = "dr9") -> np.ndarray:
     from . import brick_derived as bd
     from .sim_measure import catalog_dtype
     bw = bricks.brick_wcs(brick)
@@ -250,7 +258,7 @@ def _catalog(brick, b, rows, refs, exps, pixmaps, models, region, bands, images_
     cat["ra"], cat["dec"] = ra, dec
     cat["bx"], cat["by"] = bxy[:, 0], bxy[:, 1]
     cat["brick_primary"] = bricks.is_primary(ra, dec, np.full(N, b["brickid"]))
-    cat["type"] = [r.type for r in rows]
+    cat["type"] = [_fit_type(r.type) for r in rows]
     cat["dchisq"] = np.array([r.dchisq for r in rows]).reshape(N, 5)
     for i, r in enumerate(rows):
         s, iv = r.result.source, r.result.ivar
@@ -264,13 +272,14 @@ def _catalog(brick, b, rows, refs, exps, pixmaps, models, region, bands, images_
             cat[f"rchisq_{bb}"][i] = r.result.rchisq.get(bb, 0.0)
             for k in ("fracflux", "fracmasked", "fracin", "nea"):
                 cat[f"{k}_{bb}"][i] = r.metrics.get(f"{k}_{bb}", 0.0)
-        if r.type != "PSF":
+        rt = _fit_type(r.type)
+        if rt != "PSF":
             cat["shape_r"][i], cat["shape_r_ivar"][i] = s.r_e, iv["shape_r"]
-            if r.type != "REX":
+            if rt != "REX":
                 cat["shape_e1"][i], cat["shape_e2"][i] = s.e1, s.e2
                 cat["shape_e1_ivar"][i], cat["shape_e2_ivar"][i] = iv["shape_e1"], iv["shape_e2"]
-        cat["sersic"][i] = {"PSF": 0.0, "REX": 1.0, "EXP": 1.0, "DEV": 4.0}.get(r.type, s.n)
-        if r.type == "SER":
+        cat["sersic"][i] = {"PSF": 0.0, "REX": 1.0, "EXP": 1.0, "DEV": 4.0}.get(rt, s.n)
+        if rt == "SER":
             cat["sersic_ivar"][i] = iv["sersic"]
     # fluxes zeroed where fracin < 1e-3
     for bb in bands:
@@ -339,12 +348,13 @@ def _catalog(brick, b, rows, refs, exps, pixmaps, models, region, bands, images_
             fb[i] |= FITBITS.mask("WALKER")
         if moved > 2.5:
             fb[i] |= FITBITS.mask("RUNNER")
-        if r.type in ("REX", "EXP", "DEV", "SER"):
+        rt = _fit_type(r.type)
+        if rt in ("REX", "EXP", "DEV", "SER"):
             from .ellipse import LOGR_MAX, LOGR_MIN
             lr = np.log(max(r.result.source.r_e, 1e-30))
-            if abs(lr - LOGR_MIN) < 0.01 or abs(lr - LOGR_MAX[r.type]) < 0.01:
+            if abs(lr - LOGR_MIN) < 0.01 or abs(lr - LOGR_MAX[rt]) < 0.01:
                 fb[i] |= FITBITS.mask("HIT_RADIUS_LIMIT")
-        if r.type == "SER":
+        if rt == "SER":
             from .mixtures import SERSIC_MAX, SERSIC_MIN
             if min(abs(r.result.source.n - SERSIC_MIN), abs(r.result.source.n - SERSIC_MAX)) < 0.001:
                 fb[i] |= FITBITS.mask("HIT_SERSIC_LIMIT")
@@ -372,7 +382,7 @@ def _catalog(brick, b, rows, refs, exps, pixmaps, models, region, bands, images_
     for i, r in enumerate(rows):
         s = r.result.source
         from .fitter import Source
-        kind = r.type if r.type in ("PSF", "REX", "EXP", "DEV", "SER") else "PSF"
+        kind = _fit_type(r.type) if _fit_type(r.type) in ("PSF", "REX", "EXP", "DEV", "SER") else "PSF"
         src = Source(kind, s.ra, s.dec, dict(s.flux), s.r_e if s.r_e > 0 else 0.45, s.e1, s.e2, s.n if s.n > 0 else 4.0)
         srcs.append(src)
     ok = [{bb: bool(cat[f"flux_ivar_{bb}"][i] > 0) for bb in bands} for i in range(N)]
@@ -387,20 +397,25 @@ def _catalog(brick, b, rows, refs, exps, pixmaps, models, region, bands, images_
     missing = [bb for bb in "grz" if bb not in bands]
     if missing:
         log.msg(f"bands without exposures: {''.join(missing)} (flux 0, ivar 0, nobs 0)")
+    if model_set == "dr4":
+        from .brick_dr4 import to_dr4
+        log.msg("DR4 data model: types PSF/SIMP/DEV/EXP/COMP (COMP approximated by a Sersic fit), "
+                "no maskbits/fitbits, lc_* (7 epochs) empty")
+        return to_dr4(cat, [r.type for r in rows], cat["sersic"].astype(np.float64))
     return cat
 
 
-def _write(outdir: str, brick: str, cat: np.ndarray) -> str:
+def _write(outdir: str, brick: str, cat: np.ndarray, model_set: str = "dr9") -> str:
     from .sim_fits import write_table
     from .simulate import brick_path
     b = bricks.brick(brick)
-    dm = model("dr9-tractor")
+    dm = model(f"{model_set}-tractor")
     path = brick_path(outdir, brick)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    cards = [("RELEASE", RELEASE_SOUTH), ("BRICKNAM", brick, "brick name"), ("BRICKID", int(b["brickid"])),
+    cards = [("RELEASE", int(cat["release"][0]) if len(cat) else RELEASE_SOUTH), ("BRICKNAM", brick, "brick name"), ("BRICKID", int(b["brickid"])),
              ("RAMIN", float(b["ra1"])), ("RAMAX", float(b["ra2"])), ("DECMIN", float(b["dec1"])),
              ("DECMAX", float(b["dec2"])), ("PHOTPIPE", "legacylake run-brick")]
-    for i, name in enumerate(DCHISQ_MODELS["dr9"]):
+    for i, name in enumerate(DCHISQ_MODELS[model_set]):
         cards.append((f"DCHISQ_{i}", name, "dchisq model"))
     for i, r in enumerate(APERTURE_RADII_OPTICAL_ARCSEC):
         cards.append((f"APRAD{i}", float(r), "aperture radius, arcsec"))

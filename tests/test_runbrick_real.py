@@ -94,3 +94,35 @@ def test_gaia_check_simulated(tmp_path):
     assert g["n_gaia"] >= 2 and g["n_matched"] == g["n_gaia"], g
     assert g["median_offset_arcsec"] < 0.1, g
     assert g["n_dmag_r"] >= 2 and np.isfinite(g["dmag_scatter_r"]), g
+
+
+def test_testcase3_dr4(shared_data, tmp_path, capsys):
+    """--model-set dr4 writes the DR4 data model with the DR4 rule set's types."""
+    d = str(shared_data / "legacypipe-testcase3")
+    assert main(["photometry", "run-brick", BRICK, "--images", d, "--out", str(tmp_path), "--model-set", "dr4"]) == 0
+    path = os.path.join(str(tmp_path), "tractor", BRICK[:3], f"tractor-{BRICK}.fits")
+    assert main(["schema", "check", path]) == 0
+    assert "conforms to dr4-tractor" in capsys.readouterr().out
+    c, h = fitsio.read(path, header=True)
+    assert h["DCHISQ_1"].strip() == "SIMP" and h["DCHISQ_4"].strip() == "COMP"
+    assert "MASKBITS" not in c.dtype.names and c["LC_FLUX_W1"].shape[1] == 7
+    t = np.char.strip(c["TYPE"].astype(str))
+    assert set(t) <= {"PSF", "SIMP", "DEV", "EXP", "COMP"} and np.all(c["RELEASE"] == 4000)
+    big = np.argmax(c["FLUX_R"])
+    assert t[big] in ("DEV", "EXP", "COMP")
+    assert c["SHAPEDEV_R"][big] + c["SHAPEEXP_R"][big] > 0.5
+    assert c["FRACDEV"][big] == {"DEV": 1.0, "EXP": 0.0}.get(t[big], c["FRACDEV"][big])
+
+
+def test_to_dr4_types():
+    from legacylake.photometry.brick_dr4 import to_dr4
+    from legacylake.photometry.sim_measure import catalog_dtype
+    c9 = np.zeros(4, catalog_dtype("dr9"))
+    c9["shape_r"], c9["shape_e1"], c9["shape_r_ivar"] = [0, 1.0, 2.0, 3.0], [0, 0.1, 0.2, 0.3], 5.0
+    c9["flux_r"] = [1, 2, 3, 4]
+    d4 = to_dr4(c9, ["SIMP", "EXP", "DEV", "COMP"], np.array([1.0, 1.0, 4.0, 2.5]))
+    assert list(d4["type"]) == ["SIMP", "EXP", "DEV", "COMP"] and np.all(d4["flux_r"] == [1, 2, 3, 4])
+    assert d4["shapeexp_r"][0] == 0.45 and d4["shapeexp_r_ivar"][0] == 0
+    assert d4["shapeexp_r"][1] == 1.0 and d4["shapedev_r"][1] == 0 and d4["fracdev"][1] == 0
+    assert d4["shapedev_r"][2] == 2.0 and d4["shapeexp_r"][2] == 0 and d4["fracdev"][2] == 1
+    assert d4["shapedev_r"][3] == d4["shapeexp_r"][3] == 3.0 and d4["fracdev"][3] == 0.5
