@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from legacylake.catalogs_schema import ANYMASK, FITBITS, MASKBITS, WISEMASK, bricks, model
 from legacylake.catalogs_schema.constants import (
@@ -27,7 +26,9 @@ from .sim_conditions import OPT, WISE, WISE_FWHM, conditions
 from .sim_fits import fits_dtype
 from .sim_k_apflux import apflux_kernel
 from .sim_k_common import NORMAL_TABLE, field_offset, record_buffer, table_normals_np
+from .sim_k_disks import disks_kernel
 from .sim_k_lc import lc_kernel
+from .sim_k_pairs import pairs_kernel
 from .sim_k_pack import PackPlan, pack_kernel
 from .sim_random import _C2, _GOLD, _mix, normals, seed_key, uniforms, unit_vectors
 from .sim_sky import BRIGHT_SUB, GAIA_TO_DECAM, cell_sources, cells_near, make_truth, sin_gal_b, star_clusters
@@ -220,14 +221,16 @@ def _candidates(b: dict, seed: int, density: float | None):
 
 
 class _DiskTester:
-    """Which points lie inside any of a set of disks: a k-d tree over the points' flat-sky
-    offsets (arcsec) from the brick centre."""
+    """Which points lie inside any of a set of disks: the points' flat-sky offsets (arcsec)
+    from the brick centre, sorted by y for :func:`.sim_k_disks.disks_kernel`."""
 
     def __init__(self, ra, dec, b: dict):
         self.b = b
         self.n = len(ra)
         dx, dy = _offsets_arcsec(ra, dec, b["ra"], b["dec"])
-        self.tree = cKDTree(np.stack([dx, dy], axis=1)) if self.n else None
+        self.dx, self.dy = np.ascontiguousarray(dx, np.float64), np.ascontiguousarray(dy, np.float64)
+        self.ysort = np.argsort(self.dy, kind="stable")
+        self.ys = self.dy[self.ysort]
 
     def __call__(self, cra, cdec, radius_arcsec) -> np.ndarray:
         out = np.zeros(self.n, bool)
@@ -235,11 +238,8 @@ class _DiskTester:
             return out
         dx, dy = _offsets_arcsec(np.asarray(cra), np.asarray(cdec), self.b["ra"], self.b["dec"])
         radius = np.broadcast_to(np.asarray(radius_arcsec, dtype=np.float64), dx.shape)
-        near = (np.abs(dx) < 600 + radius) & (np.abs(dy) < 600 + radius)
-        hits = self.tree.query_ball_point(np.stack([dx[near], dy[near]], axis=1), radius[near])
-        idx = [h for h in hits if h]
-        if idx:
-            out[np.concatenate(idx).astype(np.int64)] = True
+        disks_kernel(self.dx, self.dy, self.ysort, self.ys, np.ascontiguousarray(dx, np.float64),
+                     np.ascontiguousarray(dy, np.float64), np.ascontiguousarray(radius), out)
         return out
 
 
@@ -412,8 +412,8 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
     ref = gaia_ref[k]
     g = {kk: v[k] for kk, v in gm.items()}
     cols["ref_cat"] = np.where(ref, b"G2", b"")
-    sid = gaia_source_id(tt["uid"], tt["ra"], tt["dec"])
-    cols["ref_id"] = np.where(ref, sid, 0)
+    cols["ref_id"] = np.zeros(nk, np.int64)
+    cols["ref_id"][ref] = gaia_source_id(tt["uid"][ref], tt["ra"][ref], tt["dec"][ref])
     for c, v, e in (("pmra", g["pmra"], g["pm_err"]), ("pmdec", g["pmdec"], g["pm_err"]),
                     ("parallax", g["parallax"], g["parallax_err"])):
         cols[c] = np.where(ref, v, 0.0)
@@ -509,7 +509,7 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
     rfib = FIBER_DIAMETER_ARCSEC / 2.0
     fib_frac = 1.0 - np.exp(-rfib**2 / (2 * fib_s2))
     xy = np.stack([bx[k], by[k]], axis=1) * PIXSCALE_ARCSEC
-    pairs = cKDTree(xy).query_pairs(8.0, output_type="ndarray") if nk > 1 else np.zeros((0, 2), int)
+    pairs = pairs_kernel(np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1]), 8.0)
     pi, pj = pairs[:, 0], pairs[:, 1]
     d2 = ((xy[pi] - xy[pj]) ** 2).sum(axis=1)
     for bd in OPT:

@@ -142,8 +142,12 @@ def cell_sources(cellids, seed: int, density: float | None = None, subcell_keep=
     key = seed_key(seed, 1)
     scale = _density_scale(density)
     g = bricks.grid()
-    parts = []
-    for cid in np.asarray(cellids, dtype=np.int64):
+    cellids = np.asarray(cellids, dtype=np.int64)
+    nc = len(cellids)
+    # per cell: geometry, densities and counts (a generator seeded by the cell), as before
+    C = np.zeros((nc, 10))  # ra1, ra2, s1, s2, lam_s/lam_f, (lam_s+lam_g)/lam_f, nb_star, nb
+    counts = np.zeros((nc, NSUB * NSUB), np.int64)
+    for c, cid in enumerate(cellids):
         i = cid - 1
         ra1, ra2 = float(g["ra1"][i]), float(g["ra2"][i])
         dec1, dec2 = max(float(g["dec1"][i]), -90.0), min(float(g["dec2"][i]), 90.0)
@@ -155,46 +159,60 @@ def cell_sources(cellids, seed: int, density: float | None = None, subcell_keep=
         lam_g, lam_q = FAINT_GAL[3] * scale, FAINT_QSO[3] * scale
         lam_f = lam_s + lam_g + lam_q
         rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(cid)])
-        counts = rng.poisson(lam_f * area / NSUB**2, NSUB * NSUB)
+        counts[c] = rng.poisson(lam_f * area / NSUB**2, NSUB * NSUB)
         nb_star = rng.poisson(BRIGHT_STAR[3] * sf * area)
         nb_gal = rng.poisson(BRIGHT_GAL[3] * area)
-        if counts.max(initial=0) >= 65536:
-            raise ValueError(f"density too high: {counts.max()} sources in a sub-cell of brick {cid}")
-        if faint:
-            sub = np.arange(NSUB * NSUB)
+        if counts[c].max(initial=0) >= 65536:
+            raise ValueError(f"density too high: {counts[c].max()} sources in a sub-cell of brick {cid}")
+        C[c] = (ra1, ra2, s1, s2, lam_s / lam_f, (lam_s + lam_g) / lam_f, nb_star, nb_star + nb_gal,
+                (ra2 - ra1) / NSUB, (s2 - s1) / NSUB)
+    parts, order = [], []
+    if faint and nc:
+        # every (cell, sub-cell) at once, in the order cell, sub-cell, k
+        sub = np.tile(np.arange(NSUB * NSUB), nc)
+        cix = np.repeat(np.arange(nc), NSUB * NSUB)
+        if subcell_keep is not None:
+            ra1, s1, wr, ws = C[cix, 0], C[cix, 2], C[cix, 8], C[cix, 9]
             si, sj = sub % NSUB, sub // NSUB
-            wr, ws = (ra2 - ra1) / NSUB, (s2 - s1) / NSUB
-            if subcell_keep is not None:
-                dlo = np.rad2deg(np.arcsin(np.clip(s1 + sj * ws, -1, 1)))
-                dhi = np.rad2deg(np.arcsin(np.clip(s1 + (sj + 1) * ws, -1, 1)))
-                ok = subcell_keep(ra1 + si * wr, ra1 + (si + 1) * wr, dlo, dhi)
-                sub = sub[ok]
-            n = counts[sub]
-            if n.sum():
-                s_of = np.repeat(sub, n)
-                k = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
-                uid = (cid << 24) | (s_of.astype(np.int64) << 16) | k
-                u = uniforms(uid, key, 0, 3)
-                ra = ra1 + (s_of % NSUB + u[:, 0]) * wr
-                dec = np.rad2deg(np.arcsin(np.clip(s1 + (s_of // NSUB + u[:, 1]) * ws, -1, 1)))
-                pop = np.where(u[:, 2] < lam_s / lam_f, 0, np.where(u[:, 2] < (lam_s + lam_g) / lam_f, 1, 2))
-                lo = np.choose(pop, [FAINT_STAR[0], FAINT_GAL[0], FAINT_QSO[0]])
-                hi = np.choose(pop, [FAINT_STAR[1], FAINT_GAL[1], FAINT_QSO[1]])
-                al = np.choose(pop, [FAINT_STAR[2], FAINT_GAL[2], FAINT_QSO[2]])
-                parts.append(CellSources(uid, ra, dec, pop.astype(np.int8), lo, hi, al))
-        nb = nb_star + nb_gal
-        if bright and nb:
-            k = np.arange(nb)
-            uid = (cid << 24) | (BRIGHT_SUB << 16) | k
-            u = uniforms(uid, key, 0, 2)
-            ra = ra1 + u[:, 0] * (ra2 - ra1)
-            dec = np.rad2deg(np.arcsin(np.clip(s1 + u[:, 1] * (s2 - s1), -1, 1)))
-            pop = np.where(k < nb_star, 0, 1).astype(np.int8)
-            lo = np.where(pop == 0, BRIGHT_STAR[0], BRIGHT_GAL[0])
-            hi = np.where(pop == 0, BRIGHT_STAR[1], BRIGHT_GAL[1])
-            al = np.where(pop == 0, BRIGHT_STAR[2], BRIGHT_GAL[2])
-            parts.append(CellSources(uid, ra, dec, pop, lo, hi, al))
-    return CellSources.concat(parts)
+            dlo = np.rad2deg(np.arcsin(np.clip(s1 + sj * ws, -1, 1)))
+            dhi = np.rad2deg(np.arcsin(np.clip(s1 + (sj + 1) * ws, -1, 1)))
+            ok = subcell_keep(ra1 + si * wr, ra1 + (si + 1) * wr, dlo, dhi)
+            sub, cix = sub[ok], cix[ok]
+        n = counts[cix, sub]
+        if n.sum():
+            s_of = np.repeat(sub, n)
+            c_of = np.repeat(cix, n)
+            k = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+            uid = (cellids[c_of] << 24) | (s_of.astype(np.int64) << 16) | k
+            u = uniforms(uid, key, 0, 3)
+            Cs = C[c_of]
+            ra = Cs[:, 0] + (s_of % NSUB + u[:, 0]) * Cs[:, 8]
+            dec = np.rad2deg(np.arcsin(np.clip(Cs[:, 2] + (s_of // NSUB + u[:, 1]) * Cs[:, 9], -1, 1)))
+            pop = np.where(u[:, 2] < Cs[:, 4], 0, np.where(u[:, 2] < Cs[:, 5], 1, 2))
+            lo = np.choose(pop, [FAINT_STAR[0], FAINT_GAL[0], FAINT_QSO[0]])
+            hi = np.choose(pop, [FAINT_STAR[1], FAINT_GAL[1], FAINT_QSO[1]])
+            al = np.choose(pop, [FAINT_STAR[2], FAINT_GAL[2], FAINT_QSO[2]])
+            parts.append(CellSources(uid, ra, dec, pop.astype(np.int8), lo, hi, al))
+            order.append(2 * c_of)
+    nb = C[:, 7].astype(np.int64)
+    if bright and nb.sum():
+        c_of = np.repeat(np.arange(nc), nb)
+        k = np.arange(nb.sum()) - np.repeat(np.cumsum(nb) - nb, nb)
+        uid = (cellids[c_of] << 24) | (BRIGHT_SUB << 16) | k
+        u = uniforms(uid, key, 0, 2)
+        Cs = C[c_of]
+        ra = Cs[:, 0] + u[:, 0] * (Cs[:, 1] - Cs[:, 0])
+        dec = np.rad2deg(np.arcsin(np.clip(Cs[:, 2] + u[:, 1] * (Cs[:, 3] - Cs[:, 2]), -1, 1)))
+        pop = np.where(k < Cs[:, 6], 0, 1).astype(np.int8)
+        lo = np.where(pop == 0, BRIGHT_STAR[0], BRIGHT_GAL[0])
+        hi = np.where(pop == 0, BRIGHT_STAR[1], BRIGHT_GAL[1])
+        al = np.where(pop == 0, BRIGHT_STAR[2], BRIGHT_GAL[2])
+        parts.append(CellSources(uid, ra, dec, pop, lo, hi, al))
+        order.append(2 * c_of + 1)
+    cs = CellSources.concat(parts)
+    if len(parts) == 2:  # cell by cell, faint before bright (as the sources are numbered)
+        cs = cs.take(np.argsort(np.concatenate(order), kind="stable"))
+    return cs
 
 
 def star_clusters(cellids, seed: int) -> np.ndarray:

@@ -146,3 +146,30 @@ def test_truth_kernel_matches_numpy():
     assert np.array_equal(morph, ref_morph) and set(np.unique(morph[pop == 1])) == {1, 2, 3}
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=0)
     assert np.array_equal(out.astype(np.float32), ref.astype(np.float32))
+
+
+def test_disks_kernel_matches_numpy():
+    from legacylake.photometry.sim_k_disks import disks_kernel, disks_np
+
+    rng = np.random.default_rng(5)
+    px, py = rng.uniform(-500, 500, 4000), rng.uniform(-500, 500, 4000)
+    cx, cy, r = rng.uniform(-600, 600, 25), rng.uniform(-600, 600, 25), rng.uniform(1, 200, 25)
+    ysort = np.argsort(py, kind="stable")
+    out = np.zeros(4000, bool)
+    disks_kernel(px, py, ysort, py[ysort], cx, cy, r, out)
+    ref = disks_np(px, py, cx, cy, r)
+    assert np.array_equal(out, ref) and 0 < ref.sum() < 4000
+
+
+def test_pairs_kernel_matches_numpy_and_kdtree():
+    from scipy.spatial import cKDTree
+
+    from legacylake.photometry.sim_k_pairs import pairs_kernel, pairs_np
+
+    rng = np.random.default_rng(6)
+    x, y = rng.uniform(0, 400, 1500), rng.uniform(-50, 300, 1500)
+    got = pairs_kernel(x, y, 8.0)
+    assert np.array_equal(got, pairs_np(x, y, 8.0)) and len(got) > 100
+    kd = cKDTree(np.stack([x, y], 1)).query_pairs(8.0, output_type="ndarray")
+    assert {tuple(p) for p in kd} == {tuple(p) for p in got}
+    assert pairs_kernel(x[:1], y[:1], 8.0).shape == (0, 2)

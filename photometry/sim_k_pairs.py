@@ -1,0 +1,60 @@
+"""All pairs of points closer than a radius (flat coordinates, e.g. arcsec): a numba kernel on a
+grid of cells one radius wide, and its numpy twin. Pairs (i, j) with i < j and distance <= r,
+sorted by (i, j)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def pairs_kernel(x, y, r):
+    """(n_pairs, 2) int64 array of the pairs (i < j) at distance <= r, sorted by (i, j)."""
+    n = x.shape[0]
+    if n < 2:
+        return np.zeros((0, 2), np.int64)
+    x0, y0 = x.min(), y.min()
+    cx = np.empty(n, np.int64)
+    cy = np.empty(n, np.int64)
+    for i in range(n):
+        cx[i] = int((x[i] - x0) / r)
+        cy[i] = int((y[i] - y0) / r)
+    ncx, ncy = cx.max() + 1, cy.max() + 1
+    key = cy * ncx + cx
+    order = np.argsort(key, kind="mergesort")
+    start = np.zeros(ncx * ncy + 1, np.int64)
+    for i in range(n):
+        start[key[i] + 1] += 1
+    for c in range(ncx * ncy):
+        start[c + 1] += start[c]
+    r2 = r * r
+    out = np.empty((16, 2), np.int64)
+    m = 0
+    for i in range(n):
+        for gy in range(max(cy[i] - 1, 0), min(cy[i] + 2, ncy)):
+            for gx in range(max(cx[i] - 1, 0), min(cx[i] + 2, ncx)):
+                c = gy * ncx + gx
+                for q in range(start[c], start[c + 1]):
+                    j = order[q]
+                    if j <= i:
+                        continue
+                    dx, dy = x[i] - x[j], y[i] - y[j]
+                    if dx * dx + dy * dy <= r2:
+                        if m == out.shape[0]:
+                            bigger = np.empty((2 * m, 2), np.int64)
+                            bigger[:m] = out
+                            out = bigger
+                        out[m, 0], out[m, 1] = i, j
+                        m += 1
+    out = out[:m]
+    srt = np.argsort(out[:, 0] * n + out[:, 1])
+    return out[srt].copy()
+
+
+def pairs_np(x, y, r) -> np.ndarray:
+    """numpy twin of :func:`pairs_kernel` (all pairs, O(n^2) memory: small inputs)."""
+    i, j = np.triu_indices(len(x), 1)
+    d2 = (x[i] - x[j]) ** 2 + (y[i] - y[j]) ** 2
+    ok = d2 <= r * r
+    return np.stack([i[ok], j[ok]], axis=1).astype(np.int64)
