@@ -29,6 +29,8 @@ from .sim_k_common import NORMAL_TABLE, field_offset, record_buffer, table_norma
 from .sim_k_disks import disks_kernel
 from .sim_k_lc import lc_kernel
 from .sim_k_pairs import pairs_kernel
+from .sim_k_randoms import table_normals_kernel, uniforms16_kernel
+from .sim_k_select import select_index_fast
 from .sim_k_pack import PackPlan, pack_kernel
 from .sim_random import _C2, _GOLD, _mix, normals, seed_key, uniforms, unit_vectors
 from .sim_sky import BRIGHT_SUB, GAIA_TO_DECAM, cell_sources, cells_near, make_truth, sin_gal_b, star_clusters
@@ -281,7 +283,7 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
     pointsource = gaia_ref & (((t["gaia_g"] <= 18.0) & (gm["aen"] < 10 ** 0.5)) | (t["gaia_g"] <= 13.0))
 
     # measured position (needed before masks: masks are evaluated at the catalog position)
-    z = table_normals_np(t["uid"], key, 0, 24)
+    z = table_normals_kernel(np.ascontiguousarray(t["uid"]), key, 0, 24, NORMAL_TABLE)
     sig_p = {bd: cond[f"psfsize_{bd}"] * FWHM_TO_SIGMA for bd in OPT}
     nser_t = np.where(t["morph"] == "PSF", 1.0, t["sersic"]).astype(np.float64)
     sg = gal_sigma(t["shape_r"].astype(np.float64), nser_t)
@@ -362,14 +364,14 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
         dch[~try_gal, 2:] = 0.0
         part = dch.copy()
         part[:, 4] = 0.0
-        pick = select_index(part, "dr9")
+        pick = select_index_fast(part, "dr9")
         dch[~((pick == 2) | (pick == 3)), 4] = 0.0
     else:
         try_gal = (dch[:, 1] > dch[:, 0]) | (dch[:, 0] > 400)
         dch[~try_gal, 2:] = 0.0
         dch[~(try_gal & (np.maximum(dch[:, 2], dch[:, 3]) >= dch[:, 0] + 12)), 4] = 0.0
     dch = dch.astype(np.float32).astype(np.float64)  # selection on the values written
-    ti = select_index(dch, rel)
+    ti = select_index_fast(dch, rel)
     force_keep = gaia_ref & (ti < 0)
     ti = np.where(force_keep, 0, ti)
 
@@ -384,8 +386,9 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
     cols: dict[str, np.ndarray] = {}
     # filler randoms keyed by the source uid (16-bit uniforms, table normals): duplicate rows
     # of a source in neighbouring bricks agree in every column but the brick-specific ones
-    U = uniforms16(t["uid"][k], seed_key(seed, 4), NFILL)
-    ZF = table_normals_np(t["uid"][k], seed_key(seed, 5), 0, 12)
+    uid_k = np.ascontiguousarray(t["uid"][k])
+    U = uniforms16_kernel(uid_k, seed_key(seed, 4), NFILL)
+    ZF = table_normals_kernel(uid_k, seed_key(seed, 5), 0, 12, NORMAL_TABLE)
     # string columns as bytes (the FITS layout): no per-row unicode encoding
     type_names = np.array([b"PSF", b"REX", b"DEV", b"EXP", b"SER"] if rel == "dr9" else [b"PSF ", b"SIMP", b"DEV ", b"EXP ", b"COMP"])
     ti = ti[k]
@@ -630,7 +633,6 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
     plan.fill(F, I, cols)
     buf = record_buffer(rec)
     pack_kernel(buf, F, plan.foffs, plan.fcodes, I, plan.ioffs, plan.icodes)
-    uid_k = np.ascontiguousarray(tt["uid"])
     for j, bd in enumerate(OPT + WISE):
         opt = bd in OPT
         pre = "APFLUX", "APFLUX_IVAR", "APFLUX_RESID", "APFLUX_BLOBRESID", "APFLUX_MASKED"
@@ -671,10 +673,13 @@ def catalog_dtype(release: str = "dr9") -> np.dtype:
 
 def gaia_source_id(uid, ra, dec) -> np.ndarray:
     """A Gaia-like source_id: HEALPix order-12 nested index * 2^35 + low bits of the uid."""
-    import astropy.units as u
-    import cdshealpix
+    from cdshealpix import cdshealpix as _chp  # the extension itself: no astropy Quantity overhead
 
-    if len(uid) == 0:
+    n = len(uid)
+    if n == 0:
         return np.zeros(0, np.int64)
-    ipix = cdshealpix.nested.lonlat_to_healpix(np.mod(ra, 360.0) * u.deg, np.asarray(dec) * u.deg, 12)
+    lon = np.deg2rad(np.mod(np.asarray(ra, np.float64), 360.0))
+    lat = np.deg2rad(np.asarray(dec, np.float64))
+    ipix = np.empty(n, np.uint64)
+    _chp.lonlat_to_healpix(np.full(n, 12, np.uint8), lon, lat, ipix, np.empty(n), np.empty(n), np.uint16(1))
     return ipix.astype(np.int64) * (1 << 35) + (np.asarray(uid, np.int64) & ((1 << 35) - 1))

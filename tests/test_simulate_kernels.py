@@ -173,3 +173,26 @@ def test_pairs_kernel_matches_numpy_and_kdtree():
     kd = cKDTree(np.stack([x, y], 1)).query_pairs(8.0, output_type="ndarray")
     assert {tuple(p) for p in kd} == {tuple(p) for p in got}
     assert pairs_kernel(x[:1], y[:1], 8.0).shape == (0, 2)
+
+
+@pytest.mark.parametrize("rel", ["dr9", "dr4"])
+def test_select_kernel_matches_rules(rel):
+    from legacylake.photometry.selection import select_index
+    from legacylake.photometry.sim_k_select import select_index_fast
+
+    rng = np.random.default_rng(7)
+    d = rng.choice([0.0, 1.0, 10.0, 30.0, 100.0, 1e4], size=(20000, 5)) + rng.normal(0, 20, (20000, 5)) * (rng.random((20000, 5)) < 0.7)
+    d[rng.random((20000, 5)) < 0.25] = 0.0
+    d[:50, 3] = np.nan
+    got = select_index_fast(d, rel)
+    assert np.array_equal(got, select_index(d, rel))
+    assert set(np.unique(got)) == {-1, 0, 1, 2, 3, 4}
+
+
+def test_random_kernels_match_numpy():
+    from legacylake.photometry.sim_k_randoms import table_normals_kernel, uniforms16_kernel
+
+    uid = np.random.default_rng(8).integers(0, 1 << 60, 3000)
+    key = seed_key(2, 5)
+    assert np.array_equal(table_normals_kernel(uid, key, 3, 13, NORMAL_TABLE), table_normals_np(uid, key, 3, 13))
+    assert np.array_equal(uniforms16_kernel(uid, key, 44), uniforms16(uid, key, 44))

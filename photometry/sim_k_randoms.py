@@ -1,0 +1,34 @@
+"""uid-keyed random numbers for whole arrays of sources: numba kernels whose numpy twins are
+:func:`.sim_k_common.table_normals_np` (table normals) and :func:`.sim_measure.uniforms16`
+(16-bit uniforms, four per splitmix64 hash)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .sim_k_common import mix64, normals_into, uid_base
+
+
+@njit(cache=True)
+def table_normals_kernel(uid, key, stream, k, table):
+    """(n, k) normals j = 0..k-1 of ``stream`` per uid (as :func:`.sim_k_common.normal_at`)."""
+    out = np.empty((uid.shape[0], k))
+    for i in range(uid.shape[0]):
+        normals_into(out[i], k, uid_base(uid[i], key), stream, table)
+    return out
+
+
+@njit(cache=True)
+def uniforms16_kernel(uid, key, k):
+    """(n, k) uniforms (v + 0.5) / 65536 from the 16-bit chunks of hashes 1, 2, ... of each uid."""
+    out = np.empty((uid.shape[0], k))
+    for i in range(uid.shape[0]):
+        base = uid_base(uid[i], key)
+        for w in range((k + 3) // 4):
+            h = mix64(base + np.uint64(w + 1) * np.uint64(0x94D049BB133111EB))
+            for q in range(4):
+                j = 4 * w + q
+                if j < k:
+                    out[i, j] = (np.float64((h >> np.uint64(16 * q)) & np.uint64(0xFFFF)) + 0.5) * (1.0 / 65536.0)
+    return out
