@@ -27,6 +27,7 @@ from .sim_fits import fits_dtype
 from .sim_k_apflux import apflux_kernel
 from .sim_k_common import NORMAL_TABLE, field_offset, record_buffer, table_normals_np
 from .sim_k_disks import disks_kernel
+from .sim_k_healpix import healpix_nest_kernel
 from .sim_k_lc import lc_kernel
 from .sim_k_pairs import pairs_kernel
 from .sim_k_randoms import table_normals_kernel, uniforms16_kernel
@@ -673,13 +674,8 @@ def catalog_dtype(release: str = "dr9") -> np.dtype:
 
 def gaia_source_id(uid, ra, dec) -> np.ndarray:
     """A Gaia-like source_id: HEALPix order-12 nested index * 2^35 + low bits of the uid."""
-    from cdshealpix import cdshealpix as _chp  # the extension itself: no astropy Quantity overhead
-
     n = len(uid)
-    if n == 0:
-        return np.zeros(0, np.int64)
-    lon = np.deg2rad(np.mod(np.asarray(ra, np.float64), 360.0))
-    lat = np.deg2rad(np.asarray(dec, np.float64))
-    ipix = np.empty(n, np.uint64)
-    _chp.lonlat_to_healpix(np.full(n, 12, np.uint8), lon, lat, ipix, np.empty(n), np.empty(n), np.uint16(1))
-    return ipix.astype(np.int64) * (1 << 35) + (np.asarray(uid, np.int64) & ((1 << 35) - 1))
+    ipix = np.empty(n, np.int64)
+    if n:
+        healpix_nest_kernel(np.ascontiguousarray(ra, np.float64), np.ascontiguousarray(dec, np.float64), 12, ipix)
+    return ipix * (1 << 35) + (np.asarray(uid, np.int64) & ((1 << 35) - 1))

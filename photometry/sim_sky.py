@@ -132,6 +132,42 @@ def _density_scale(density: float | None) -> float:
     return 1.0 if density is None else float(density) / DEFAULT_DENSITY
 
 
+_CELL_CACHE: dict = {}
+
+
+def _cell_plan(seed: int, scale: float, cid: int) -> tuple[np.ndarray, np.ndarray]:
+    """Geometry, population fractions and counts of one cell (a generator seeded by the cell):
+    (ra1, ra2, s1, s2, star fraction, star+galaxy fraction, n bright stars, n bright, RA width
+    and sin(dec) height of a sub-cell), sub-cell counts. Cached: neighbouring bricks share cells."""
+    ck = (seed, scale, cid)
+    hit = _CELL_CACHE.get(ck)
+    if hit is not None:
+        return hit
+    g = bricks.grid()
+    i = cid - 1
+    ra1, ra2 = float(g["ra1"][i]), float(g["ra2"][i])
+    dec1, dec2 = max(float(g["dec1"][i]), -90.0), min(float(g["dec2"][i]), 90.0)
+    s1, s2 = np.sin(np.deg2rad(dec1)), np.sin(np.deg2rad(dec2))
+    area = (ra2 - ra1) * (s2 - s1) * 180.0 / np.pi
+    xyz_c = unit_vectors(np.array([(ra1 + ra2) / 2]), np.array([(dec1 + dec2) / 2]))
+    sf = float(star_factor(sin_gal_b(xyz_c))[0])
+    lam_s = FAINT_STAR[3] * sf * scale
+    lam_g, lam_q = FAINT_GAL[3] * scale, FAINT_QSO[3] * scale
+    lam_f = lam_s + lam_g + lam_q
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(cid)])
+    counts = rng.poisson(lam_f * area / NSUB**2, NSUB * NSUB)
+    nb_star = rng.poisson(BRIGHT_STAR[3] * sf * area)
+    nb_gal = rng.poisson(BRIGHT_GAL[3] * area)
+    if counts.max(initial=0) >= 65536:
+        raise ValueError(f"density too high: {counts.max()} sources in a sub-cell of brick {cid}")
+    row = np.array([ra1, ra2, s1, s2, lam_s / lam_f, (lam_s + lam_g) / lam_f, nb_star, nb_star + nb_gal,
+                    (ra2 - ra1) / NSUB, (s2 - s1) / NSUB])
+    if len(_CELL_CACHE) > 4096:
+        _CELL_CACHE.clear()
+    _CELL_CACHE[ck] = (row, counts)
+    return row, counts
+
+
 def cell_sources(cellids, seed: int, density: float | None = None, subcell_keep=None,
                  bright: bool = True, faint: bool = True) -> CellSources:
     """Candidate truth sources of cells (brick ids): uid, position, population.
@@ -148,24 +184,7 @@ def cell_sources(cellids, seed: int, density: float | None = None, subcell_keep=
     C = np.zeros((nc, 10))  # ra1, ra2, s1, s2, lam_s/lam_f, (lam_s+lam_g)/lam_f, nb_star, nb
     counts = np.zeros((nc, NSUB * NSUB), np.int64)
     for c, cid in enumerate(cellids):
-        i = cid - 1
-        ra1, ra2 = float(g["ra1"][i]), float(g["ra2"][i])
-        dec1, dec2 = max(float(g["dec1"][i]), -90.0), min(float(g["dec2"][i]), 90.0)
-        s1, s2 = np.sin(np.deg2rad(dec1)), np.sin(np.deg2rad(dec2))
-        area = (ra2 - ra1) * (s2 - s1) * 180.0 / np.pi
-        xyz_c = unit_vectors(np.array([(ra1 + ra2) / 2]), np.array([(dec1 + dec2) / 2]))
-        sf = float(star_factor(sin_gal_b(xyz_c))[0])
-        lam_s = FAINT_STAR[3] * sf * scale
-        lam_g, lam_q = FAINT_GAL[3] * scale, FAINT_QSO[3] * scale
-        lam_f = lam_s + lam_g + lam_q
-        rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(cid)])
-        counts[c] = rng.poisson(lam_f * area / NSUB**2, NSUB * NSUB)
-        nb_star = rng.poisson(BRIGHT_STAR[3] * sf * area)
-        nb_gal = rng.poisson(BRIGHT_GAL[3] * area)
-        if counts[c].max(initial=0) >= 65536:
-            raise ValueError(f"density too high: {counts[c].max()} sources in a sub-cell of brick {cid}")
-        C[c] = (ra1, ra2, s1, s2, lam_s / lam_f, (lam_s + lam_g) / lam_f, nb_star, nb_star + nb_gal,
-                (ra2 - ra1) / NSUB, (s2 - s1) / NSUB)
+        C[c], counts[c] = _cell_plan(int(seed), scale, int(cid))
     parts, order = [], []
     if faint and nc:
         # every (cell, sub-cell) at once, in the order cell, sub-cell, k

@@ -196,3 +196,21 @@ def test_random_kernels_match_numpy():
     key = seed_key(2, 5)
     assert np.array_equal(table_normals_kernel(uid, key, 3, 13, NORMAL_TABLE), table_normals_np(uid, key, 3, 13))
     assert np.array_equal(uniforms16_kernel(uid, key, 44), uniforms16(uid, key, 44))
+
+
+def test_healpix_kernel_matches_numpy_and_cdshealpix():
+    import astropy.units as u
+    import cdshealpix
+
+    from legacylake.photometry.sim_k_healpix import healpix_nest_kernel, healpix_nest_np
+
+    rng = np.random.default_rng(9)
+    n = 200_000
+    ra = rng.uniform(-10, 370, n)
+    dec = np.degrees(np.arcsin(rng.uniform(-1, 1, n)))
+    dec[:3] = [90.0, -90.0, 0.0]
+    out = np.empty(n, np.int64)
+    healpix_nest_kernel(ra, dec, 12, out)
+    assert np.array_equal(out, healpix_nest_np(ra, dec, 12))
+    ref = cdshealpix.nested.lonlat_to_healpix(np.mod(ra, 360) * u.deg, dec * u.deg, 12)
+    assert np.array_equal(out, ref.astype(np.int64))
