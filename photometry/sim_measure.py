@@ -26,6 +26,7 @@ from .sim_conditions import OPT, WISE, WISE_FWHM, conditions
 from .sim_fits import fits_dtype
 from .sim_k_apflux import apflux_kernel
 from .sim_k_common import NORMAL_TABLE, field_offset, record_buffer, table_normals_np
+from .sim_k_blend import blend_kernel
 from .sim_k_disks import disks_kernel
 from .sim_k_healpix import healpix_nest_kernel
 from .sim_k_lc import lc_kernel
@@ -516,31 +517,19 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
     pairs = pairs_kernel(np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1]), 8.0)
     pi, pj = pairs[:, 0], pairs[:, 1]
     d2 = ((xy[pi] - xy[pj]) ** 2).sum(axis=1)
-    for bd in OPT:
-        f = cols[f"flux_{bd}"]
-        good = (f > 0) & (cols[f"flux_ivar_{bd}"] > 0)
-        fib = np.where(good, f * fib_frac, 0.0)
-        cols[f"fiberflux_{bd}"] = fib
-        s2b = sig_p[bd][k] ** 2 + sg_k**2
-        w_ij = np.exp(-d2 / (2 * (fib_s2[pi] + fib_s2[pj])))
-        tot = fib.copy()
-        np.add.at(tot, pi, np.where(good[pj], f[pj] * fib_frac[pj] * w_ij, 0.0))
-        np.add.at(tot, pj, np.where(good[pi], f[pi] * fib_frac[pi] * w_ij, 0.0))
-        cols[f"fibertotflux_{bd}"] = tot
-        ov = np.exp(-d2 / (2 * (s2b[pi] + s2b[pj])))
-        other = np.zeros(nk)
-        af = np.abs(f)
-        np.add.at(other, pi, af[pj] * ov)
-        np.add.at(other, pj, af[pi] * ov)
-        cols[f"fracflux_{bd}"] = other / np.maximum(af, 1e-3)
-    for bd in WISE:
-        sw2 = (WISE_FWHM[bd] * FWHM_TO_SIGMA) ** 2
-        ov = np.exp(-d2 / (4 * sw2))
-        af = np.abs(cols[f"flux_{bd}"])
-        other = np.zeros(nk)
-        np.add.at(other, pi, af[pj] * ov)
-        np.add.at(other, pj, af[pi] * ov)
-        cols[f"fracflux_{bd}"] = other / np.maximum(af, 1e-3)
+    fl = np.empty((7, nk))
+    for j, bd in enumerate(BAND_ALL):
+        fl[j] = cols[f"flux_{bd}"]
+    good = np.stack([(fl[j] > 0) & (cols[f"flux_ivar_{bd}"] > 0) for j, bd in enumerate(OPT)])
+    s2b = np.stack([sig_p[bd][k] ** 2 + sg_k**2 for bd in OPT])
+    sw2 = np.array([(WISE_FWHM[bd] * FWHM_TO_SIGMA) ** 2 for bd in WISE])
+    fiber, fibertot, fracflux = np.empty((3, nk)), np.empty((3, nk)), np.empty((7, nk))
+    blend_kernel(fl, good, fib_frac, fib_s2, s2b, sw2, np.ascontiguousarray(pi), np.ascontiguousarray(pj), d2,
+                 fiber, fibertot, fracflux)
+    for j, bd in enumerate(OPT):
+        cols[f"fiberflux_{bd}"], cols[f"fibertotflux_{bd}"] = fiber[j], fibertot[j]
+    for j, bd in enumerate(BAND_ALL):
+        cols[f"fracflux_{bd}"] = fracflux[j]
     for j, bd in enumerate(BAND_ALL):
         mism = 1.0 + 0.3 * np.minimum(cols[f"fracflux_{bd}"], 3.0)
         cols[f"rchisq_{bd}"] = mism * np.exp(0.22 * ZF[:, j] - 0.025)  # ~ gamma(20, 1/20)

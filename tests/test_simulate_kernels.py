@@ -214,3 +214,24 @@ def test_healpix_kernel_matches_numpy_and_cdshealpix():
     assert np.array_equal(out, healpix_nest_np(ra, dec, 12))
     ref = cdshealpix.nested.lonlat_to_healpix(np.mod(ra, 360) * u.deg, dec * u.deg, 12)
     assert np.array_equal(out, ref.astype(np.int64))
+
+
+def test_blend_kernel_matches_numpy():
+    from legacylake.photometry.sim_k_blend import blend_kernel, blend_np
+    from legacylake.photometry.sim_k_pairs import pairs_kernel
+
+    rng = np.random.default_rng(10)
+    n = 2000
+    x, y = rng.uniform(0, 300, n), rng.uniform(0, 300, n)
+    pairs = pairs_kernel(x, y, 8.0)
+    pi, pj = np.ascontiguousarray(pairs[:, 0]), np.ascontiguousarray(pairs[:, 1])
+    d2 = (x[pi] - x[pj]) ** 2 + (y[pi] - y[pj]) ** 2
+    flux = rng.normal(5, 10, (7, n))
+    good = (flux[:3] > 0) & (rng.random((3, n)) < 0.9)
+    args = (flux, good, rng.uniform(0.2, 0.8, n), rng.uniform(0.5, 3, n), rng.uniform(0.3, 4, (3, n)),
+            np.array([6.7, 7.4, 7.6, 26.0]), pi, pj, d2)
+    out = np.empty((3, n)), np.empty((3, n)), np.empty((7, n))
+    blend_kernel(*args, *out)
+    for a, b in zip(out, blend_np(*args)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-300)
+    assert (out[2][:3] > 0).sum() > 100 and len(pi) > 200
