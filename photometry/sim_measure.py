@@ -27,6 +27,7 @@ from .sim_fits import fits_dtype
 from .sim_k_apflux import apflux_kernel
 from .sim_k_common import NORMAL_TABLE, field_offset, record_buffer, table_normals_np
 from .sim_k_blend import blend_kernel
+from .sim_k_dchisq import dchisq_kernel
 from .sim_k_disks import disks_kernel
 from .sim_k_healpix import healpix_nest_kernel
 from .sim_k_lc import lc_kernel
@@ -326,39 +327,9 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
     forced = pointsource | in_brt | in_cl | in_gal
 
     # ---- dchisq of the candidate models and the type
-    names = ("psf", "rex", "dev", "exp", "ser") if rel == "dr9" else ("psf", "simp", "dev", "exp", "comp")
-    rho2 = {m: 0.0 for m in names}
-    res = sg**2
-    for bd in OPT:
-        sp = sig_p[bd]
-        A, B = np.sqrt(sp**2 + sa**2), np.sqrt(sp**2 + sb_**2)
-        r_ = res / (res + sp**2)
-        prof1 = np.exp(-PROFILE_K * np.log(1.0 / nser_t) ** 2 * r_)
-        prof4 = np.exp(-PROFILE_K * np.log(4.0 / nser_t) ** 2 * r_)
-        r_psf = _ov(sp, A) * _ov(sp, B)
-        if rel == "dr9":
-            C = np.sqrt(A * B)
-            r_rex = _ov(A, C) * _ov(B, C) * prof1
-        else:
-            S = np.sqrt(sp**2 + gal_sigma(SIMP_RADIUS, 1.0) ** 2)
-            r_rex = _ov(S, A) * _ov(S, B) * prof1
-        r_exp, r_dev = prof1, prof4
-        for m, r in zip(names, (r_psf, r_rex, r_dev, r_exp, 1.0)):
-            rho2[m] = rho2[m] + np.asarray(r) ** 2 * qb[bd]
-    qpos = np.maximum(qtot, 0.0)
-    zc = z[:, 9:18]
-    eps = {m: 2.0 * np.sqrt(np.maximum(qpos - rho2[m], 0.0) + 1e-3) * zc[:, 4 + i] * 0.5 for i, m in enumerate(names)}
-    if rel == "dr9":
-        xi_rex = np.maximum(zc[:, 0], 0) ** 2
-        xi = {"psf": 0.0, "rex": xi_rex, "exp": xi_rex + zc[:, 1] ** 2, "dev": xi_rex + zc[:, 2] ** 2}
-        xi["ser"] = np.maximum(xi["exp"], xi["dev"]) + np.maximum(zc[:, 3], 0) ** 2
-    else:
-        xi = {"psf": 0.0, "simp": 0.0, "exp": zc[:, 1] ** 2, "dev": zc[:, 2] ** 2}
-        xi["comp"] = np.maximum(xi["exp"], xi["dev"]) + zc[:, 3] ** 2
-    dch = np.zeros((n, 5))
-    for i, m in enumerate(names):
-        dch[:, i] = rho2[m] + xi[m] + eps[m]
-    dch[dch == 0] = 1e-6
+    dch = np.empty((n, 5))
+    dchisq_kernel(np.stack([sig_p[bd] for bd in OPT]), sa, sb_, sg, nser_t, np.stack([qb[bd] for bd in OPT]),
+                  qtot, np.ascontiguousarray(z[:, 9:18]), rel == "dr9", gal_sigma(SIMP_RADIUS, 1.0) ** 2, PROFILE_K, dch)
     # which models the pipeline computes
     if rel == "dr9":
         dch[forced, 1:] = 0.0

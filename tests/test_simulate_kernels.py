@@ -235,3 +235,20 @@ def test_blend_kernel_matches_numpy():
     for a, b in zip(out, blend_np(*args)):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-300)
     assert (out[2][:3] > 0).sum() > 100 and len(pi) > 200
+
+
+@pytest.mark.parametrize("dr9", [True, False])
+def test_dchisq_kernel_matches_numpy(dr9):
+    from legacylake.photometry.sim_k_dchisq import dchisq_kernel, dchisq_np
+
+    rng = np.random.default_rng(11)
+    n = 3000
+    sg = np.where(rng.random(n) < 0.4, 0.0, rng.uniform(0.05, 2, n))
+    qq = rng.uniform(0.2, 1, n)
+    args = (rng.uniform(0.4, 0.8, (3, n)), sg / np.sqrt(qq), sg * np.sqrt(qq), sg, rng.uniform(0.5, 6, n),
+            rng.normal(50, 300, (3, n)))
+    qtot = args[-1].sum(axis=0)
+    zc = rng.normal(size=(n, 9))
+    out = np.empty((n, 5))
+    dchisq_kernel(*args, qtot, zc, dr9, 0.1, 0.02, out)
+    np.testing.assert_allclose(out, dchisq_np(*args, qtot, zc, dr9, 0.1, 0.02), rtol=1e-12, atol=1e-9)
