@@ -37,6 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     rb.add_argument("--model-set", default="dr9", choices=("dr9", "dr4"), help="dr9 (PSF REX EXP DEV SER) or dr4 (PSF SIMP DEV EXP COMP)")
     rb.add_argument("--bands", help="only these bands, e.g. grz")
     rb.add_argument("--workers", type=int, default=1, help="processes fitting blobs (default 1)")
+    rb.add_argument("--no-iterative", action="store_true",
+                    help="skip the second detection pass on the residual images (FITBITS ITERATIVE)")
+    rb.add_argument("--coadds", action="store_true",
+                    help="also write OUTDIR/coadd/<AAA>/<brick>/legacysurvey-<brick>-{image,model,resid,invvar}-<band>"
+                         ".fits.fz and -maskbits.fits.fz on the brick grid")
     rb.set_defaults(func=lambda a: __import__("legacylake.photometry.runbrick", fromlist=["run"]).run(a))
 
 

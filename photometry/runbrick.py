@@ -104,10 +104,45 @@ def _fit_one_blob(job):
     return blab, len(members), blob_rows, placed, time.time() - tb
 
 
-def run_brick(brick: str, images_dir: str, outdir: str, model_set: str = "dr9", bands: str | None = None,
-              progress: bool = True, workers: int = 1) -> dict:
-    """Run the photometry of one brick; returns a summary (path, rows, seconds per stage)."""
+
+def _fit_blobs(exps, pixmaps, lab, slices, sources, by_blob, model_set, models, workers, progress, desc):
+    """Fit every blob (``by_blob``: label -> source indices); adds each blob's model into
+    ``models`` (per exposure); returns (rows, [(label, n in, n kept, seconds)])."""
     from tqdm import tqdm
+    global _CTX
+    rows, blob_times = [], []
+    _CTX = (exps, pixmaps, lab, slices, sources, model_set)
+    jobs = sorted(by_blob.items(), key=lambda kv: -len(kv[1]))
+    pool = None
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing as mp
+        pool = mp.get_context("fork").Pool(workers)
+        it = pool.imap_unordered(_fit_one_blob, jobs)
+    else:
+        it = map(_fit_one_blob, jobs)
+    try:
+        for blab, nin, blob_rows, placed, dt in tqdm(it, total=len(jobs), desc=desc, unit="blob",
+                                                      disable=not progress):
+            rows += blob_rows
+            for k, cx, cy, m in placed:
+                models[k][cy:cy + m.shape[0], cx:cx + m.shape[1]] += m
+            blob_times.append((blab, nin, len(blob_rows), dt))
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+        _CTX = None
+    blob_times.sort()
+    return rows, blob_times
+
+
+def run_brick(brick: str, images_dir: str, outdir: str, model_set: str = "dr9", bands: str | None = None,
+              progress: bool = True, workers: int = 1, iterative: bool = True, coadds: bool = False) -> dict:
+    """Run the photometry of one brick; returns a summary (path, rows, seconds per stage).
+
+    ``iterative``: second detection pass on the residual images (new sources get FITBITS
+    ITERATIVE); ``coadds``: write OUTDIR/coadd/<AAA>/<brick>/ images (:mod:`.brick_coadds`)."""
+    from scipy import ndimage
     from . import brick_derived as bd
     from .brick_detect import band_maps, blobs, detect, finish_maps
     from .brick_fit import BlobSource
@@ -162,7 +197,6 @@ def run_brick(brick: str, images_dir: str, outdir: str, model_set: str = "dr9", 
         fl = {bb: float(dm[bb][0][int(y), int(x)]) for bb in bands_all}
         srcs.append((x, y, BlobSource(float(ra), float(dec), fl)))
     lab, which = blobs(hot, [(x, y) for x, y, _ in srcs])
-    from scipy import ndimage
     slices = ndimage.find_objects(lab)
     by_blob = {}
     for k, blab in enumerate(which):
@@ -172,35 +206,41 @@ def run_brick(brick: str, images_dir: str, outdir: str, model_set: str = "dr9", 
 
     # ---- per-blob fitting
     t = time.time()
-    rows = []
     models = [np.zeros(e.image.shape, np.float32) for e in exps]
-    blob_times = []
-    global _CTX
-    _CTX = (exps, pixmaps, lab, slices, [s[2] for s in srcs], model_set)
-    jobs = sorted(by_blob.items(), key=lambda kv: -len(kv[1]))
-    pool = None
-    if workers > 1 and len(jobs) > 1:
-        import multiprocessing as mp
-        pool = mp.get_context("fork").Pool(workers)
-        it = pool.imap_unordered(_fit_one_blob, jobs)
-    else:
-        it = map(_fit_one_blob, jobs)
-    try:
-        for blab, nin, blob_rows, placed, dt in tqdm(it, total=len(jobs), desc=f"blobs {brick}", unit="blob",
-                                                      disable=not progress):
-            rows += blob_rows
-            for k, cx, cy, m in placed:
-                models[k][cy:cy + m.shape[0], cx:cx + m.shape[1]] += m
-            blob_times.append((blab, nin, len(blob_rows), dt))
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
-    _CTX = None
-    blob_times.sort()
+    rows, blob_times = _fit_blobs(exps, pixmaps, lab, slices, [s[2] for s in srcs], by_blob, model_set, models,
+                                  workers, progress, f"blobs {brick}")
     log.stage("fitblobs", time.time() - t)
     for blab, nin, nout, dt in blob_times:
         log.msg(f"blob {blab}: {nin} sources in, {nout} kept, {dt:.2f} s")
+
+    # ---- iterative detection on the residual images (reference 4.3, FITBITS ITERATIVE)
+    n_iter_peaks = n_iter_kept = 0
+    if iterative:
+        from .brick_iterative import iterative_sources
+        t = time.time()
+        orig_xy = [(x, y) for x, y, _ in srcs]
+        if rows:
+            fx, fy = bw.all_world2pix(np.array([[r.result.source.ra, r.result.source.dec] for r in rows]), 0).T
+            orig_xy += list(zip(fx - x0, fy - y0))
+        new_srcs, lab2, resid_exps = iterative_sources(exps, pixmaps, models, region, orig_xy, refs, bw, bands_all)
+        n_iter_peaks = len(new_srcs)
+        if new_srcs:
+            slices2 = ndimage.find_objects(lab2)
+            by_blob2 = {}
+            for k, (_, _, blab) in enumerate(new_srcs):
+                by_blob2.setdefault(int(blab), []).append(k)
+            off = int(lab.max()) if lab.size else 0
+            rows2, bt2 = _fit_blobs(resid_exps, pixmaps, lab2, slices2, [s for s, _, _ in new_srcs], by_blob2,
+                                    model_set, models, workers, progress, f"iterative {brick}")
+            for r in rows2:
+                r.blob += off
+            rows += rows2
+            n_iter_kept = len(rows2)
+            for blab, nin, nout, dt in bt2:
+                log.msg(f"blob {blab + off} (iterative): {nin} sources in, {nout} kept, {dt:.2f} s")
+        del resid_exps
+        log.msg(f"iterative detection: {n_iter_peaks} new peaks on the residuals, {n_iter_kept} kept")
+        log.stage("iterative", time.time() - t)
 
     # ---- derived columns and catalog
     t = time.time()
@@ -209,6 +249,14 @@ def run_brick(brick: str, images_dir: str, outdir: str, model_set: str = "dr9", 
     t = time.time()
     path = _write(outdir, brick, cat, model_set)
     log.stage("write", time.time() - t)
+    coadd_paths = []
+    if coadds:
+        from .brick_coadds import write_coadds
+        t = time.time()
+        coadd_paths = write_coadds(outdir, brick, region, exps, pixmaps, models, bands_all, refs)
+        log.msg(f"coadds: {len(coadd_paths)} files in {os.path.dirname(coadd_paths[0])} "
+                "(nearest-pixel resampling, inverse-variance weighted)")
+        log.stage("coadds", time.time() - t)
     total = time.time() - log.t0
     log.msg(f"total {total:.1f} s, {len(cat)} sources -> {path}")
     os.makedirs(os.path.join(outdir, "logs"), exist_ok=True)
@@ -219,6 +267,7 @@ def run_brick(brick: str, images_dir: str, outdir: str, model_set: str = "dr9", 
     os.replace(tmp, logpath)
     return {"path": path, "log": logpath, "rows": int(len(cat)), "peaks": len(peaks), "refs": len(ref_src),
             "blobs": len(by_blob), "seconds": total, "stages": dict(log.stages),
+            "iterative_peaks": n_iter_peaks, "iterative_kept": n_iter_kept, "coadds": coadd_paths,
             "types": {k: int(v) for k, v in zip(*np.unique(cat["type"], return_counts=True))} if len(cat) else {}}
 
 
@@ -348,6 +397,8 @@ def _catalog(brick, b, rows, refs, exps, pixmaps, models, region, bands, images_
             fb[i] |= FITBITS.mask("WALKER")
         if moved > 2.5:
             fb[i] |= FITBITS.mask("RUNNER")
+        if r.src.iterative:
+            fb[i] |= FITBITS.mask("ITERATIVE")
         rt = _fit_type(r.type)
         if rt in ("REX", "EXP", "DEV", "SER"):
             from .ellipse import LOGR_MAX, LOGR_MIN
@@ -433,9 +484,13 @@ def run(args) -> int:
         raise UserError(f"--images {args.images}: no such folder")
     if args.workers < 1:
         raise UserError(f"--workers must be >= 1, got {args.workers}")
-    s = run_brick(args.brick, args.images, args.out, args.model_set, args.bands, workers=args.workers)
+    s = run_brick(args.brick, args.images, args.out, args.model_set, args.bands, workers=args.workers,
+                  iterative=not getattr(args, "no_iterative", False), coadds=getattr(args, "coadds", False))
     types = ", ".join(f"{k} {v}" for k, v in sorted(s["types"].items()))
     st = ", ".join(f"{k} {v:.1f}s" for k, v in s["stages"].items())
     print(f"run-brick {args.brick}: {s['rows']} sources ({types}); {s['peaks']} peaks, {s['refs']} Gaia refs, "
-          f"{s['blobs']} blobs; {s['seconds']:.1f} s ({st}) -> {s['path']} (log {s['log']})")
+          f"{s['blobs']} blobs, {s['iterative_kept']} iterative; {s['seconds']:.1f} s ({st}) -> {s['path']} "
+          f"(log {s['log']})")
+    if s["coadds"]:
+        print(f"coadds: {len(s['coadds'])} files in {os.path.dirname(s['coadds'][0])}")
     return 0
