@@ -27,7 +27,8 @@ from .hats_meta import write_metadata
 from .healpix import FOOTPRINT_ORDER, pixel_range, shift
 from .plan import InputFile, Reject, discover, exact_footprint, inspect_all, plan_leaves
 from .read import lake_schema
-from .write import ROW_GROUP_ROWS, FootprintError, ReadError, Source, Task, run_task
+from .write import (ROW_GROUP_ROWS, FootprintError, ReadError, SeamJob, Source, Task,
+                    _lower_bound, run_task, split_seam_files)
 
 DEFAULT_THRESHOLD = 1_000_000
 DEFAULT_HIGHEST_ORDER = 10
@@ -57,6 +58,8 @@ class Summary:
     bytes_written: int = 0
     file_reads: int = 0
     peak_pending_rows: int = 0          # most rows a write task held waiting for their turn
+    spilled_rows: int = 0               # rows a task spilled to a shard (held above its cap)
+    seam_files: int = 0                 # files feeding several tasks (read once, handed as shards)
     seconds: float = 0.0
     nothing_to_do: bool = False
 
@@ -81,7 +84,8 @@ class Summary:
             f"partitions: {self.partitions} in catalog, {self.partitions_written} written, "
             f"{self.partitions_deleted} removed (split)",
             f"bytes written: {self.bytes_written:,}; input file reads: {self.file_reads}; "
-            f"peak rows held by a task: {self.peak_pending_rows:,}",
+            f"peak rows held by a task: {self.peak_pending_rows:,}; rows spilled: {self.spilled_rows:,}; "
+            f"seam files: {self.seam_files}",
             f"time: {self.seconds:.1f} s, {self.rows_per_s:,.0f} rows/s",
         ]
         for p, r in self.rejects:
@@ -172,8 +176,9 @@ def _group(leaves: list, est: dict, n_tasks: int) -> list[list]:
     return groups
 
 
-def _die_with_parent() -> None:
-    """Worker initializer: on Linux, ask for SIGKILL when the parent process dies."""
+def _die_with_parent(parent: int | None = None) -> None:
+    """Worker initializer: on Linux, ask for SIGKILL when the parent process dies, and exit
+    at once if it already died while this worker was starting (the signal would never come)."""
     try:
         import ctypes
         import signal
@@ -181,33 +186,53 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except Exception:
         pass
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
-def _run_tasks(tasks: list[Task], workers: int, scheduler: str | None, progress: bool) -> list[dict]:
-    from tqdm import tqdm
+class _Runner:
+    """Runs batches of picklable jobs in worker processes (one pool for all phases of a
+    build), on a Dask scheduler, or in this process (``workers`` <= 1)."""
 
-    bar = tqdm(total=len(tasks), desc="write partitions", unit="task", disable=not progress,
-               file=sys.stderr)
-    results = []
-    try:
-        if scheduler:
-            from distributed import Client, as_completed
-            with Client(scheduler) as client:
-                futs = client.map(run_task, tasks, pure=False)
-                for fut in as_completed(futs):
+    def __init__(self, workers: int, scheduler: str | None, progress: bool):
+        self.workers, self.scheduler, self.progress = workers, scheduler, progress
+        self._pool = self._client = None
+
+    def __enter__(self) -> "_Runner":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._client is not None:
+            self._client.close()
+
+    def run(self, fn, jobs: list, desc: str) -> list[dict]:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), desc=desc, unit="task", disable=not self.progress, file=sys.stderr)
+        results = []
+        try:
+            if self.scheduler:
+                from distributed import Client, as_completed
+                if self._client is None:
+                    self._client = Client(self.scheduler)
+                for fut in as_completed(self._client.map(fn, jobs, pure=False)):
                     results.append(fut.result())
                     bar.update(1)
-        elif workers <= 1 or len(tasks) == 1:
-            for t in tasks:
-                results.append(run_task(t))
-                bar.update(1)
-        else:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor, as_completed as done
-            with ProcessPoolExecutor(max_workers=min(workers, len(tasks)),
-                                     mp_context=mp.get_context("spawn"),
-                                     initializer=_die_with_parent) as ex:
-                futs = [ex.submit(run_task, t) for t in tasks]
+            elif self.workers <= 1 or (len(jobs) == 1 and self._pool is None):
+                for t in jobs:
+                    results.append(fn(t))
+                    bar.update(1)
+            else:
+                import multiprocessing as mp
+                from concurrent.futures import ProcessPoolExecutor, as_completed as done
+                if self._pool is None:
+                    self._pool = ProcessPoolExecutor(max_workers=self.workers,
+                                                     mp_context=mp.get_context("spawn"),
+                                                     initializer=_die_with_parent,
+                                                     initargs=(os.getpid(),))
+                futs = [self._pool.submit(fn, t) for t in jobs]
                 try:
                     for fut in done(futs):
                         results.append(fut.result())
@@ -216,9 +241,15 @@ def _run_tasks(tasks: list[Task], workers: int, scheduler: str | None, progress:
                     for f in futs:
                         f.cancel()
                     raise
-    finally:
-        bar.close()
-    return results
+        finally:
+            bar.close()
+        return results
+
+
+def _seam_jobs(files: list, n_jobs: int, staging: str) -> list[SeamJob]:
+    """Split seam files (path, hash_it, dests) into at most n_jobs jobs of similar size."""
+    n_jobs = max(1, min(n_jobs, len(files)))
+    return [SeamJob(j, files[j::n_jobs], staging) for j in range(n_jobs) if files[j::n_jobs]]
 
 
 # ------------------------------------------------------------------ the build
@@ -404,25 +435,48 @@ def _write(cat_dir, man, new, model, threshold, highest_order, plan_order, worke
     # the staging of the next one
     staging = os.path.join(mf.staging_dir(cat_dir), f"{os.getpid()}-{time.time_ns()}")
     os.makedirs(staging, exist_ok=True)
-    tasks = []
-    hashed: set = set()
-    for i, g in enumerate(groups):
-        lo, hi = pixel_range(*g[0])[0], pixel_range(*g[-1])[1]
-        srcs = []
-        olds = []
+    # a file whose footprint meets the leaves of one task is read by that task; a file
+    # feeding several (a brick on the seam between two tasks' runs) is read once by a seam
+    # job that hands each task its rows as an hp-sorted shard
+    runs = []
+    for g in groups:
+        rl = np.array([pixel_range(*leaf)[0] for leaf in g], dtype=np.int64)
+        rh = np.array([pixel_range(*leaf)[1] for leaf in g], dtype=np.int64)
+        runs.append((rl, rh))
+    group_srcs: list[list] = []
+    for g in groups:
+        srcs, olds = [], []
         for leaf in g:
             par = leaf if leaf in existing else parent_of(leaf)
             if par is not None and par not in olds:
                 olds.append(par)
         for par in olds:
             srcs.append(Source("parquet", mf.leaf_path(cat_dir, *par), exclude_bricks=replaced_bricks))
-        for f in new:
-            if any(_overlaps(f.footprint, *pixel_range(*leaf)) for leaf in g):
-                srcs.append(Source("fits", f.path, footprint=np.asarray(f.footprint, np.int64),
-                                   hash_it=f.path not in hashed))
-                hashed.add(f.path)
-        tasks.append(Task(i, list(g), srcs, model, staging, row_group_rows, plan_order))
-    results = _run_tasks(tasks, workers, scheduler, progress)
+        group_srcs.append(srcs)
+    seam = []
+    for f in new:
+        fp = np.asarray(f.footprint, np.int64)
+        gs = [i for i, g in enumerate(groups) if any(_overlaps(fp, *pixel_range(*leaf)) for leaf in g)]
+        if len(gs) == 1:
+            group_srcs[gs[0]].append(Source("fits", f.path, footprint=fp, hash_it=True))
+        elif gs:
+            dests = []
+            for i in gs:
+                rl, rh = runs[i]
+                lb = _lower_bound(fp, int(rl[0]), int(rh[-1]))
+                dests.append((i, rl, rh, int(rl[0]) if lb is None else lb))
+            seam.append((f.path, True, dests))
+    with _Runner(workers, scheduler, progress) as runner:
+        seam_results = []
+        if seam:
+            jobs = _seam_jobs(seam, 2 * workers if not scheduler else 4 * workers, staging)
+            seam_results = runner.run(split_seam_files, jobs, "split seam files")
+            for r in seam_results:
+                for tid, lo, path, _ in r["shards"]:
+                    group_srcs[tid].append(Source("shard", path, lower=lo))
+        tasks = [Task(i, list(g), group_srcs[i], model, staging, row_group_rows, plan_order)
+                 for i, g in enumerate(groups)]
+        results = seam_results + runner.run(run_task, tasks, "write partitions")
     crash_point("tasks-done")
 
     # every good row of every new file must have landed in a partition
@@ -454,7 +508,7 @@ def _write(cat_dir, man, new, model, threshold, highest_order, plan_order, worke
 def _commit(cat_dir, man, new, model, threshold, highest_order, results, plan, summary, rejects):
     leaf_res = {}
     for r in results:
-        leaf_res.update(r["leaves"])
+        leaf_res.update(r.get("leaves", {}))
     existing, touched, acc = plan["existing"], plan["touched"], plan["acc"]
     new_man = {**man, "model": model, "threshold": threshold, "highest_order": highest_order,
                "files": dict(man["files"]), "partitions": dict(man["partitions"])}
@@ -500,6 +554,8 @@ def _commit(cat_dir, man, new, model, threshold, highest_order, results, plan, s
             new_man["files"][p] = {"status": "rejected", "reason": reason}
     summary.partitions_written = len(moves)
     summary.peak_pending_rows = max((r.get("peak_pending_rows", 0) for r in results), default=0)
+    summary.spilled_rows = sum(r.get("spilled_rows", 0) for r in results)
+    summary.seam_files = sum(len(r["files"]) for r in results if "shards" in r)
     summary.partitions = len(new_man["partitions"])
     summary.total_rows = sum(v["rows"] for v in new_man["partitions"].values())
     mf.write_json_atomic(mf.journal_path(cat_dir), {"moves": moves, "deletes": deletes, "manifest": new_man})

@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     b.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count)")
     b.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run the write tasks on this Dask distributed scheduler (shared filesystem)")
-    b.add_argument("--row-group-rows", type=int, default=None, help="rows per Parquet row group (16384)")
+    b.add_argument("--row-group-rows", type=int, default=None, help="rows per Parquet row group (2048: see README)")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     b.set_defaults(func=_build)
     v = sub.add_parser("verify", help="check a catalog against its manifest and HATS metadata",

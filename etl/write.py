@@ -10,13 +10,21 @@ Memory holds only rows still waiting for a source to be read, never a whole part
 Each leaf is written as row groups of ``row_group_rows`` consecutive rows of the sorted
 order, so each row group covers a narrow ``_healpix_29`` range (a few sub-pixels) and its
 min/max statistics let DuckDB skip it.
+
+Memory is bounded: rows held for later (bricks straddling Z-order seams inside the run) are
+raw FITS row bytes; above ``pending_bytes`` the rows needed last are spilled to small
+hp-sorted shards in the staging directory and loaded back when the merge reaches them.
+A FITS file that feeds leaves of several tasks is read once by :func:`split_seam_files`,
+which hands each task its rows as such a shard (only seam bricks, never a full copy).
 """
 
 from __future__ import annotations
 
 import heapq
 from concurrent.futures import ThreadPoolExecutor
+import ctypes
 import os
+import pickle
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,14 +37,40 @@ from .fitstable import FitsLayoutError, columns_from_raw, layout, raw_rows
 from .read import CHUNK_ROWS, HEALPIX_COLUMN, lake_schema, positions, to_arrow
 from .healpix import healpix29
 
-#: Rows per Parquet row group (see README: narrow _healpix_29 ranges for pruning).
-ROW_GROUP_ROWS = 16_384
+#: Rows per Parquet row group: a 1-arcmin cone with all 181 columns decodes ~1-2 groups
+#: (41 ms at 2,048 rows vs 56 ms at 4,096, 256 ms at 16,384; bench/etl_row_groups.py).
+ROW_GROUP_ROWS = 2_048
 #: Order of the point map (row counts per cell) the tasks return.
 POINT_MAP_ORDER = 8  # default order of the per-leaf row counts
 #: zstd level 1: within a few % of level 3's size at about half the CPU (see bench/RESULTS.md).
 COMPRESSION = ("zstd", 1)
 #: FITS files a task reads ahead of the one it merges.
 PREFETCH = 2
+#: Bytes of rows a task may hold for a later input before it spills the rows needed last.
+PENDING_BYTES = 48 << 20
+#: Rows per spill shard (each shard covers a narrow _healpix_29 range, loaded back whole).
+SPILL_ROWS = 2048
+
+
+def tune_malloc() -> None:
+    """glibc malloc: a fixed mmap threshold (256 KiB) so large freed buffers go back to the
+    OS instead of staying in the heap, trim above 1 MiB, at most 2 arenas (Linux only)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 256 << 10)   # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 1 << 20)     # M_TRIM_THRESHOLD
+        libc.mallopt(-8, 2)           # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
+
+
+def release_memory() -> None:
+    """Hand freed heap memory back to the OS (after each leaf)."""
+    try:
+        pa.default_memory_pool().release_unused()
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def dictionary_columns(schema: pa.Schema) -> list[str]:
@@ -66,6 +100,7 @@ class Source:
     footprint: np.ndarray | None = None   # FOOTPRINT_ORDER cells (fits)
     exclude_bricks: list = field(default_factory=list)   # brickids dropped (parquet)
     hash_it: bool = False        # compute the content hash while reading (one task per file)
+    lower: int | None = None     # smallest _healpix_29 of its rows (shard)
 
 
 @dataclass
@@ -77,6 +112,7 @@ class Task:
     staging: str                 # directory for finished leaf files
     row_group_rows: int = ROW_GROUP_ROWS
     point_map_order: int = POINT_MAP_ORDER
+    pending_bytes: int = PENDING_BYTES
 
 
 def leaf_name(order: int, npix: int) -> str:
@@ -148,6 +184,7 @@ class _LeafWriter:
         else:
             os.remove(part)
         self.writer = None
+        release_memory()
 
     def write_sorted(self, t: pa.Table) -> None:
         """Append rows sorted by _healpix_29 (all >= anything written before)."""
@@ -199,6 +236,10 @@ class _Raw:
     def num_rows(self) -> int:
         return len(self.hp)
 
+    @property
+    def nbytes(self) -> int:
+        return self.block.nbytes + self.hp.nbytes
+
     def split_at(self, bound: int) -> int:
         return int(np.searchsorted(self.hp, bound, side="left"))
 
@@ -222,6 +263,10 @@ class _Arrow:
     @property
     def num_rows(self) -> int:
         return self.table.num_rows
+
+    @property
+    def nbytes(self) -> int:
+        return self.table.nbytes
 
     def split_at(self, bound: int) -> int:
         return int(np.searchsorted(self.hp, bound, side="left"))
@@ -256,14 +301,18 @@ class ReadError(Exception):
         self.path = path
 
 
-def _load_fits(src: Source, lb: int, los: np.ndarray, his: np.ndarray) -> tuple[dict, list]:
-    """Read a FITS source once: (row accounting, sorted raw blocks of its rows in the run)."""
+def _route_fits(path: str, hash_it: bool, dests: list) -> tuple[dict, list]:
+    """Read a FITS file once and route its rows: ``dests`` is [(los, his, lower bound)] of
+    leaf runs; returns (row accounting, [sorted raw blocks per destination]).
+
+    Raises :class:`FootprintError` if rows of a run lie below its bound (the plan's), and
+    :class:`ReadError` if the table cannot be read."""
     acc = {"rows": 0, "bad": 0, "written": 0, "bricks": {}}
-    out = []
+    out: list[list] = [[] for _ in dests]
     try:
-        lay = layout(src.path)
+        lay = layout(path)
         key = _layout_key(lay)
-        hasher = _start_hash(lay) if src.hash_it else None
+        hasher = _start_hash(lay) if hash_it else None
         for start in range(0, lay.nrows, CHUNK_ROWS):
             raw = raw_rows(lay, start, min(lay.nrows, start + CHUNK_ROWS))
             if hasher is not None:
@@ -273,30 +322,116 @@ def _load_fits(src: Source, lb: int, los: np.ndarray, his: np.ndarray) -> tuple[
             acc["bad"] += int((~good).sum())
             hp = np.full(len(ra), -1, dtype=np.int64)
             hp[good] = healpix29(ra[good], dec[good])
-            sel = np.nonzero(good & _in_ranges(hp, los, his))[0]
-            if not len(sel):
-                continue
-            sel = sel[np.argsort(hp[sel], kind="stable")]
-            hps = hp[sel]
-            if hps[0] < lb:
-                raise FootprintError(src.path, f"{src.path}: rows outside the sky area planned from its brick")
-            block = raw[sel]
-            acc["written"] += len(sel)
-            b, c = np.unique(columns_from_raw(lay, block, {"brickid"})["brickid"], return_counts=True)
-            for bb, cc in zip(b.tolist(), c.tolist()):
-                acc["bricks"][bb] = acc["bricks"].get(bb, 0) + cc
-            out.append(_Raw(key, lay, block, hps))
+            for d, (los, his, lb) in enumerate(dests):
+                sel = np.nonzero(good & _in_ranges(hp, los, his))[0]
+                if not len(sel):
+                    continue
+                sel = sel[np.argsort(hp[sel], kind="stable")]
+                hps = hp[sel]
+                if hps[0] < lb:
+                    raise FootprintError(path, f"{path}: rows outside the sky area planned from its brick")
+                block = raw[sel]
+                acc["written"] += len(sel)
+                b, c = np.unique(columns_from_raw(lay, block, {"brickid"})["brickid"], return_counts=True)
+                for bb, cc in zip(b.tolist(), c.tolist()):
+                    acc["bricks"][bb] = acc["bricks"].get(bb, 0) + cc
+                out[d].append(_Raw(key, lay, block, hps))
         if hasher is not None:
             acc["hash"] = hasher.hexdigest()
     except FitsLayoutError as exc:
-        raise ReadError(src.path, str(exc)) from None
+        raise ReadError(path, str(exc)) from None
     return acc, out
+
+
+def _load_fits(src: Source, lb: int, los: np.ndarray, his: np.ndarray) -> tuple[dict, list]:
+    """Read a FITS source once: (row accounting, sorted raw blocks of its rows in the run)."""
+    acc, out = _route_fits(src.path, src.hash_it, [(los, his, lb)])
+    return acc, out[0]
+
+
+def _merge_raws(raws: list) -> "_Raw":
+    """One hp-sorted block from raw blocks of the same layout."""
+    if len(raws) == 1:
+        return raws[0]
+    block = np.concatenate([r.block for r in raws])
+    hp = np.concatenate([r.hp for r in raws])
+    perm = np.argsort(hp, kind="stable")
+    return _Raw(raws[0].key, raws[0].lay, block[perm], hp[perm])
+
+
+def write_shards(raws: list, path_prefix: str, rows_per_shard: int | None = None) -> list[tuple[int, str, int]]:
+    """Write raw blocks as hp-sorted shard files of at most ``rows_per_shard`` rows (one file
+    per layout; all rows if None), gathering each shard's rows from the blocks (no merged
+    copy of all of them). Returns [(smallest hp, path, rows)]."""
+    by_key: dict = {}
+    for r in raws:
+        by_key.setdefault(r.key, []).append(r)
+    out = []
+    for g, group in enumerate(by_key.values()):
+        hp = np.concatenate([r.hp for r in group])
+        src = np.concatenate([np.full(r.num_rows, j, dtype=np.int32) for j, r in enumerate(group)])
+        row = np.concatenate([np.arange(r.num_rows) for r in group])
+        perm = np.argsort(hp, kind="stable")
+        step = rows_per_shard or max(1, len(hp))
+        for i, start in enumerate(range(0, len(hp), step)):
+            sel = perm[start:start + step]
+            block = np.empty((len(sel), group[0].block.shape[1]), dtype=np.uint8)
+            for j, r in enumerate(group):
+                m = src[sel] == j
+                if m.any():
+                    block[m] = r.block[row[sel][m]]
+            path = f"{path_prefix}-{g}-{i}.shard"
+            with open(path + ".tmp", "wb") as fh:
+                pickle.dump((group[0].key, group[0].lay, hp[sel], block), fh, protocol=5)
+            os.replace(path + ".tmp", path)
+            out.append((int(hp[sel[0]]), path, len(sel)))
+    return out
+
+
+def read_shard(path: str, remove: bool = True) -> "_Raw":
+    """A shard written by :func:`write_shards` (deleted after reading if ``remove``)."""
+    with open(path, "rb") as fh:
+        key, lay, hp, block = pickle.load(fh)
+    if remove:
+        os.remove(path)
+    return _Raw(key, lay, block, hp)
+
+
+@dataclass
+class SeamJob:
+    """FITS files whose rows feed leaves of several tasks: read once, rows handed to each."""
+
+    job_id: int
+    files: list          # [(path, hash_it, [(task_id, los, his, lower bound)])]
+    staging: str
+
+
+def split_seam_files(job: SeamJob) -> dict:
+    """Read each file of ``job`` once and write, per task it feeds, its rows in that task's
+    leaves as one hp-sorted shard. Returns {"files": {path: accounting},
+    "shards": [(task_id, smallest hp, shard path, rows)]}."""
+    tune_malloc()
+    pa.set_memory_pool(pa.system_memory_pool())
+    d = os.path.join(job.staging, "seam")
+    os.makedirs(d, exist_ok=True)
+    files, shards = {}, []
+    for fi, (path, hash_it, dests) in enumerate(job.files):
+        acc, outs = _route_fits(path, hash_it, [(np.asarray(lo, np.int64), np.asarray(hi, np.int64), lb)
+                                                for _, lo, hi, lb in dests])
+        files[path] = acc
+        for (tid, _, _, _), raws in zip(dests, outs):
+            if raws:
+                prefix = os.path.join(d, f"j{job.job_id}-f{fi}-t{tid}")
+                for lo, p, n in write_shards(raws, prefix):
+                    shards.append((tid, lo, p, n))
+    return {"files": files, "shards": shards}
 
 
 def run_task(task: Task) -> dict:
     """Run one write task; returns leaf results, per-file row accounting and point counts.
 
     Raises :class:`FootprintError` if a file has rows in this run below its planned bound."""
+    tune_malloc()
     schema = lake_schema(task.model)
     # the system allocator hands freed buffers back to the OS (mimalloc keeps them)
     pa.set_memory_pool(pa.system_memory_pool())
@@ -313,25 +448,89 @@ def run_task(task: Task) -> dict:
         if src.kind == "fits":
             lb = _lower_bound(np.asarray(src.footprint, dtype=np.int64), run_lo, run_hi)
             heapq.heappush(heap, (run_lo if lb is None else lb, idx))
+        elif src.kind == "shard":
+            heapq.heappush(heap, (max(run_lo, int(src.lower)), idx))
         else:
             heapq.heappush(heap, (run_lo, idx))
     pending: list = []
-    peak_pending = 0
-    # FITS sources are read in the order of their bounds, which is known now: a thread
-    # reads (and sorts) the next files while this one merges and writes (numpy, the file
-    # reads and the Parquet encoder release the GIL)
-    fits_order = sorted((b, i) for b, i in heap if task.sources[i].kind == "fits")
+    spills: list = []            # heap of (smallest hp, path) of spilled rows
+    spill_dir = os.path.join(task.staging, f"spill-{task.task_id}")
+    stats = {"peak_pending": 0, "spilled_rows": 0, "spill_files": 0}
+    # FITS files and shards are read in the order of their bounds, which is known now: a
+    # thread reads (and sorts) the next ones while this one merges and writes (numpy, the
+    # file reads and the Parquet encoder release the GIL)
+    fits_order = sorted((b, i) for b, i in heap if task.sources[i].kind in ("fits", "shard"))
     fits_order = [i for _, i in fits_order]
     bounds = {i: b for b, i in heap}
     loading: dict = {}
     pool = ThreadPoolExecutor(max_workers=1)
 
+    def _load(i: int):
+        src = task.sources[i]
+        if src.kind == "shard":
+            return None, [read_shard(src.path)]
+        return _load_fits(src, bounds[i], los, his)
+
     def _prefetch() -> None:
         while fits_order and len(loading) < PREFETCH:
             i = fits_order.pop(0)
-            loading[i] = pool.submit(_load_fits, task.sources[i], bounds[i], los, his)
+            loading[i] = pool.submit(_load, i)
+
+    def _pending_bytes() -> int:
+        return sum(p.nbytes for p in pending)
+
+    def _maybe_spill() -> None:
+        """Above the cap, spill the raw rows needed last until half the cap is held."""
+        held = _pending_bytes()
+        stats["peak_pending"] = max(stats["peak_pending"], sum(p.num_rows for p in pending))
+        if held <= task.pending_bytes:
+            return
+        raws = [p for p in pending if isinstance(p, _Raw)]
+        if not raws:
+            return
+        hp = np.concatenate([p.hp for p in raws])
+        per_row = np.concatenate([np.full(p.num_rows, p.nbytes / max(1, p.num_rows)) for p in raws])
+        o = np.argsort(hp)[::-1]
+        excess = held - task.pending_bytes // 2
+        k = int(np.searchsorted(np.cumsum(per_row[o]), excess)) + 1
+        cut = int(hp[o[min(k, len(o)) - 1]])      # spill rows with hp >= cut
+        keep, gone = [], []
+        for p in pending:
+            if not isinstance(p, _Raw):
+                keep.append(p)
+                continue
+            j = p.split_at(cut)
+            if j < p.num_rows:
+                gone.append(_Raw(p.key, p.lay, p.block[j:], p.hp[j:]))
+                if j:
+                    keep.append(_Raw(p.key, p.lay, p.block[:j].copy(), p.hp[:j].copy()))
+            else:
+                keep.append(p)
+        if not gone:
+            return
+        pending[:] = keep
+        os.makedirs(spill_dir, exist_ok=True)
+        prefix = os.path.join(spill_dir, f"s{stats['spill_files']}")
+        for lo, path, n in write_shards(gone, prefix, SPILL_ROWS):
+            heapq.heappush(spills, (lo, path))
+            stats["spilled_rows"] += n
+            stats["spill_files"] += 1
+        del gone
+        release_memory()
 
     def flush(bound: int) -> None:
+        """Write every row below ``bound``: spilled shards are loaded back as the merge
+        reaches their first row, so at most one shard's worth comes back at a time."""
+        while True:
+            nxt = spills[0][0] if spills else np.iinfo(np.int64).max
+            _flush_to(min(bound, nxt))
+            if nxt >= bound:
+                return
+            while spills and spills[0][0] <= nxt:
+                pending.append(read_shard(heapq.heappop(spills)[1]))
+            stats["peak_pending"] = max(stats["peak_pending"], sum(p.num_rows for p in pending))
+
+    def _flush_to(bound: int) -> None:
         """Write every pending row below ``bound``, at most ~one row group at a time (the
         merged rows are converted to Arrow in slices, so a large release never triples the
         memory it holds)."""
@@ -371,21 +570,15 @@ def run_task(task: Task) -> dict:
             else:
                 tables.append(p.table)
         for group in raws.values():
-            lay = group[0].lay
-            block = np.concatenate([g.block for g in group]) if len(group) > 1 else group[0].block
-            hps = np.concatenate([g.hp for g in group]) if len(group) > 1 else group[0].hp
-            if len(group) > 1:
-                perm = np.argsort(hps, kind="stable")
-                block, hps = block[perm], hps[perm]
-            tables.append(to_arrow(columns_from_raw(lay, block), hps, schema))
-            del block
+            m = _merge_raws(group)
+            tables.append(to_arrow(columns_from_raw(m.lay, m.block), m.hp, schema))
+            del m
         t = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
         if len(tables) > 1:
             t = t.take(pc.sort_indices(t.column(HEALPIX_COLUMN)))
         out.write_sorted(t)
 
     def _merge_loop() -> None:
-        nonlocal peak_pending
         _prefetch()
         while True:
             bound = heap[0][0] if heap else np.iinfo(np.int64).max
@@ -394,12 +587,13 @@ def run_task(task: Task) -> dict:
                 break
             lb, idx = heapq.heappop(heap)
             src = task.sources[idx]
-            if src.kind == "fits":
+            if src.kind in ("fits", "shard"):
                 _prefetch()
                 acc, raws = loading.pop(idx).result()
-                files[src.path] = acc
+                if acc is not None:
+                    files[src.path] = acc
                 pending.extend(raws)
-                peak_pending = max(peak_pending, sum(p.num_rows for p in pending))
+                _maybe_spill()
             else:
                 it = iters.get(idx)
                 if it is None:
@@ -423,6 +617,9 @@ def run_task(task: Task) -> dict:
         _merge_loop()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        import shutil
+        shutil.rmtree(spill_dir, ignore_errors=True)
     out.finish()
+    release_memory()
     return {"task_id": task.task_id, "leaves": out.results, "files": files,
-            "peak_pending_rows": peak_pending}
+            "peak_pending_rows": stats["peak_pending"], "spilled_rows": stats["spilled_rows"]}
