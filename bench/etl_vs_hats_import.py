@@ -64,7 +64,8 @@ def run_ours(paths, out, workers, threshold, order):
     from legacylake.etl import build
     s = build(paths, out, "ours", threshold=threshold, highest_order=order, workers=workers)
     return {"rows": s.rows, "partitions": s.partitions, "file_reads": s.file_reads,
-            "bytes": s.bytes_written, "rejects": len(s.rejects)}
+            "bytes": s.bytes_written, "rejects": len(s.rejects), "spilled": s.spilled_rows,
+            "seam_files": s.seam_files, "peak_held": s.peak_pending_rows}
 
 
 def run_hats_import(paths, out, workers, threshold, order):
@@ -161,7 +162,8 @@ def main() -> None:
         ours = measure("ours", sub, a.workdir, a.workers, a.threshold, a.order)
         r_ours = nrows / ours["seconds"]
         print(f"legacylake etl : {ours['seconds']:7.1f} s  {r_ours:9,.0f} rows/s  peak RSS {ours['peak_rss_mib']:7.0f} MiB"
-              f"  ({ours['partitions']} partitions, {ours['file_reads']} file reads)")
+              f"  ({ours['partitions']} partitions, {ours['file_reads']} file reads of {len(sub)} files, "
+              f"{ours['seam_files']} seam files, peak {ours['peak_held']:,} rows held, {ours['spilled']:,} rows spilled)")
         if a.skip_peer:
             continue
         peer = measure("hats_import", sub, a.workdir, a.workers, a.threshold, a.order)
