@@ -32,3 +32,16 @@ def uniforms16_kernel(uid, key, k):
                 if j < k:
                     out[i, j] = (np.float64((h >> np.uint64(16 * q)) & np.uint64(0xFFFF)) + 0.5) * (1.0 / 65536.0)
     return out
+
+
+@njit(cache=True)
+def uniforms_kernel(uid, key, stream, k):
+    """(n, k) uniforms in (0, 1), 53-bit, streams stream..stream+k-1 of each uid: the numba twin
+    of :func:`.sim_random.uniforms` (same bits)."""
+    out = np.empty((uid.shape[0], k))
+    for i in range(uid.shape[0]):
+        base = uid_base(uid[i], key)
+        for j in range(k):
+            h = mix64(base + np.uint64(stream + j + 1) * np.uint64(0x94D049BB133111EB))
+            out[i, j] = (np.float64(h >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
+    return out

@@ -270,7 +270,7 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
     rad_med = mask_radius_arcsec(mm[med])
     rad_brt = mask_radius_arcsec(mm[brt]) / 2.0
     large_gal = (((t_all["uid"] >> 16) & 0xFF) == BRIGHT_SUB) & (t_all["kind"] == 1) & (t_all["flux_r"] > 10 ** (-0.4 * (16.0 - 22.5)))
-    t = t_all[cand]
+    t = np.take(t_all, np.flatnonzero(cand))  # take: much faster than fancy indexing of a record array
     n = len(t)
     ra_t, dec_t = t["ra"], t["dec"]
     xyz = unit_vectors(ra_t, dec_t)
@@ -281,7 +281,7 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
     gaia_ref = t["in_gaia"] & (rel == "dr9")
     gi = np.flatnonzero(t["in_gaia"])  # Gaia measurements of the Gaia sources only (keyed by uid)
     gm = {kk: np.ones(n) for kk in _GAIA_KEYS}  # 1: harmless where a source is not in Gaia
-    for kk, v in gaia_measure(t[gi], seed, 10, 2015.5).items():
+    for kk, v in gaia_measure(np.take(t, gi), seed, 10, 2015.5).items():
         gm[kk][gi] = v
     pointsource = gaia_ref & (((t["gaia_g"] <= 18.0) & (gm["aen"] < 10 ** 0.5)) | (t["gaia_g"] <= 13.0))
 
@@ -321,7 +321,7 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
     in_med = _in(t_all["ra"][med], t_all["dec"][med], rad_med)
     in_brt = _in(t_all["ra"][brt], t_all["dec"][brt], rad_brt)
     in_cl = _in(clusters["ra"], clusters["dec"], clusters["radius"].astype(np.float64))
-    lg = t_all[large_gal]
+    lg = np.take(t_all, np.flatnonzero(large_gal))
     in_gal = _in(lg["ra"], lg["dec"], 3.0 * lg["shape_r"].astype(np.float64) + 5.0)
     in_gal &= ~np.isin(t["uid"], lg["uid"])
     forced = pointsource | in_brt | in_cl | in_gal
@@ -365,7 +365,7 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
     # string columns as bytes (the FITS layout): no per-row unicode encoding
     type_names = np.array([b"PSF", b"REX", b"DEV", b"EXP", b"SER"] if rel == "dr9" else [b"PSF ", b"SIMP", b"DEV ", b"EXP ", b"COMP"])
     ti = ti[k]
-    tt = t[k]
+    tt = np.take(t, k)
     region = "N" if (b["dec"] >= 32.375 and float(sin_gal_b(unit_vectors(np.array([b["ra"]]), np.array([b["dec"]])))[0]) > 0) else "S"
     cols["release"] = np.full(nk, RELEASE[rel][region])
     cols["brickid"] = np.full(nk, b["brickid"])

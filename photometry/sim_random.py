@@ -33,6 +33,11 @@ def seed_key(seed: int, salt: int = 0) -> np.uint64:
 
 def uniforms(uid: np.ndarray, key: np.uint64, stream: int, k: int = 1) -> np.ndarray:
     """Uniforms in (0, 1), shape (n,) if k == 1 else (n, k): streams stream..stream+k-1 of each uid."""
+    if np.ndim(uid) == 1 and len(uid) >= 256:  # the numba twin (same bits) for big arrays
+        from .sim_k_randoms import uniforms_kernel
+
+        out = uniforms_kernel(np.ascontiguousarray(uid, dtype=np.int64), np.uint64(key), int(stream), int(k))
+        return out[:, 0] if k == 1 else out
     u = np.asarray(uid).astype(np.uint64, copy=False)
     with np.errstate(over="ignore"):
         base = _mix(u * _GOLD ^ key)
