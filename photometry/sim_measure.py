@@ -34,6 +34,7 @@ from .sim_k_lc import lc_kernel
 from .sim_k_pairs import pairs_kernel
 from .sim_k_randoms import table_normals_kernel, uniforms16_kernel
 from .sim_k_select import select_index_fast
+from .sim_k_tan import tan_kernel, tan_np
 from .sim_k_pack import PackPlan, pack_kernel
 from .sim_random import _C2, _GOLD, _mix, normals, seed_key, uniforms, unit_vectors
 from .sim_sky import BRIGHT_SUB, GAIA_TO_DECAM, cell_sources, cells_near, make_truth, sin_gal_b, star_clusters
@@ -49,16 +50,14 @@ LC_EPOCHS = {"dr9": 15, "dr4": 7}
 
 # ---------------------------------------------------------------- geometry
 def tan_project(ra, dec, ra0: float, dec0: float):
-    """Gnomonic projection about (ra0, dec0): (x, y) in deg (x East-positive), and cos(distance)."""
-    ra_r, dec_r = np.deg2rad(ra), np.deg2rad(dec)
-    a0, d0 = np.deg2rad(ra0), np.deg2rad(dec0)
-    cd, sd = np.cos(dec_r), np.sin(dec_r)
-    dra = ra_r - a0
-    cosc = np.sin(d0) * sd + np.cos(d0) * cd * np.cos(dra)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        x = cd * np.sin(dra) / cosc
-        y = (np.cos(d0) * sd - np.sin(d0) * cd * np.cos(dra)) / cosc
-    return np.rad2deg(x), np.rad2deg(y), cosc
+    """Gnomonic projection about (ra0, dec0): (x, y) in deg (x East-positive), and cos(distance)
+    (:mod:`.sim_k_tan`)."""
+    if np.ndim(ra) != 1 or np.ndim(dec) != 1:
+        return tan_np(ra, dec, ra0, dec0)
+    ra, dec = np.ascontiguousarray(ra, np.float64), np.ascontiguousarray(dec, np.float64)
+    x, y, cosc = np.empty(len(ra)), np.empty(len(ra)), np.empty(len(ra))
+    tan_kernel(ra, dec, float(ra0), float(dec0), x, y, cosc)
+    return x, y, cosc
 
 
 def brick_pixels(ra, dec, b: dict):

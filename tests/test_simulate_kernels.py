@@ -265,3 +265,14 @@ def test_uniforms_kernel_same_bits_as_numpy():
     assert np.array_equal(got[:100], sim_random.uniforms(uid[:100], key, 3, 6))
     assert np.array_equal(got, sim_random.uniforms(uid, key, 3, 6))
     assert np.array_equal(got[:, 2], sim_random.uniforms(uid, key, 5, 1))
+
+
+def test_tan_kernel_matches_numpy():
+    from legacylake.photometry.sim_k_tan import tan_kernel, tan_np
+
+    rng = np.random.default_rng(13)
+    ra, dec = rng.uniform(359.5, 360.5, 5000) % 360.0, rng.uniform(-1, 1, 5000)
+    out = np.empty(5000), np.empty(5000), np.empty(5000)
+    tan_kernel(ra, dec, 0.1, 0.2, *out)
+    for a, b in zip(out, tan_np(ra, dec, 0.1, 0.2)):
+        assert np.array_equal(a, b)
