@@ -17,7 +17,7 @@ from numba import njit
 from .sim_k_common import normals_into, put_f4, table_normals_np, uid_base
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def apflux_kernel(buf, offs, uid, key, stream, table, ftrue, fmodel, s2, nea_psf, depth, fracmasked,
                   radii, correlated):
     """Fill apflux (offs[0]), ivar (offs[1]), resid (offs[2]), blobresid (offs[3]) and masked

@@ -15,7 +15,7 @@ from numba import njit
 from .sim_k_common import normals_into, put_f4, put_f8, put_i2, table_normals_np, uid_base
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def lc_kernel(buf, offs, mjd_f8, uid, key, stream, table, ftrue, flux_ivar, nep, nobs, fracflux, mjd0,
               is_qso, ne):
     """Fill lc_flux, lc_flux_ivar, lc_nobs, lc_fracflux, lc_rchisq, lc_mjd, lc_epoch_index
