@@ -263,7 +263,9 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
 
     # ---- masks from bright stars, large galaxies and clusters (position-only, per source)
     bright_star = (((t_all["uid"] >> 16) & 0xFF) == BRIGHT_SUB) & (t_all["kind"] == 0)
-    mm = mask_mag(t_all)
+    mm = np.full(len(t_all), np.inf)  # mask magnitudes of the bright stars only
+    bs = np.flatnonzero(bright_star)
+    mm[bs] = mask_mag(np.take(t_all, bs))
     med = bright_star & (mm < 16.0)
     brt = bright_star & (mm < 13.0)
     rad_med = mask_radius_arcsec(mm[med])
@@ -554,7 +556,9 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
     maskbits |= np.where(in_gal[k], MASKBITS.value("GALAXY"), 0)
     maskbits |= np.where(in_cl[k], MASKBITS.value("CLUSTER"), 0)
     cols["maskbits"] = maskbits
-    mmk = mask_mag(tt)
+    mmk = np.full(nk, np.inf)
+    ri = np.flatnonzero(ref)
+    mmk[ri] = mask_mag(np.take(tt, ri))
     fb = np.where(forced[k], FITBITS.value("FORCED_POINTSOURCE"), 0)
     fb |= np.where((in_brt[k] | in_med[k] | in_gal[k]) & is_psf, FITBITS.value("FIT_BACKGROUND"), 0)
     fb |= np.where(hit_r & ~is_psf, FITBITS.value("HIT_RADIUS_LIMIT"), 0)
