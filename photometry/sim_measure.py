@@ -21,22 +21,21 @@ from legacylake.catalogs_schema.constants import (
     FIBER_SEEING_FWHM_ARCSEC, NANOMAGGY_ZEROPOINT, PIXSCALE_ARCSEC, mask_radius_arcsec,
     mw_transmission)
 
-from .selection import N_PARAMS, select_index
 from .sim_conditions import OPT, WISE, WISE_FWHM, conditions
 from .sim_fits import fits_dtype
 from .sim_k_apflux import apflux_kernel
-from .sim_k_common import NORMAL_TABLE, field_offset, record_buffer, table_normals_np
 from .sim_k_blend import blend_kernel
+from .sim_k_common import NORMAL_TABLE, field_offset, record_buffer
 from .sim_k_dchisq import dchisq_kernel
 from .sim_k_disks import disks_kernel
 from .sim_k_healpix import healpix_nest_kernel
 from .sim_k_lc import lc_kernel
+from .sim_k_pack import PackPlan, pack_kernel
 from .sim_k_pairs import pairs_kernel
 from .sim_k_randoms import table_normals_kernel, uniforms16_kernel
 from .sim_k_select import select_index_fast
 from .sim_k_tan import tan_kernel, tan_np
-from .sim_k_pack import PackPlan, pack_kernel
-from .sim_random import _C2, _GOLD, _mix, normals, seed_key, uniforms, unit_vectors
+from .sim_random import _C2, _GOLD, _mix, normals, seed_key, unit_vectors
 from .sim_sky import BRIGHT_SUB, GAIA_TO_DECAM, cell_sources, cells_near, make_truth, sin_gal_b, star_clusters
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
