@@ -93,7 +93,8 @@ def child(tool: str, paths_file: str, out: str, workers: int, threshold: int, or
     print("RESULT " + json.dumps(res), flush=True)
 
 
-def tree_rss(pid: int) -> int:
+def tree_rss(pid: int, per_proc: dict | None = None) -> int:
+    """RSS of a process and all its descendants, bytes; ``per_proc`` keeps each one's peak."""
     import psutil
     try:
         p = psutil.Process(pid)
@@ -103,9 +104,12 @@ def tree_rss(pid: int) -> int:
     total = 0
     for q in procs:
         try:
-            total += q.memory_info().rss
+            r = q.memory_info().rss
         except psutil.NoSuchProcess:
-            pass
+            continue
+        total += r
+        if per_proc is not None:
+            per_proc[q.pid] = max(per_proc.get(q.pid, 0), r)
     return total
 
 
@@ -120,8 +124,9 @@ def measure(tool, paths, workdir, workers, threshold, order):
            "--workers", str(workers), "--threshold", str(threshold), "--order", str(order)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     peak = 0
+    per_proc: dict = {}
     while proc.poll() is None:
-        peak = max(peak, tree_rss(proc.pid))
+        peak = max(peak, tree_rss(proc.pid, per_proc))
         time.sleep(0.1)
     outtxt = proc.stdout.read()
     line = [l for l in outtxt.splitlines() if l.startswith("RESULT ")]
@@ -129,6 +134,9 @@ def measure(tool, paths, workdir, workers, threshold, order):
         raise SystemExit(f"{tool} failed (exit {proc.returncode}): {outtxt[-2000:]}")
     res = json.loads(line[-1][7:])
     res["peak_rss_mib"] = peak / 2**20
+    res["main_mib"] = per_proc.get(proc.pid, 0) / 2**20
+    others = sorted((v for k, v in per_proc.items() if k != proc.pid), reverse=True)
+    res["largest_child_mib"] = others[0] / 2**20 if others else 0.0
     shutil.rmtree(out, ignore_errors=True)
     return res
 
@@ -164,6 +172,8 @@ def main() -> None:
         print(f"legacylake etl : {ours['seconds']:7.1f} s  {r_ours:9,.0f} rows/s  peak RSS {ours['peak_rss_mib']:7.0f} MiB"
               f"  ({ours['partitions']} partitions, {ours['file_reads']} file reads of {len(sub)} files, "
               f"{ours['seam_files']} seam files, peak {ours['peak_held']:,} rows held, {ours['spilled']:,} rows spilled)")
+        print(f"                 peak RSS of the build process {ours['main_mib']:.0f} MiB, "
+              f"of the largest worker {ours['largest_child_mib']:.0f} MiB")
         if a.skip_peer:
             continue
         peer = measure("hats_import", sub, a.workdir, a.workers, a.threshold, a.order)
