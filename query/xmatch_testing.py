@@ -19,6 +19,15 @@ import pyarrow.parquet as pq
 from .xmatch import healpix29
 
 
+def random_lake_table(rng: np.random.Generator, n: int, half_width_deg: float = 2.0) -> pa.Table:
+    """``n`` uniform lake rows in a box of +-``half_width_deg`` around (0, 0) (across RA = 0/360),
+    with the key columns a crossmatch returns (release, brickid = row index, objid)."""
+    ra = rng.uniform(-half_width_deg, half_width_deg, n) % 360
+    dec = rng.uniform(-half_width_deg, half_width_deg, n)
+    return pa.table({"ra": ra, "dec": dec, "release": np.full(n, 9010, np.int16),
+                     "brickid": np.arange(n, dtype=np.int32), "objid": np.zeros(n, np.int32)})
+
+
 def plan_partitions(hp29: np.ndarray, max_rows: int, lowest: int = 0, highest: int = 7) -> list[tuple[int, int]]:
     """(order, pixel) leaves covering the rows, none above ``max_rows`` unless at ``highest``."""
     todo = [(lowest, int(p)) for p in np.unique(hp29 >> (2 * (29 - lowest)))]

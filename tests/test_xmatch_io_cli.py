@@ -14,17 +14,15 @@ from astropy.coordinates import SkyCoord
 
 from legacylake.main import main
 from legacylake.query.xmatch import xmatch
-from legacylake.query.xmatch_testing import write_test_lake
+from legacylake.query.xmatch_testing import random_lake_table, write_test_lake
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     rng = np.random.default_rng(11)
     n = 20_000
-    ra = rng.uniform(-2, 2, n) % 360
-    dec = rng.uniform(-2, 2, n)
-    lake = pa.table({"ra": ra, "dec": dec, "release": np.full(n, 9010, np.int16),
-                     "brickid": np.arange(n, dtype=np.int32), "objid": np.zeros(n, np.int32)})
+    lake = random_lake_table(rng, n)
+    ra, dec = lake.column("ra").to_numpy(), lake.column("dec").to_numpy()
     root = tmp_path_factory.mktemp("xio")
     write_test_lake(lake, root / "lake", "dr9", max_rows=1500)
     m = 3000

@@ -17,7 +17,7 @@ from legacylake.main import main
 from legacylake.query.xmatch import XmatchStats, healpix29, xmatch
 from legacylake.query.xmatch_hats import output_pixels
 from legacylake.query.xmatch_io import Lake
-from legacylake.query.xmatch_testing import write_test_lake
+from legacylake.query.xmatch_testing import random_lake_table, write_test_lake
 
 xm_mod = importlib.import_module("legacylake.query.xmatch")  # the module (the package exports the function)
 
@@ -28,10 +28,8 @@ def sky(tmp_path_factory):
     4,000 rows near lake rows (some across partition edges), 1,000 far outside the lake."""
     rng = np.random.default_rng(21)
     n = 20_000
-    ra = rng.uniform(-2, 2, n) % 360
-    dec = rng.uniform(-2, 2, n)
-    lake = pa.table({"ra": ra, "dec": dec, "release": np.full(n, 9010, np.int16),
-                     "brickid": np.arange(n, dtype=np.int32), "objid": np.zeros(n, np.int32)})
+    lake = random_lake_table(rng, n)
+    ra, dec = lake.column("ra").to_numpy(), lake.column("dec").to_numpy()
     root = tmp_path_factory.mktemp("xlk")
     write_test_lake(lake, root, "dr9", max_rows=1500)
     m = 4000
