@@ -86,31 +86,50 @@ def _column_cards(dm: DataModel, names: tuple[str, ...]) -> list[str]:
     return _COLUMN_CARDS[key]
 
 
+def _headers(dtype: np.dtype, nrows: int, dm: DataModel, cards) -> bytes:
+    """Primary header and BINTABLE header of ``nrows`` records of ``dtype`` (upper-case names)."""
+    head = [_card("SIMPLE", True, "conforms to FITS standard"), _card("BITPIX", 8), _card("NAXIS", 0),
+            _card("EXTEND", True)]
+    tcards = [_card("XTENSION", "BINTABLE", "binary table extension"), _card("BITPIX", 8),
+              _card("NAXIS", 2), _card("NAXIS1", dtype.itemsize, "width of table in bytes"),
+              _card("NAXIS2", nrows, "number of rows in table"), _card("PCOUNT", 0),
+              _card("GCOUNT", 1), _card("TFIELDS", len(dtype.names))]
+    tcards += _column_cards(dm, tuple(dtype.names))
+    for card in cards:
+        tcards.append(_card(*card))
+    return _header(head) + _header(tcards)
+
+
+def write_blocks(path: str | os.PathLike, dtype: np.dtype, nrows: int, blocks, dm: DataModel,
+                 cards: list[tuple] = ()) -> int:
+    """Write a FITS binary table whose ``nrows`` on-disk records (``dtype``, :func:`fits_dtype`)
+    come as successive bytes-like ``blocks``, atomically; returns bytes written."""
+    head = _headers(dtype, nrows, dm, cards)
+    nbytes = nrows * dtype.itemsize
+    pad = b"\0" * ((-nbytes) % BLOCK)
+    path = os.fspath(path)
+    tmp = f"{path}.tmp{os.getpid()}"
+    done = 0
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(head)
+            for blk in blocks:
+                done += fh.write(blk)
+            fh.write(pad)
+        if done != nbytes:
+            raise ValueError(f"{path}: wrote {done} bytes of records, expected {nbytes}")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return len(head) + nbytes + len(pad)
+
+
 def write_table(path: str | os.PathLike, arr: np.ndarray, dm: DataModel, cards: list[tuple] = (),
                 records: bool = False) -> int:
     """Write ``arr`` (lowercase names of ``dm``) as a FITS binary table, atomically; returns bytes.
 
     With ``records`` the array is already in the on-disk layout of :func:`fits_dtype`."""
-    rec = arr if records else to_fits_records(arr, dm)
-    head = [_card("SIMPLE", True, "conforms to FITS standard"), _card("BITPIX", 8), _card("NAXIS", 0),
-            _card("EXTEND", True)]
-    prim = _header(head)
-    tcards = [_card("XTENSION", "BINTABLE", "binary table extension"), _card("BITPIX", 8),
-              _card("NAXIS", 2), _card("NAXIS1", rec.dtype.itemsize, "width of table in bytes"),
-              _card("NAXIS2", len(rec), "number of rows in table"), _card("PCOUNT", 0),
-              _card("GCOUNT", 1), _card("TFIELDS", len(arr.dtype.names))]
-    tcards += _column_cards(dm, tuple(arr.dtype.names))
-    for card in cards:
-        tcards.append(_card(*card))
-    rec = np.ascontiguousarray(rec)
-    nbytes = rec.nbytes
-    pad = b"\0" * ((-nbytes) % BLOCK)
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as fh:
-        fh.write(prim)
-        fh.write(_header(tcards))
-        fh.write(memoryview(rec.view(np.uint8)))
-        fh.write(pad)
-    os.replace(tmp, path)
-    return len(prim) + nbytes + len(pad)
+    rec = np.ascontiguousarray(arr if records else to_fits_records(arr, dm))
+    return write_blocks(path, rec.dtype, len(rec), [memoryview(rec.view(np.uint8))], dm, cards)

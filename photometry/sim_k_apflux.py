@@ -1,7 +1,8 @@
 """Aperture fluxes (apflux_*, optical [8] and WISE [5]) written straight into the FITS record
 buffer: numba kernels and their numpy twins.
 
-Optical band: frac_j = 1 - exp(-R_j^2 / (2 s2)) of a Gaussian of variance ``s2`` (arcsec^2),
+Optical band: frac_j = 1 - exp(-R_j^2 / (2 s2)) of a Gaussian of variance ``s2`` (arcsec^2; the
+exponentials come in precomputed by :func:`aperture_gauss`, numpy's vectorised exp),
 noise sigma_j = sqrt(pi R_j^2 / nea_psf / psfdepth) (nanomaggy), a noise correlated across
 apertures (0.7 common + 0.71 own normal); apflux = true flux * frac + noise,
 apflux_resid = apflux - model flux * frac, apflux_blobresid = 0.9 resid, apflux_masked =
@@ -17,23 +18,29 @@ from numba import njit
 from .sim_k_common import normals_into, put_f4, table_normals_np, uid_base
 
 
+def aperture_gauss(s2: np.ndarray, radii: np.ndarray) -> np.ndarray:
+    """(n, len(radii)) exp(-R_j^2 / (2 s2_i)): the flux outside radius R_j of a unit circular
+    Gaussian of variance ``s2`` (arcsec^2)."""
+    r2 = np.asarray(radii, np.float64) ** 2
+    return np.exp(np.multiply.outer(-0.5 / np.asarray(s2, np.float64), r2))
+
+
 @njit(cache=True, error_model="numpy")
-def apflux_kernel(buf, offs, uid, key, stream, table, ftrue, fmodel, s2, nea_psf, depth, fracmasked,
+def apflux_kernel(buf, offs, uid, key, stream, table, ftrue, fmodel, gauss, nea_psf, depth, fracmasked,
                   radii, correlated):
     """Fill apflux (offs[0]), ivar (offs[1]), resid (offs[2]), blobresid (offs[3]) and masked
-    (offs[4]) of one band (offset -1: not written) for every row. float32 big-endian."""
+    (offs[4]) of one band (offset -1: not written) for every row. float32 big-endian.
+    ``gauss``: :func:`aperture_gauss` of the rows' profile variances."""
     nr = radii.shape[0]
-    r2 = radii * radii
     zz = np.empty(nr + 1)
     for i in range(uid.shape[0]):
         normals_into(zz, nr + 1, uid_base(uid[i], key), stream, table)
         c = 0.7 * zz[0] if correlated else 0.0
-        a = -0.5 / s2[i]
         sb = np.sqrt(np.pi / nea_psf[i] / depth[i])
         ft, fm = ftrue[i], fmodel[i]
         fmask = fracmasked[i] if fracmasked[i] > 0 else 0.0
         for j in range(nr):
-            frac = 1.0 - np.exp(r2[j] * a)
+            frac = 1.0 - gauss[i, j]
             sig = sb * radii[j]
             noise = sig * (c + 0.71 * zz[j + 1]) if correlated else sig * zz[j + 1]
             ap = ft * frac + noise
@@ -54,7 +61,7 @@ def apflux_np(uid, key, stream, ftrue, fmodel, s2, nea_psf, depth, fracmasked, r
     nr = len(radii)
     z = table_normals_np(uid, key, stream, nr + 1)
     R = np.asarray(radii, np.float64)[None, :]
-    frac = 1.0 - np.exp(R**2 * (-0.5 / s2[:, None]))
+    frac = 1.0 - aperture_gauss(s2, radii)
     sig = np.sqrt(np.pi / nea_psf[:, None] / depth[:, None]) * R
     noise = sig * (0.7 * z[:, :1] + 0.71 * z[:, 1:]) if correlated else sig * z[:, 1:]
     ap = ftrue[:, None] * frac + noise

@@ -5,10 +5,16 @@ Inputs per source: ``pop`` (0 star, 1 galaxy, 2 quasar), ``m`` (Gaia G for stars
 AB mag before extinction), ``u`` (n, 6) uniforms (column 0 already used for m), ``z`` (n, 8)
 normals, ``ebv`` (mag). Constants: ``poly`` (3, k) Gaia G, BP-RP -> DECam g, r, z polynomial
 coefficients (increasing powers), ``bprp`` (lo, hi) range of validity, ``vega`` W1..W4 Vega to
-AB offsets (mag), ``ext`` extinction coefficients of g r i z w1 w2 w3 w4, ``zp`` the
-nanomaggy zero point. Output (n, NOUT) float64, columns :data:`COLUMNS`, and the morphology
-code (0 PSF, 1 DEV, 2 EXP, 3 SER). Fluxes in nanomaggies (extinction applied), pm in mas/yr,
-parallax in mas, sizes in arcsec.
+AB offsets (mag), ``ext`` extinction coefficients of g r i z w1 w2 w3 w4 (DECam/WISE bands
+in this order), ``zp`` the
+nanomaggy zero point, ``gext`` Gaia G, BP, RP extinction coefficients (A / E(B-V)). Output
+(n, NOUT) float64, columns :data:`COLUMNS`, and the morphology code (0 PSF, 1 DEV, 2 EXP,
+3 SER). Fluxes in nanomaggies and Gaia magnitudes are both observed (extinction applied); a
+star's observed g, r, z are the Gaia-to-DECam polynomials of its observed G and BP-RP, so the
+reference's transformation of the Gaia magnitudes predicts them exactly (up to noise), pm in
+mas/yr, parallax in mas, sizes in arcsec. The kernel leaves the fluxes as
+ln(flux) (:data:`FLUX_COLS`); :func:`truth_columns` exponentiates them with numpy's vectorised
+exp.
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ COLUMNS = ("sersic", "shape_r", "shape_e1", "shape_e2", "flux_g", "flux_r", "flu
            "flux_w1", "flux_w2", "flux_w3", "flux_w4", "pmra", "pmdec", "parallax", "in_gaia",
            "gaia_g", "gaia_bp", "gaia_rp", "redshift")
 NOUT = len(COLUMNS)
+FLUX_COLS = slice(4, 12)
 MORPHS = ("PSF", "DEV", "EXP", "SER")
 _LN18 = math.log(1.8)
+_LNF = -0.4 * math.log(10.0)  # ln(flux) per magnitude
 
 
 @njit(cache=True, inline="always")
@@ -35,8 +43,8 @@ def _horner(c, x):
 
 
 @njit(cache=True)
-def truth_kernel(pop, m, u, z, ebv, poly, bprp, vega, ext, zp, out, morph):
-    """Fill ``out`` (n, NOUT) and ``morph`` (n,) int8 for every source."""
+def truth_kernel(pop, m, u, z, ebv, poly, bprp, vega, ext, zp, gext, out, morph):
+    """Fill ``out`` (n, NOUT; fluxes as ln(flux)) and ``morph`` (n,) int8 for every source."""
     mags = np.empty(8)
     for i in range(pop.shape[0]):
         for c in range(NOUT):
@@ -46,10 +54,12 @@ def truth_kernel(pop, m, u, z, ebv, poly, bprp, vega, ext, zp, out, morph):
         if p == 0:
             G = m[i]
             x = min(max(0.75 + 0.2 * z[i, 0] - 0.45 * math.log(u[i, 1]), -0.5), 4.0)
-            xc = min(max(x, bprp[0]), bprp[1])
-            g_ = G + _horner(poly[0], xc)
-            r_ = G + _horner(poly[1], xc)
-            z_ = G + _horner(poly[2], xc)
+            # observed Gaia G, BP-RP; DECam g, r, z from them (less the DECam reddening added below)
+            Go = G + gext[0] * ebv[i]
+            xc = min(max(x + (gext[1] - gext[2]) * ebv[i], bprp[0]), bprp[1])
+            g_ = Go + _horner(poly[0], xc) - ext[0] * ebv[i]
+            r_ = Go + _horner(poly[1], xc) - ext[1] * ebv[i]
+            z_ = Go + _horner(poly[2], xc) - ext[3] * ebv[i]
             rz = r_ - z_
             w1 = z_ - (0.8 * rz - 1.5 + 0.08 * z[i, 1])
             w1w2 = 0.1 * max(rz - 1.0, 0.0) + 0.03 * z[i, 2]
@@ -63,10 +73,9 @@ def truth_kernel(pop, m, u, z, ebv, poly, bprp, vega, ext, zp, out, morph):
             out[i, 12] = sig_pm * z[i, 3]
             out[i, 13] = sig_pm * z[i, 4] - 0.3 * sig_pm
             out[i, 14] = f * math.exp(0.4 * z[i, 5])
-            out[i, 16] = G
             rp = G - (0.1 + 0.45 * x)
-            out[i, 18], out[i, 17] = rp, rp + x
-            out[i, 15] = 1.0 if G < 20.7 else 0.0
+            out[i, 16], out[i, 17], out[i, 18] = Go, rp + x + gext[1] * ebv[i], rp + gext[2] * ebv[i]
+            out[i, 15] = 1.0 if Go < 20.7 else 0.0
         elif p == 1:
             r_ = m[i]
             um = u[i, 1]
@@ -106,15 +115,24 @@ def truth_kernel(pop, m, u, z, ebv, poly, bprp, vega, ext, zp, out, morph):
             out[i, 19] = 0.5 + 2.5 * u[i, 1]
             G = r_ + 0.1
             x = 0.6 + 0.15 * z[i, 4]
-            out[i, 16] = G
             rp = G - (0.1 + 0.45 * x)
-            out[i, 18], out[i, 17] = rp, rp + x
-            out[i, 15] = 1.0 if G < 20.5 else 0.0
+            Go = G + gext[0] * ebv[i]
+            out[i, 16], out[i, 17], out[i, 18] = Go, rp + x + gext[1] * ebv[i], rp + gext[2] * ebv[i]
+            out[i, 15] = 1.0 if Go < 20.5 else 0.0
         for j in range(8):
-            out[i, 4 + j] = 10.0 ** (-0.4 * (mags[j] + ext[j] * ebv[i] - zp))
+            out[i, 4 + j] = _LNF * (mags[j] + ext[j] * ebv[i] - zp)
 
 
-def truth_np(pop, m, u, z, ebv, poly, bprp, vega, ext, zp):
+def truth_columns(pop, m, u, z, ebv, poly, bprp, vega, ext, zp, gext):
+    """(out, morph) of :func:`truth_kernel` with the fluxes exponentiated."""
+    out = np.empty((len(pop), NOUT))
+    morph = np.empty(len(pop), np.int8)
+    truth_kernel(pop, m, u, z, ebv, poly, bprp, vega, ext, zp, gext, out, morph)
+    np.exp(out[:, FLUX_COLS], out=out[:, FLUX_COLS])
+    return out, morph
+
+
+def truth_np(pop, m, u, z, ebv, poly, bprp, vega, ext, zp, gext):
     """numpy twin of :func:`truth_kernel`: (out, morph)."""
     n = len(pop)
     out = np.zeros((n, NOUT))
@@ -124,8 +142,11 @@ def truth_np(pop, m, u, z, ebv, poly, bprp, vega, ext, zp):
     P = lambda c, x: np.polynomial.polynomial.polyval(x, c)  # noqa: E731
     G = m[star]
     x = np.clip(0.75 + 0.2 * z[star, 0] - 0.45 * np.log(u[star, 1]), -0.5, 4.0)
-    xc = np.clip(x, bprp[0], bprp[1])
-    g_, r_, z_ = G + P(poly[0], xc), G + P(poly[1], xc), G + P(poly[2], xc)
+    e = ebv[star]
+    Go = G + gext[0] * e
+    xc = np.clip(x + (gext[1] - gext[2]) * e, bprp[0], bprp[1])
+    g_, r_, z_ = (Go + P(poly[0], xc) - ext[0] * e, Go + P(poly[1], xc) - ext[1] * e,
+                  Go + P(poly[2], xc) - ext[3] * e)
     rz = r_ - z_
     w1 = z_ - (0.8 * rz - 1.5 + 0.08 * z[star, 1])
     w2 = w1 - (0.1 * np.maximum(rz - 1.0, 0) + 0.03 * z[star, 2] + vega[0] - vega[1])
@@ -137,7 +158,7 @@ def truth_np(pop, m, u, z, ebv, poly, bprp, vega, ext, zp):
     out[star, 12], out[star, 13] = sig_pm * z[star, 3], sig_pm * z[star, 4] - 0.3 * sig_pm
     out[star, 14] = f * np.exp(0.4 * z[star, 5])
     rp = G - (0.1 + 0.45 * x)
-    out[star, 16], out[star, 17], out[star, 18], out[star, 15] = G, rp + x, rp, G < 20.7
+    out[star, 16], out[star, 17], out[star, 18], out[star, 15] = Go, rp + x + gext[1] * e, rp + gext[2] * e, Go < 20.7
     r_ = m[gal]
     um = u[gal, 1]
     mo = np.where(um < 0.2, 1, np.where(um < 0.75, 2, 3))
@@ -167,6 +188,8 @@ def truth_np(pop, m, u, z, ebv, poly, bprp, vega, ext, zp):
     G = r_ + 0.1
     x = 0.6 + 0.15 * z[qso, 4]
     rp = G - (0.1 + 0.45 * x)
-    out[qso, 16], out[qso, 17], out[qso, 18], out[qso, 15] = G, rp + x, rp, G < 20.5
-    out[:, 4:12] = 10 ** (-0.4 * (mags + np.asarray(ext)[None, :] * ebv[:, None] - zp))
+    e = ebv[qso]
+    Go = G + gext[0] * e
+    out[qso, 16], out[qso, 17], out[qso, 18], out[qso, 15] = Go, rp + x + gext[1] * e, rp + gext[2] * e, Go < 20.5
+    out[:, FLUX_COLS] = np.exp(_LNF * (mags + np.asarray(ext)[None, :] * ebv[:, None] - zp))
     return out, morph

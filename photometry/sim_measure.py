@@ -23,20 +23,20 @@ from legacylake.catalogs_schema.constants import (
 
 from .sim_conditions import OPT, WISE, WISE_FWHM, conditions
 from .sim_fits import fits_dtype
-from .sim_k_apflux import apflux_kernel
+from .sim_k_apflux import aperture_gauss
 from .sim_k_blend import blend_kernel
 from .sim_k_common import NORMAL_TABLE, field_offset, record_buffer
 from .sim_k_dchisq import dchisq_kernel
 from .sim_k_disks import disks_kernel
 from .sim_k_healpix import healpix_nest_kernel
-from .sim_k_lc import lc_kernel
-from .sim_k_pack import PackPlan, pack_kernel
+from .sim_k_pack import PackPlan
 from .sim_k_pairs import pairs_kernel
+from .sim_k_record import record_block_kernel
 from .sim_k_randoms import table_normals_kernel, uniforms16_kernel
 from .sim_k_select import select_index_fast
 from .sim_k_tan import tan_kernel, tan_np
 from .sim_random import _C2, _GOLD, _mix, normals, seed_key, unit_vectors
-from .sim_sky import BRIGHT_SUB, GAIA_TO_DECAM, cell_sources, cells_near, make_truth, sin_gal_b, star_clusters
+from .sim_sky import BRIGHT_SUB, GAIA_BPRP_RANGE, GAIA_EXTINCTION, GAIA_TO_DECAM, cell_sources, cells_near, make_truth, sin_gal_b, star_clusters
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 SIMP_RADIUS = 0.45  # arcsec, DR4's SIMP model (and galdepth's reference galaxy)
@@ -121,7 +121,7 @@ _GAIA_KEYS = ("ra", "dec", "pos_err_mas", "pmra", "pmdec", "pm_err", "parallax",
 
 def mask_mag(t: np.ndarray) -> np.ndarray:
     """mask_mag = min(G, z_guess + 1) of Gaia stars (z_guess from the G, BP-RP polynomial)."""
-    x = np.clip(t["gaia_bp"] - t["gaia_rp"], -0.6, 4.1)
+    x = np.clip(t["gaia_bp"] - t["gaia_rp"], *GAIA_BPRP_RANGE)
     zg = t["gaia_g"] + np.polynomial.polynomial.polyval(x, GAIA_TO_DECAM["z"])
     return np.minimum(t["gaia_g"], zg + 1.0)
 
@@ -251,7 +251,19 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
     """The catalog of one brick as a structured array (lowercase names, the required columns
     of ``<release>-tractor``, sorted by RA with objid 0..N-1). With ``return_uid`` also the
     truth uid of each row (see :func:`legacylake.photometry.sim_sky.truth_sky`). ``out_dtype``
-    (used by the writer) fills the on-disk FITS layout of :func:`.sim_fits.fits_dtype` instead."""
+    (the on-disk FITS layout of :func:`fits_record_dtype`) returns that layout instead."""
+    recs = measure_brick(brickname, release, seed, density)
+    if out_dtype is not None:
+        assert out_dtype == recs.dtype, "out_dtype must be the FITS layout of fits_record_dtype(release)"
+    rec = recs.records()
+    out = rec if out_dtype is not None else from_fits_records(rec, recs.release)
+    return (out, recs.uid.copy()) if return_uid else out
+
+
+def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
+                  density: float | None = None) -> "BrickRecords":
+    """One brick's catalog as a :class:`BrickRecords` (rows sorted by RA, objid 0..N-1), to be
+    filled into FITS records all at once or block by block."""
     rel = release.lower()
     if rel not in RELEASE:
         raise ValueError(f"unknown release {release!r}; valid: dr9, dr4")
@@ -407,8 +419,8 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
     cols["gaia_astrometric_n_good_obs_al"] = np.where(ref, nal - (5 * U[:, _F_GAIA + 5]).astype(np.int64), 0)
     cols["gaia_astrometric_weight_al"] = np.where(ref, 1.0 / (g["pos_err_mas"] ** 2 + 0.01), 0.0)
     cols["gaia_duplicated_source"] = ref & (U[:, _F_GAIA + 6] < 0.005)
-    cols["gaia_a_g_val"] = np.where(ref, 2.74 * ebv, 0.0)
-    cols["gaia_e_bp_min_rp_val"] = np.where(ref, 1.34 * ebv, 0.0)
+    cols["gaia_a_g_val"] = np.where(ref, GAIA_EXTINCTION["g"] * ebv, 0.0)
+    cols["gaia_e_bp_min_rp_val"] = np.where(ref, (GAIA_EXTINCTION["bp"] - GAIA_EXTINCTION["rp"]) * ebv, 0.0)
     cols["gaia_phot_bp_rp_excess_factor"] = np.where(ref, 1.2 + 0.05 * np.abs(ZF[:, 8]), 0.0)
     cols["gaia_astrometric_sigma5d_max"] = np.where(ref, g["sigma5d"], 0.0)
     cols["gaia_astrometric_params_solved"] = np.where(ref, np.where(tt["gaia_g"] < 21, 31, 3), 0)
@@ -586,40 +598,97 @@ def simulate_brick(brickname: str, release: str = "dr9", seed: int = 0, density:
     nep = np.minimum(cond["lc_nep"][k], ne).astype(np.int64)
     mjd0 = 55200.0 + 3.0 * (cols["wise_x"] % 7)
 
-    # ---- the FITS record: scalar columns by numpy, array columns by the kernels
-    fdt = fits_record_dtype(rel)
-    rec = np.empty(nk, dtype=fdt)
-    plan, strings = _pack_plan(rel)
-    for nm in strings:
-        rec[nm] = cols[nm.lower()]
-    F, I = plan.matrices(nk)
-    plan.fill(F, I, cols)
-    buf = record_buffer(rec)
-    pack_kernel(buf, F, plan.foffs, plan.fcodes, I, plan.ioffs, plan.icodes)
-    for j, bd in enumerate(OPT + WISE):
-        opt = bd in OPT
+    # ---- the FITS record: scalar columns packed from numpy, array columns by the kernels
+    lc_in = {bd: (tt[f"flux_{bd}"], cols[f"flux_ivar_{bd}"], cols[f"fracflux_{bd}"], nep, cond[f"nobs_{bd}"][k])
+             for bd in ("w1", "w2")}
+    recs = BrickRecords(rel, seed, cols, uid_k, ap_in, lc_in, mjd0, tt["kind"] == 2)
+    return recs
+
+
+class BrickRecords:
+    """One brick's catalog ready to be written as FITS records (:func:`fits_record_dtype`):
+    the scalar columns packed by :mod:`.sim_k_pack`, apflux and lc_* made by their kernels,
+    any block of rows at a time (:mod:`.sim_k_record`). ``uid``: truth uid of each row."""
+
+    BLOCK_ROWS = 256  # ~540 kB of DR9 records: stays in L2 while filled and written
+
+    def __init__(self, release: str, seed: int, cols: dict, uid: np.ndarray, ap_in: dict, lc_in: dict,
+                 mjd0: np.ndarray, is_qso: np.ndarray):
+        self.release = release
+        self.dtype = fdt = fits_record_dtype(release)
+        self.n = n = len(uid)
+        self.uid = uid
+        #: the RELEASE of the rows (None for an empty brick)
+        self.release_id = int(cols["release"][0]) if n else None
+        plan, strings = _pack_plan(release)
+        self._plan = plan
+        self._strings = {nm: cols[nm.lower()] for nm in strings}
+        self._F, self._I = plan.matrices(n)
+        plan.fill(self._F, self._I, cols)
+        bands = OPT + WISE
+        nrmax = max(len(APERTURE_RADII_OPTICAL_ARCSEC), len(APERTURE_RADII_WISE_ARCSEC))
+        nb = len(bands)
+        self._ap = ap = {"offs": np.full((nb, 5), -1, np.int64), "keys": np.zeros(nb, np.uint64),
+                         "f": np.zeros((nb, 5, n)), "gauss": np.zeros((nb, n, nrmax)),
+                         "radii": np.zeros((nb, nrmax)), "nr": np.zeros(nb, np.int64), "opt": np.zeros(nb, np.bool_)}
         pre = "APFLUX", "APFLUX_IVAR", "APFLUX_RESID", "APFLUX_BLOBRESID", "APFLUX_MASKED"
-        offs = np.array([field_offset(fdt, f"{p}_{bd.upper()}") for p in pre], np.int64)
-        if offs[0] < 0:
-            continue
-        radii = np.asarray(APERTURE_RADII_OPTICAL_ARCSEC if opt else APERTURE_RADII_WISE_ARCSEC, np.float64)
-        apflux_kernel(buf, offs, uid_k, seed_key(seed, 20 + j), 0, NORMAL_TABLE, *ap_in[bd], radii, opt)
-    is_qso = np.ascontiguousarray(tt["kind"] == 2)
-    for j, bd in enumerate(("w1", "w2")):
+        for j, bd in enumerate(bands):
+            offs = np.array([field_offset(fdt, f"{p}_{bd.upper()}") for p in pre], np.int64)
+            if offs[0] < 0:
+                continue
+            opt = bd in OPT
+            radii = np.asarray(APERTURE_RADII_OPTICAL_ARCSEC if opt else APERTURE_RADII_WISE_ARCSEC, np.float64)
+            ftrue, fmodel, s2, nea_psf, depth, fmask = ap_in[bd]
+            nr = len(radii)
+            ap["offs"][j], ap["keys"][j], ap["nr"][j], ap["opt"][j] = offs, seed_key(seed, 20 + j), nr, opt
+            ap["radii"][j, :nr] = radii
+            ap["gauss"][j, :, :nr] = aperture_gauss(s2, radii)
+            for q, v in enumerate((ftrue, fmodel, nea_psf, depth, fmask)):
+                ap["f"][j, q] = v
         pre = "FLUX", "FLUX_IVAR", "NOBS", "FRACFLUX", "RCHISQ", "MJD", "EPOCH_INDEX"
-        offs = np.array([field_offset(fdt, f"LC_{p}_{bd.upper()}") for p in pre], np.int64)
-        lc_kernel(buf, offs, fdt[f"LC_MJD_{bd.upper()}"].base.itemsize == 8, uid_k, seed_key(seed, 30 + j), 0,
-                  NORMAL_TABLE, tt[f"flux_{bd}"].astype(np.float64), cols[f"flux_ivar_{bd}"].astype(np.float64),
-                  nep, cond[f"nobs_{bd}"][k].astype(np.int64), cols[f"fracflux_{bd}"].astype(np.float64),
-                  mjd0, is_qso, ne)
-    if out_dtype is None:
-        out = from_fits_records(rec, rel)
-    else:
-        assert out_dtype == fdt, "out_dtype must be the FITS layout of fits_record_dtype(release)"
-        out = rec
-    if return_uid:
-        return out, tt["uid"].copy()
-    return out
+        wb = tuple(lc_in)
+        self._lc = lc = {"offs": np.array([[field_offset(fdt, f"LC_{p}_{bd.upper()}") for p in pre] for bd in wb],
+                                          np.int64),
+                         "keys": np.array([seed_key(seed, 30 + j) for j in range(len(wb))], np.uint64),
+                         "f": np.zeros((len(wb), 3, n)), "i": np.zeros((len(wb), 2, n), np.int64)}
+        for j, bd in enumerate(wb):
+            ftrue, ivar, fracflux, nep, nobs = lc_in[bd]
+            lc["f"][j, 0], lc["f"][j, 1], lc["f"][j, 2] = ftrue, ivar, fracflux
+            lc["i"][j, 0], lc["i"][j, 1] = nep, nobs
+        self._mjd_f8 = fdt[f"LC_MJD_{wb[0].upper()}"].base.itemsize == 8
+        self._ne = fdt[f"LC_FLUX_{wb[0].upper()}"].shape[0]
+        self._mjd0 = np.ascontiguousarray(mjd0, np.float64)
+        self._qso = np.ascontiguousarray(is_qso)
+
+    def fill(self, buf: np.ndarray, i0: int, i1: int) -> None:
+        """Rows i0..i1 into buf[0:i1-i0] (C-contiguous uint8 (m, itemsize))."""
+        if i1 <= i0:
+            return
+        view = buf[: i1 - i0].reshape(-1).view(self.dtype)
+        for nm, v in self._strings.items():
+            view[nm] = v[i0:i1]
+        p, ap, lc = self._plan, self._ap, self._lc
+        record_block_kernel(buf, i0, i1, self.uid, NORMAL_TABLE, self._F, p.foffs, p.fcodes, self._I, p.ioffs,
+                            p.icodes, ap["offs"], ap["keys"], ap["f"], ap["gauss"], ap["radii"], ap["nr"],
+                            ap["opt"], lc["offs"], lc["keys"], lc["f"], lc["i"], self._mjd0, self._qso,
+                            self._mjd_f8, self._ne)
+
+    def records(self) -> np.ndarray:
+        """All rows as one FITS-layout structured array."""
+        rec = np.empty(self.n, self.dtype)
+        buf = record_buffer(rec)
+        for i0 in range(0, self.n, self.BLOCK_ROWS):
+            self.fill(buf[i0:], i0, min(i0 + self.BLOCK_ROWS, self.n))
+        return rec
+
+    def blocks(self, rows: int | None = None):
+        """Successive blocks of rows as bytes-like views of one reused buffer (for the writer)."""
+        rows = rows or self.BLOCK_ROWS
+        buf = np.empty((rows, self.dtype.itemsize), np.uint8)
+        for i0 in range(0, self.n, rows):
+            i1 = min(i0 + rows, self.n)
+            self.fill(buf, i0, i1)
+            yield memoryview(buf[: i1 - i0]).cast("B")
 
 
 def catalog_dtype(release: str = "dr9") -> np.dtype:

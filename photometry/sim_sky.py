@@ -20,7 +20,7 @@ from legacylake.catalogs_schema.constants import GAIA_BPRP_RANGE, GAIA_TO_DECAM
 from legacylake.catalogs_schema import bricks
 from legacylake.catalogs_schema.constants import EXTINCTION_R, NANOMAGGY_ZEROPOINT, WISE_VEGA_TO_AB
 
-from .sim_k_truth import COLUMNS, MORPHS, NOUT, truth_kernel
+from .sim_k_truth import COLUMNS, MORPHS, truth_columns
 from .sim_random import eval_fields, normals, seed_key, uniforms, unit_vectors
 
 NSUB = 8  # sub-cells per cell side
@@ -37,6 +37,9 @@ BRIGHT_GAL = (12.0, 17.0, 0.50, 30.0)
 CLUSTER_PROB = 0.004  # star clusters per cell at the pole (x the star-count factor)
 #: default truth density at the Galactic pole, per deg^2 (what --density scales)
 DEFAULT_DENSITY = FAINT_GAL[3] + FAINT_QSO[3] + FAINT_STAR[3]
+#: Gaia extinction A / E(B-V) of G, BP, RP (Casagrande & VandenBerg 2018, a simulation choice):
+#: truth Gaia magnitudes are observed ones, reddened with the same ebv as the DECam/WISE fluxes
+GAIA_EXTINCTION = {"g": 2.740, "bp": 3.374, "rp": 2.035}
 
 
 # ICRS -> Galactic rotation (rows: x, y, z of the Galactic frame in ICRS).
@@ -271,9 +274,7 @@ def make_truth(cs: CellSources, seed: int) -> np.ndarray:
     xyz = unit_vectors(cs.ra, cs.dec)
     ebv = ebv_at(xyz, seed, cs.ra, cs.dec)
     t["ebv"] = ebv
-    out = np.empty((n, NOUT))
-    morph = np.empty(n, np.int8)
-    truth_kernel(np.ascontiguousarray(cs.pop), m, u, z, ebv, *_truth_constants(), out, morph)
+    out, morph = truth_columns(np.ascontiguousarray(cs.pop), m, u, z, ebv, *_truth_constants())
     for j, name in enumerate(COLUMNS):
         t[name] = out[:, j]
     t["morph"] = _MORPHS[morph]
@@ -284,14 +285,15 @@ _MORPHS = np.array(MORPHS, dtype="U3")
 
 
 def _truth_constants() -> tuple:
-    """(poly, bprp, vega, ext, zp) arguments of :func:`.sim_k_truth.truth_kernel`."""
+    """(poly, bprp, vega, ext, zp, gext) arguments of :func:`.sim_k_truth.truth_kernel`."""
     k = max(len(GAIA_TO_DECAM[b]) for b in ("g", "r", "z"))
     poly = np.zeros((3, k))  # zero-padded high powers: Horner's rule gives the same values
     for j, b in enumerate(("g", "r", "z")):
         poly[j, :len(GAIA_TO_DECAM[b])] = GAIA_TO_DECAM[b]
     return (poly, np.array(GAIA_BPRP_RANGE, np.float64),
             np.array([WISE_VEGA_TO_AB[b] for b in ("w1", "w2", "w3", "w4")], np.float64),
-            np.array([EXTINCTION_R[b] for b in BANDS], np.float64), float(NANOMAGGY_ZEROPOINT))
+            np.array([EXTINCTION_R[b] for b in BANDS], np.float64), float(NANOMAGGY_ZEROPOINT),
+            np.array([GAIA_EXTINCTION[b] for b in ("g", "bp", "rp")], np.float64))
 
 
 def truth_sky(ra1: float, ra2: float, dec1: float, dec2: float, seed: int = 0,

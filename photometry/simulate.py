@@ -25,8 +25,8 @@ from legacylake.catalogs_schema.constants import (
     APERTURE_RADII_OPTICAL_ARCSEC, APERTURE_RADII_WISE_ARCSEC, DCHISQ_MODELS, WISE_VEGA_TO_AB)
 
 from .selection import select_type
-from .sim_fits import fits_dtype, write_table
-from .sim_measure import catalog_dtype, fits_record_dtype, gaia_measure, gaia_source_id, simulate_brick
+from .sim_fits import write_blocks
+from .sim_measure import catalog_dtype, gaia_measure, gaia_source_id, measure_brick, simulate_brick
 from .sim_random import normals, seed_key, uniforms
 from .sim_sky import DEFAULT_DENSITY, TRUTH_DTYPE, truth_sky
 
@@ -57,7 +57,7 @@ def random_bricks(n: int, seed: int = 0, dec_range: tuple[float, float] = (-20.0
     return [str(x) for x in g["brickname"][pick]]
 
 
-def _header_cards(arr: np.ndarray, brickname: str, release: str, seed: int, density) -> list[tuple]:
+def _header_cards(release_id: int | None, brickname: str, release: str, seed: int, density) -> list[tuple]:
     b = bricks.brick(brickname)
     cards = [("BRICKNAM", brickname, "brick name"), ("BRICKID", int(b["brickid"]), "brick id"),
              ("RAMIN", float(b["ra1"])), ("RAMAX", float(b["ra2"])),
@@ -65,8 +65,8 @@ def _header_cards(arr: np.ndarray, brickname: str, release: str, seed: int, dens
              ("SIMULATD", True, "legacylake synthetic sky, not survey data"),
              ("SIMSEED", int(seed), "simulation seed"),
              ("SIMDENS", float(density if density is not None else DEFAULT_DENSITY), "truth density /deg2 at the NGP")]
-    if len(arr["release"]):
-        cards.insert(0, ("RELEASE", int(arr["release"][0])))
+    if release_id is not None:  # written when the brick has rows
+        cards.insert(0, ("RELEASE", int(release_id)))
     for i, name in enumerate(DCHISQ_MODELS[release]):
         cards.append((f"DCHISQ_{i}", name, "dchisq model"))
     for i, r in enumerate(APERTURE_RADII_OPTICAL_ARCSEC):
@@ -84,17 +84,12 @@ def write_brick(outdir: str | os.PathLike, brickname: str, release: str = "dr9",
     """Simulate and write one brick; returns (path, rows)."""
     rel = release.lower()
     dm = model(f"{rel}-tractor")
-    rec = simulate_brick(brickname, rel, seed, density, out_dtype=fits_record_dtype(rel))
+    recs = measure_brick(brickname, rel, seed, density)
     path = brick_path(outdir, brickname)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    arr = {"release": rec["RELEASE"]}
-    write_table(path, rec, dm, _header_cards(arr, brickname, rel, seed, density), records=True)
-    return path, len(rec)
-
-
-def _fits_dtype(rel: str) -> np.dtype:
-    return fits_record_dtype(rel)
-
+    write_blocks(path, recs.dtype, recs.n, recs.blocks(), dm,
+                 _header_cards(recs.release_id, brickname, rel, seed, density))
+    return path, recs.n
 
 
 def _write_one(args):

@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from legacylake.catalogs_schema import MASKBITS, bricks, detect, table_header, validate
+from legacylake.catalogs_schema.constants import GAIA_BPRP_RANGE, GAIA_TO_DECAM
 from legacylake.main import main
 from legacylake.photometry import simulate as sim
 from legacylake.photometry.selection import select_type
@@ -183,6 +184,18 @@ def test_write_read_back_deterministic(tmp_path):
     assert not filecmp.cmp(out1[0][0], out3[0][0], shallow=False)
 
 
+@pytest.mark.parametrize("rel", ["dr9", "dr4"])
+def test_records_same_in_any_blocks(rel):
+    """The writer's block-by-block records are the same bytes as the whole array at once."""
+    from legacylake.photometry.sim_measure import measure_brick
+
+    recs = measure_brick(CENTRE, rel, seed=2, density=LOW)
+    whole = recs.records().tobytes()
+    assert recs.n > 100 and len(whole) == recs.n * recs.dtype.itemsize
+    for rows in (1, 37, 10_000):
+        assert b"".join(bytes(b) for b in recs.blocks(rows)) == whole, rows
+
+
 def test_dr4_model(tmp_path):
     (path, n), = sim.write_bricks(tmp_path, [CENTRE], "dr4", seed=1, density=LOW)
     hdr, _ = table_header(path)
@@ -216,6 +229,45 @@ def test_external_catalogs_match_truth(tmp_path):
     zt = dict(zip(t["uid"], t["redshift"]))
     gal = s[s["class"] != "STAR"]
     assert np.allclose(gal["z"], [zt[u] for u in gal["truth_uid"]], atol=0.01)
+
+
+def _gaia_pred_pull(gmag, bp, rp, foe_g, foe_bp, foe_rp, flux, ivar, band):
+    """(mag difference, pull) of the reference's Gaia-to-DECam prediction against Tractor fluxes."""
+    P = np.polynomial.polynomial.polyval
+    x = np.clip(bp - rp, *GAIA_BPRP_RANGE)
+    c = GAIA_TO_DECAM[band]
+    pred = gmag + P(x, c)
+    d = pred - (22.5 - 2.5 * np.log10(np.maximum(flux, 1e-9)))
+    slope = P(x, np.polynomial.polynomial.polyder(c))
+    sig = np.sqrt((1.0857 / foe_g) ** 2 + slope**2 * ((1.0857 / foe_bp) ** 2 + (1.0857 / foe_rp) ** 2)
+                  + 1.0857**2 / (flux**2 * ivar))
+    return d, d / sig
+
+
+def test_gaia_mags_predict_star_fluxes(full_brick, tmp_path):
+    """Gaia magnitudes are observed (reddened like the fluxes): the reference's colour
+    polynomials applied to them predict the Tractor g, r, z of the stars within the noise,
+    in the tractor gaia_* columns and in `simulate external --kind gaia`."""
+    a = full_brick
+    s = (a["ref_cat"] == "G2") & (a["type"] == "PSF") & (a["gaia_phot_g_mean_mag"] > 14) & (a["gaia_phot_g_mean_mag"] < 19.5)
+    a = a[s]
+    assert len(a) > 20 and np.median(a["ebv"]) > 0.015  # reddening matters: A_r ~ 0.05 mag here
+    assert np.allclose(a["gaia_a_g_val"], 2.74 * a["ebv"], rtol=1e-3)
+    args = [a[f"gaia_phot_{q}_mean_mag"].astype(float) for q in ("g", "bp", "rp")]
+    args += [a[f"gaia_phot_{q}_mean_flux_over_error"].astype(float) for q in ("g", "bp", "rp")]
+    for band in "grz":
+        d, pull = _gaia_pred_pull(*args, a[f"flux_{band}"].astype(float), a[f"flux_ivar_{band}"].astype(float), band)
+        assert abs(np.median(d)) < 0.005, band
+        # (the few quasars in Gaia do not follow the stellar polynomials)
+        assert np.mean(np.abs(pull) < 3) > 0.9 and np.median(np.abs(pull)) < 1.0, band
+    ra, dec = a["ra"], a["dec"]
+    box = (ra.min() - 1e-3, ra.max() + 1e-3, dec.min() - 1e-3, dec.max() + 1e-3)
+    sim.write_external(tmp_path / "g.parquet", "gaia", box, seed=1)
+    g = pq.read_table(tmp_path / "g.parquet").to_pandas().set_index("source_id").loc[a["ref_id"]]
+    eargs = [g[f"phot_{q}_mean_mag"].to_numpy() for q in ("g", "bp", "rp")]
+    eargs += [args[3], args[4], args[5]]  # the external catalogue's errors are smaller: use the tractor's
+    d, pull = _gaia_pred_pull(*eargs, a["flux_r"].astype(float), a["flux_ivar_r"].astype(float), "r")
+    assert abs(np.median(d)) < 0.005 and np.mean(np.abs(pull) < 3) > 0.9
 
 
 def test_cli(tmp_path, capsys):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from legacylake.photometry.sim_k_apflux import apflux_kernel, apflux_np
+from legacylake.photometry.sim_k_apflux import aperture_gauss, apflux_kernel, apflux_np
 from legacylake.photometry.sim_k_common import NORMAL_TABLE, field_offset, record_buffer, table_normals_np
 from legacylake.photometry.sim_k_fields import bilinear_kernel, bilinear_np, grid_fields, node_kernel, node_np
 from legacylake.photometry.sim_k_lc import lc_kernel, lc_np
@@ -48,7 +48,8 @@ def test_apflux_kernel_matches_numpy(rows, rel, band):
             rng.uniform(10, 3000, N), np.where(rng.random(N) < 0.3, rng.random(N), 0.0))
     opt = not band.startswith("W")
     key = seed_key(3, 20)
-    apflux_kernel(record_buffer(rec), offs, uid, key, 0, NORMAL_TABLE, *args, radii, opt)
+    kargs = args[:2] + (aperture_gauss(args[2], radii),) + args[3:]
+    apflux_kernel(record_buffer(rec), offs, uid, key, 0, NORMAL_TABLE, *kargs, radii, opt)
     ref = apflux_np(uid, key, 0, *args, radii, opt)
     for p, name in zip(pre, ("apflux", "ivar", "resid", "blobresid", "masked")):
         col = f"{p}_{band}"
@@ -129,7 +130,7 @@ def test_pack_kernel_matches_numpy(rows, rel):
 
 
 def test_truth_kernel_matches_numpy():
-    from legacylake.photometry.sim_k_truth import NOUT, truth_kernel, truth_np
+    from legacylake.photometry.sim_k_truth import truth_columns, truth_np
     from legacylake.photometry.sim_sky import _truth_constants
 
     rng = np.random.default_rng(4)
@@ -140,8 +141,7 @@ def test_truth_kernel_matches_numpy():
     z = rng.normal(size=(n, 8))
     ebv = rng.uniform(0, 0.5, n)
     consts = _truth_constants()
-    out, morph = np.empty((n, NOUT)), np.empty(n, np.int8)
-    truth_kernel(pop, m, u, z, ebv, *consts, out, morph)
+    out, morph = truth_columns(pop, m, u, z, ebv, *consts)
     ref, ref_morph = truth_np(pop, m, u, z, ebv, *consts)
     assert np.array_equal(morph, ref_morph) and set(np.unique(morph[pop == 1])) == {1, 2, 3}
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=0)
