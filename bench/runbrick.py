@@ -1,10 +1,15 @@
 """Benchmark: simulate a brick's CCD images with GalSim, run `photometry run-brick`, validate.
 
-    python bench/runbrick.py [--brick 1501p020] [--size PIX] [--workers 2] [--run-workers 2] [--reuse]
-                             [--out bench/_work/runbrick]
+    python bench/runbrick.py [--brick 1501p020 | --crowded] [--size PIX] [--workers 2] [--run-workers 2]
+                             [--reuse] [--validate-only] [--out bench/_work/runbrick-<brick>]
 
-Reports seconds per brick (per stage) and per 1,000 catalog sources, completeness at S/N 8,
-purity, star/galaxy accuracy at S/N > 50. The Tractor is not installed here; for scale the
+Reports seconds per brick (per stage; wall and CPU incl. child processes) and per 1,000
+catalog sources, completeness at S/N 8, purity, star/galaxy accuracy at S/N > 50, and flux
+pulls against the truth per truth type and band (``brick_validate.flux_pulls``: isolated
+matched sources at S/N > 20, marginalised sigma). ``--crowded`` is brick 0926m020 at
+Galactic (l, b) = (210, -10) deg, where the simulator's star counts are 2.9x those of the
+default high-latitude brick 1501p020 (b = +42). ``--validate-only`` validates an existing
+run in --out without simulating or fitting. The Tractor is not installed here; for scale the
 per-source figure of its joint fit with a pixelized PSF from the image-model issue
 (25 ms/source, bench/RESULTS.md "photometry speed") is printed next to ours. Note that
 run-brick fits every source several times (stage-1 fit, 2-5 candidate models, final fit).
@@ -18,22 +23,35 @@ import shutil
 import time
 
 TRACTOR_MS_PER_SOURCE_FIT = 25.0
+CROWDED_BRICK = "0926m020"  # (l, b) = (210, -10) deg
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its waited-for children (forked blob fitters)."""
+    import resource
+    return sum(resource.getrusage(w).ru_utime + resource.getrusage(w).ru_stime
+               for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--brick", default="1501p020")
+    ap.add_argument("--crowded", action="store_true", help=f"the low-latitude brick {CROWDED_BRICK} (b = -10 deg)")
     ap.add_argument("--size", type=int, default=None, help="central PIX x PIX region (default: full brick)")
     ap.add_argument("--workers", type=int, default=2, help="processes for the GalSim rendering")
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "_work", "runbrick"))
+    ap.add_argument("--out", default=None, help="default bench/_work/runbrick-<brick>")
     ap.add_argument("--run-workers", type=int, default=1, help="processes fitting blobs in run-brick")
     ap.add_argument("--reuse", action="store_true", help="reuse images already simulated in --out")
+    ap.add_argument("--validate-only", action="store_true", help="only validate the run already in --out")
     a = ap.parse_args()
-    from legacylake.photometry.brick_validate import validate
+    if a.crowded:
+        a.brick = CROWDED_BRICK
+    a.out = a.out or os.path.join(os.path.dirname(__file__), "_work", f"runbrick-{a.brick}")
+    from legacylake.photometry.brick_validate import flux_pulls, format_pulls, validate
     from legacylake.photometry.runbrick import run_brick
     from legacylake.photometry.sim_images import simulate_images
     img, out = os.path.join(a.out, "images"), os.path.join(a.out, "out")
-    if a.reuse and os.path.exists(os.path.join(img, f"gaia-{a.brick}.fits")):
+    if (a.reuse or a.validate_only) and os.path.exists(os.path.join(img, f"gaia-{a.brick}.fits")):
         import fitsio
         h = fitsio.read_header(os.path.join(img, f"truth-{a.brick}.fits"), 1)
         s = {"region": (h["RX0"], h["RX1"], h["RY0"], h["RY1"])}
@@ -44,17 +62,23 @@ def main() -> None:
         s = simulate_images(a.brick, img, size=a.size, workers=a.workers)
         t_sim = time.time() - t
         print(f"simulate images: {len(s['exposures'])} exposures, {s['truth_rows']} truth sources, {t_sim:.1f} s")
-    r = run_brick(a.brick, img, out, progress=False, workers=a.run_workers)
+    if not a.validate_only:
+        c0 = _cpu()
+        r = run_brick(a.brick, img, out, progress=False, workers=a.run_workers)
+        cpu = _cpu() - c0
+        n = max(r["rows"], 1)
+        print(f"run-brick {a.brick} region {s['region']}: {r['rows']} sources, {r['peaks']} peaks, {r['blobs']} blobs, "
+              f"{r['refs']} Gaia refs, {r['iterative_kept']} iterative")
+        print("stages: " + ", ".join(f"{k} {x:.1f} s" for k, x in r["stages"].items()))
+        print(f"seconds per brick(region): {r['seconds']:.1f} wall, {cpu:.1f} CPU; per 1000 sources: "
+              f"{1000 * r['seconds'] / n:.1f} s wall, {1000 * cpu / n:.1f} s CPU "
+              f"({cpu / n * 1000:.0f} CPU ms/source all stages; Tractor single joint fit {TRACTOR_MS_PER_SOURCE_FIT:.0f} "
+              f"ms/source for scale, ratio ours/Tractor {cpu / n * 1000 / TRACTOR_MS_PER_SOURCE_FIT:.1f}x)")
+        print(f"types: {r['types']}")
     v = validate(img, out, a.brick)
-    n = max(r["rows"], 1)
-    print(f"run-brick {a.brick} region {s['region']}: {r['rows']} sources, {r['peaks']} peaks, {r['blobs']} blobs")
-    print("stages: " + ", ".join(f"{k} {x:.1f} s" for k, x in r["stages"].items()))
-    print(f"seconds per brick(region): {r['seconds']:.1f}; per 1000 sources: {1000 * r['seconds'] / n:.1f} s "
-          f"({r['seconds'] / n * 1000:.0f} ms/source all stages; Tractor single joint fit {TRACTOR_MS_PER_SOURCE_FIT:.0f} "
-          f"ms/source for scale, ratio ours/Tractor {r['seconds'] / n * 1000 / TRACTOR_MS_PER_SOURCE_FIT:.1f}x)")
-    print(f"types: {r['types']}")
     print(f"validation: completeness(S/N>8) {v['completeness_sn8']:.3f} of {v['n_truth_sn8']}, purity "
           f"{v['purity']:.3f} of {v['n_catalog']}, star/galaxy(S/N>50) {v['star_galaxy_sn50']:.3f} of {v['n_sn50']}")
+    print(format_pulls(flux_pulls(img, out, a.brick)))
 
 
 if __name__ == "__main__":

@@ -47,6 +47,103 @@ def validate(images_dir: str, outdir: str, brick: str, sg_sn: float = 50.0) -> d
             "n_sn50": int(m50.sum())}
 
 
+#: isolation radius for the flux pulls, pixels (4.2 arcsec, about 3 PSF FWHM)
+ISO_PX = 16.0
+#: neighbours fainter than this fraction of the source's truth flux (sum over bands) do not break isolation
+ISO_FLUX_FRAC = 0.02
+#: maskbits that exclude a source from the flux pulls (saturation, masked in all exposures, Gaia bright-star disks)
+PULL_MASK = ("SATUR_G", "SATUR_R", "SATUR_Z", "ALLMASK_G", "ALLMASK_R", "ALLMASK_Z", "BRIGHT", "MEDIUM")
+
+
+def _robust_std(x: np.ndarray) -> float:
+    return float(1.4826 * np.median(np.abs(x - np.median(x)))) if len(x) else float("nan")
+
+
+def flux_pulls(images_dir: str, outdir: str, brick: str, min_sn: float = 20.0, iso_px: float = ISO_PX) -> dict:
+    """Flux pulls (catalog flux - truth flux) / sigma of a run-brick catalog against the truth.
+
+    Sources used ("isolated, matched"): catalog sources inside the rendered area less
+    EDGE_PX whose nearest truth source is within 2 px and whose truth source has this
+    catalog source as its nearest (mutual nearest neighbours); no other catalog source
+    within ``iso_px`` and no other truth source within ``iso_px`` brighter than
+    ISO_FLUX_FRAC of this one (sum of grz truth fluxes); none of the PULL_MASK maskbits;
+    S/N = flux x sqrt(flux_ivar) > ``min_sn`` in the band. sigma is the marginalised one
+    from ``metrics/<AAA>/sigma-<brick>.fits`` (run-brick writes it), else the catalog's
+    diagonal 1/sqrt(flux_ivar) (``sigma`` in the result says which). Truth flux: the
+    simulation's catalogued flux = flux of our mixture at the amplitude of the rendered
+    GalSim profile (:mod:`.galsim_truth`).
+
+    Returns {"sigma": "marginalised"|"diagonal", "groups": {(truth type, band): {n, median,
+    std, robust_std, median_frac (median flux/truth - 1)}}, the same for the subset fitted
+    as the true type (REX counts as EXP) under key "groups_same_type", and "used": {band:
+    OBJIDs of the sources used}}.
+    Truth types: PSF, EXP, DEV, SER."""
+    import fitsio
+    from scipy.spatial import cKDTree
+
+    from legacylake.catalogs_schema import MASKBITS
+
+    from .runbrick import sigma_path
+    t, h = fitsio.read(os.path.join(images_dir, f"truth-{brick}.fits"), header=True)
+    c = fitsio.read(os.path.join(outdir, "tractor", brick[:3], f"tractor-{brick}.fits"))
+    sp = sigma_path(outdir, brick)
+    sig = fitsio.read(sp) if os.path.exists(sp) else None
+    if sig is not None and not np.array_equal(sig["OBJID"], c["OBJID"]):
+        raise ValueError(f"{sp}: OBJID does not follow the catalog's rows")
+    out = {"sigma": "marginalised" if sig is not None else "diagonal", "groups": {}, "groups_same_type": {}, "used": {}}
+    if not len(c) or not len(t):
+        return out
+    x0, x1, y0, y1 = h["RX0"], h["RX1"], h["RY0"], h["RY1"]
+    txy, cxy = np.column_stack([t["BX"], t["BY"]]), np.column_stack([c["BX"], c["BY"]])
+    ttree, ctree = cKDTree(txy), cKDTree(cxy)
+    dc, ic = ttree.query(cxy)
+    _, it = ctree.query(txy)
+    inner = (c["BX"] > x0 + EDGE_PX) & (c["BX"] < x1 - EDGE_PX) & (c["BY"] > y0 + EDGE_PX) & (c["BY"] < y1 - EDGE_PX)
+    ok = inner & (dc < 2.0) & (it[ic] == np.arange(len(c)))
+    ok &= np.array([len(a) == 1 for a in ctree.query_ball_point(cxy, iso_px)])
+    tsum = sum(t["FLUX_" + b].astype(np.float64) for b in "GRZ")
+    for k in np.flatnonzero(ok):
+        near = ttree.query_ball_point(txy[ic[k]], iso_px)
+        if any(j != ic[k] and tsum[j] > ISO_FLUX_FRAC * tsum[ic[k]] for j in near):
+            ok[k] = False
+    ok &= (c["MASKBITS"] & MASKBITS.mask(",".join(PULL_MASK))) == 0
+    tm = np.char.strip(t["MORPH"].astype(str))[ic]
+    ct = np.char.strip(c["TYPE"].astype(str))
+    ct = np.where(ct == "REX", "EXP", ct)
+    for b in "GRZ":
+        f, iv = c["FLUX_" + b].astype(np.float64), c["FLUX_IVAR_" + b].astype(np.float64)
+        s = (1.0 / np.sqrt(np.where(iv > 0, iv, 1.0)) if sig is None
+             else sig["FLUX_SIGMA_MARG_" + b].astype(np.float64))
+        good = ok & (iv > 0) & (s > 0) & (f * np.sqrt(np.where(iv > 0, iv, 0.0)) > min_sn)
+        tf = t["FLUX_" + b][ic].astype(np.float64)
+        pull = (f - tf) / np.where(s > 0, s, 1.0)
+        out["used"][b.lower()] = c["OBJID"][good]
+        for typ in ("PSF", "EXP", "DEV", "SER"):
+            for key, sel in (("groups", good & (tm == typ)), ("groups_same_type", good & (tm == typ) & (ct == typ))):
+                p = pull[sel]
+                out[key][(typ, b.lower())] = {
+                    "n": int(sel.sum()), "median": float(np.median(p)) if len(p) else float("nan"),
+                    "std": float(np.std(p)) if len(p) else float("nan"), "robust_std": _robust_std(p),
+                    "median_frac": float(np.median(f[sel] / tf[sel] - 1)) if len(p) else float("nan")}
+    return out
+
+
+def format_pulls(p: dict) -> str:
+    """Table lines of :func:`flux_pulls` (median / std / robust std / N per truth type and band)."""
+    lines = [f"flux pulls (sigma {p['sigma']}), median / std / robust std / N [median flux/truth - 1]:"]
+    for key, title in (("groups", "all matched isolated"), ("groups_same_type", "fitted as the true type")):
+        lines.append(f"  {title}:")
+        for typ in ("PSF", "EXP", "DEV", "SER"):
+            cells = []
+            for b in "grz":
+                g = p[key].get((typ, b))
+                if g:
+                    cells.append(f"{b} {g['median']:+.2f} / {g['std']:.2f} / {g['robust_std']:.2f} / {g['n']} "
+                                 f"[{g['median_frac']:+.4f}]")
+            lines.append(f"    {typ}: " + "; ".join(cells))
+    return "\n".join(lines)
+
+
 def gaia_check(images_dir: str, outdir: str, brick: str, match_arcsec: float = 1.0) -> dict:
     """Point sources of a run-brick catalog against the Gaia stars of ``images_dir`` (survey
     ``gaia/`` chunks or the simulation's ``gaia-<brick>.fits``) inside the catalog's area.

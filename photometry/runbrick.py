@@ -244,10 +244,12 @@ def run_brick(brick: str, images_dir: str, outdir: str, model_set: str = "dr9", 
 
     # ---- derived columns and catalog
     t = time.time()
-    cat = _catalog(brick, b, rows, refs, exps, pixmaps, models, region, bands_all, images_dir, log, model_set)
+    kept = []
+    cat = _catalog(brick, b, rows, refs, exps, pixmaps, models, region, bands_all, images_dir, log, model_set, kept)
     log.stage("derived", time.time() - t)
     t = time.time()
     path = _write(outdir, brick, cat, model_set)
+    sigma_path = _write_sigma(outdir, brick, cat, kept, bands_all)
     log.stage("write", time.time() - t)
     coadd_paths = []
     if coadds:
@@ -265,7 +267,7 @@ def run_brick(brick: str, images_dir: str, outdir: str, model_set: str = "dr9", 
     with open(tmp, "w") as fh:
         fh.write("\n".join(log.lines) + "\n")
     os.replace(tmp, logpath)
-    return {"path": path, "log": logpath, "rows": int(len(cat)), "peaks": len(peaks), "refs": len(ref_src),
+    return {"path": path, "log": logpath, "sigma": sigma_path, "rows": int(len(cat)), "peaks": len(peaks), "refs": len(ref_src),
             "blobs": len(by_blob), "seconds": total, "stages": dict(log.stages),
             "iterative_peaks": n_iter_peaks, "iterative_kept": n_iter_kept, "coadds": coadd_paths,
             "types": {k: int(v) for k, v in zip(*np.unique(cat["type"], return_counts=True))} if len(cat) else {}}
@@ -277,7 +279,8 @@ def _fit_type(t: str) -> str:
 
 
 def _catalog(brick, b, rows, refs, exps, pixmaps, models, region, bands, images_dir, log,
-             model_set: str = "dr9") -> np.ndarray:
+             model_set: str = "dr9", kept: list | None = None) -> np.ndarray:
+    """The catalog rows (objid order); ``kept`` (if given) receives the FitRows in that order."""
     from . import brick_derived as bd
     from .sim_measure import catalog_dtype
     bw = bricks.brick_wcs(brick)
@@ -299,6 +302,8 @@ def _catalog(brick, b, rows, refs, exps, pixmaps, models, region, bands, images_
     rows = [rows[i] for i in order]
     ra, dec, bxy = ra[order], dec[order], bxy[order]
     N = len(rows)
+    if kept is not None:
+        kept[:] = rows
     cat = np.zeros(N, dtype=catalog_dtype("dr9"))
     cat["release"] = RELEASE_SOUTH
     cat["brickid"] = b["brickid"]
@@ -475,6 +480,37 @@ def _write(outdir: str, brick: str, cat: np.ndarray, model_set: str = "dr9") -> 
     for i, band in enumerate(WISE, 1):
         cards.append((f"WISEAB{i}", float(WISE_VEGA_TO_AB[band]), "WISE Vega to AB, mag"))
     write_table(path, cat, dm, cards)
+    return path
+
+
+def sigma_path(outdir: str, brick: str) -> str:
+    """``OUTDIR/metrics/<AAA>/sigma-<brick>.fits``: marginalised uncertainties per catalog row."""
+    return os.path.join(outdir, "metrics", brick[:3], f"sigma-{brick}.fits")
+
+
+def _write_sigma(outdir: str, brick: str, cat: np.ndarray, rows: list, bands) -> str:
+    """Side file (not part of the data model) with, per catalog row (OBJID), the marginalised
+    1-sigma of the fluxes (nmgy, FLUX_SIGMA_MARG_<B>) and position (arcsec, RA east / DEC):
+    square root of the diagonal of the inverse Fisher matrix of the blob's final joint fit,
+    i.e. marginalised over every other parameter of the blob (the catalog's FLUX_IVAR is the
+    survey's diagonal Fisher term). 0 where the catalog has no flux (flux_ivar 0)."""
+    from .sim_images import _atomic_fits
+    n = len(cat)
+    rec = np.zeros(n, dtype=[("OBJID", "i4")] + [(f"FLUX_SIGMA_MARG_{bb.upper()}", "f4") for bb in "grz"]
+                   + [("RA_SIGMA_MARG", "f4"), ("DEC_SIGMA_MARG", "f4")])
+    rec["OBJID"] = cat["objid"]
+    for i, r in enumerate(rows):
+        sm = r.result.sigma_marg
+        for bb in bands:
+            if cat[f"flux_ivar_{bb}"][i] > 0:
+                rec[f"FLUX_SIGMA_MARG_{bb.upper()}"][i] = sm.get("flux_" + bb, 0.0)
+        cosd = np.cos(np.deg2rad(cat["dec"][i]))
+        rec["RA_SIGMA_MARG"][i] = sm.get("ra", 0.0) * cosd * 3600.0
+        rec["DEC_SIGMA_MARG"][i] = sm.get("dec", 0.0) * 3600.0
+    path = sigma_path(outdir, brick)
+    _atomic_fits(path, lambda f: f.write(rec, extname="SIGMA", header=[
+        {"name": "BRICKNAM", "value": brick},
+        {"name": "COMMENT", "value": "marginalised 1-sigma: fluxes nmgy, positions arcsec"}]))
     return path
 
 
