@@ -18,11 +18,17 @@ from numba import njit
 from .sim_k_common import normals_into, put_f4, table_normals_np, uid_base
 
 
-def aperture_gauss(s2: np.ndarray, radii: np.ndarray) -> np.ndarray:
-    """(n, len(radii)) exp(-R_j^2 / (2 s2_i)): the flux outside radius R_j of a unit circular
-    Gaussian of variance ``s2`` (arcsec^2)."""
+def aperture_gauss(s2: np.ndarray, radii: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """(len(radii), n) exp(-R_j^2 / (2 s2_i)), one row per aperture: the flux outside radius
+    R_j of a unit circular Gaussian of variance ``s2`` (arcsec^2); written into ``out`` if given
+    (rows contiguous, so numpy's vectorised exp runs over long rows)."""
+    a = -0.5 / np.asarray(s2, np.float64)
     r2 = np.asarray(radii, np.float64) ** 2
-    return np.exp(np.multiply.outer(-0.5 / np.asarray(s2, np.float64), r2))
+    if out is None:
+        out = np.empty((len(r2), len(a)))
+    for j in range(len(r2)):
+        np.multiply(a, r2[j], out=out[j])
+    return np.exp(out, out=out)
 
 
 @njit(cache=True, error_model="numpy")
@@ -30,7 +36,7 @@ def apflux_kernel(buf, offs, uid, key, stream, table, ftrue, fmodel, gauss, nea_
                   radii, correlated):
     """Fill apflux (offs[0]), ivar (offs[1]), resid (offs[2]), blobresid (offs[3]) and masked
     (offs[4]) of one band (offset -1: not written) for every row. float32 big-endian.
-    ``gauss``: :func:`aperture_gauss` of the rows' profile variances."""
+    ``gauss``: :func:`aperture_gauss` (nr, n) of the rows' profile variances."""
     nr = radii.shape[0]
     zz = np.empty(nr + 1)
     for i in range(uid.shape[0]):
@@ -40,7 +46,7 @@ def apflux_kernel(buf, offs, uid, key, stream, table, ftrue, fmodel, gauss, nea_
         ft, fm = ftrue[i], fmodel[i]
         fmask = fracmasked[i] if fracmasked[i] > 0 else 0.0
         for j in range(nr):
-            frac = 1.0 - gauss[i, j]
+            frac = 1.0 - gauss[j, i]
             sig = sb * radii[j]
             noise = sig * (c + 0.71 * zz[j + 1]) if correlated else sig * zz[j + 1]
             ap = ft * frac + noise
@@ -61,7 +67,7 @@ def apflux_np(uid, key, stream, ftrue, fmodel, s2, nea_psf, depth, fracmasked, r
     nr = len(radii)
     z = table_normals_np(uid, key, stream, nr + 1)
     R = np.asarray(radii, np.float64)[None, :]
-    frac = 1.0 - aperture_gauss(s2, radii)
+    frac = 1.0 - aperture_gauss(s2, radii).T
     sig = np.sqrt(np.pi / nea_psf[:, None] / depth[:, None]) * R
     noise = sig * (0.7 * z[:, :1] + 0.71 * z[:, 1:]) if correlated else sig * z[:, 1:]
     ap = ftrue[:, None] * frac + noise

@@ -7,7 +7,7 @@ file before the next one, so the ~2 kB records are written once into cache and c
 into the page cache. Filling the rows in any blocks gives the same bytes as filling them at
 once: every value depends only on its row (the test compares block sizes). Band inputs come
 stacked: apflux ``ap_f[b] = (ftrue, fmodel, nea_psf, depth, fracmasked)`` (n-vectors),
-``ap_gauss[b]`` (n, 8) of :func:`.sim_k_apflux.aperture_gauss` (radii beyond ``ap_nr[b]``
+``ap_gauss[b]`` (8, n) of :func:`.sim_k_apflux.aperture_gauss` (rows beyond ``ap_nr[b]``
 unused); light curves ``lc_f[b] = (ftrue, flux_ivar, fracflux)``, ``lc_i[b] = (nep, nobs)``.
 """
 
@@ -33,7 +33,7 @@ def record_block_kernel(buf, i0, i1, uid, table, F, foffs, fcodes, I, ioffs, ico
             continue
         nr = ap_nr[b]
         apflux_kernel(sub, ap_offs[b], u, ap_keys[b], 0, table, ap_f[b, 0, i0:i1], ap_f[b, 1, i0:i1],
-                      ap_gauss[b, i0:i1, :nr], ap_f[b, 2, i0:i1], ap_f[b, 3, i0:i1], ap_f[b, 4, i0:i1],
+                      ap_gauss[b, :nr, i0:i1], ap_f[b, 2, i0:i1], ap_f[b, 3, i0:i1], ap_f[b, 4, i0:i1],
                       ap_radii[b, :nr], ap_opt[b])
     for b in range(lc_offs.shape[0]):
         lc_kernel(sub, lc_offs[b], mjd_f8, u, lc_keys[b], 0, table, lc_f[b, 0, i0:i1], lc_f[b, 1, i0:i1],

@@ -216,11 +216,10 @@ def _candidates(b: dict, seed: int, density: float | None):
     bx, by = brick_pixels(cs.ra, cs.dec, b)
     near = (bx > -margin_px) & (bx < NPIX + margin_px) & (by > -margin_px) & (by < NPIX + margin_px)
     is_bright = ((cs.uid >> 16) & 0xFF) == BRIGHT_SUB
-    t = make_truth(cs.take(near | is_bright), seed)
-    near = (near | is_bright)[near | is_bright]
+    t, sinb = make_truth(cs.take(near | is_bright), seed, with_sinb=True)
     bx, by = brick_pixels(t["ra"], t["dec"], b)
     cand = (bx > -margin_px) & (bx < NPIX + margin_px) & (by > -margin_px) & (by < NPIX + margin_px)
-    return t, cand, star_clusters(cells, seed)
+    return t, cand, star_clusters(cells, seed), sinb
 
 
 class _DiskTester:
@@ -269,7 +268,7 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
         raise ValueError(f"unknown release {release!r}; valid: dr9, dr4")
     b = bricks.brick(brickname)
     dm = model(f"{rel}-tractor")
-    t_all, cand, clusters = _candidates(b, seed, density)
+    t_all, cand, clusters, sinb_all = _candidates(b, seed, density)
     key = seed_key(seed, 3)
 
     # ---- masks from bright stars, large galaxies and clusters (position-only, per source)
@@ -285,8 +284,7 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
     t = np.take(t_all, np.flatnonzero(cand))  # take: much faster than fancy indexing of a record array
     n = len(t)
     ra_t, dec_t = t["ra"], t["dec"]
-    xyz = unit_vectors(ra_t, dec_t)
-    sinb = sin_gal_b(xyz)
+    sinb = sinb_all[cand]
     cond = conditions(ra_t, dec_t, sinb, seed, rel)
 
     kind = t["kind"]
@@ -444,7 +442,7 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
         cols[f"psfdepth_{bd}"] = cond[f"psfdepth_{bd}"][k]
 
     # ---- shapes of the chosen model
-    zs = z[k][:, 18:24]
+    zs = z[k, 18:24]
     re_t = np.maximum(tt["shape_r"].astype(np.float64), 0.05)
     sp_r = sig_p["r"][k]
     s_k = snr[k]
@@ -605,6 +603,35 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
     return recs
 
 
+@functools.lru_cache(maxsize=8)
+def _kernel_layout(release: str, seed: int) -> dict:
+    """Per (release, seed) constants of :func:`.sim_k_record.record_block_kernel`: apflux and
+    light-curve byte offsets (-1: column absent), random keys, aperture radii (read-only)."""
+    fdt = fits_record_dtype(release)
+    bands = OPT + WISE
+    nrmax = max(len(APERTURE_RADII_OPTICAL_ARCSEC), len(APERTURE_RADII_WISE_ARCSEC))
+    nb = len(bands)
+    ap = {"offs": np.full((nb, 5), -1, np.int64), "keys": np.zeros(nb, np.uint64),
+          "radii": np.zeros((nb, nrmax)), "nr": np.zeros(nb, np.int64), "opt": np.zeros(nb, np.bool_)}
+    pre = "APFLUX", "APFLUX_IVAR", "APFLUX_RESID", "APFLUX_BLOBRESID", "APFLUX_MASKED"
+    for j, bd in enumerate(bands):
+        offs = np.array([field_offset(fdt, f"{p}_{bd.upper()}") for p in pre], np.int64)
+        if offs[0] < 0:
+            continue
+        opt = bd in OPT
+        radii = APERTURE_RADII_OPTICAL_ARCSEC if opt else APERTURE_RADII_WISE_ARCSEC
+        ap["offs"][j], ap["keys"][j], ap["nr"][j], ap["opt"][j] = offs, seed_key(seed, 20 + j), len(radii), opt
+        ap["radii"][j, :len(radii)] = radii
+    pre = "FLUX", "FLUX_IVAR", "NOBS", "FRACFLUX", "RCHISQ", "MJD", "EPOCH_INDEX"
+    wb = ("w1", "w2")
+    lc = {"offs": np.array([[field_offset(fdt, f"LC_{p}_{bd.upper()}") for p in pre] for bd in wb], np.int64),
+          "keys": np.array([seed_key(seed, 30 + j) for j in range(len(wb))], np.uint64)}
+    for v in list(ap.values()) + list(lc.values()):
+        v.flags.writeable = False
+    return {"bands": bands, "ap": ap, "lc_bands": wb, "lc": lc,
+            "mjd_f8": fdt["LC_MJD_W1"].base.itemsize == 8, "ne": fdt["LC_FLUX_W1"].shape[0]}
+
+
 class BrickRecords:
     """One brick's catalog ready to be written as FITS records (:func:`fits_record_dtype`):
     the scalar columns packed by :mod:`.sim_k_pack`, apflux and lc_* made by their kernels,
@@ -625,38 +652,24 @@ class BrickRecords:
         self._strings = {nm: cols[nm.lower()] for nm in strings}
         self._F, self._I = plan.matrices(n)
         plan.fill(self._F, self._I, cols)
-        bands = OPT + WISE
-        nrmax = max(len(APERTURE_RADII_OPTICAL_ARCSEC), len(APERTURE_RADII_WISE_ARCSEC))
-        nb = len(bands)
-        self._ap = ap = {"offs": np.full((nb, 5), -1, np.int64), "keys": np.zeros(nb, np.uint64),
-                         "f": np.zeros((nb, 5, n)), "gauss": np.zeros((nb, n, nrmax)),
-                         "radii": np.zeros((nb, nrmax)), "nr": np.zeros(nb, np.int64), "opt": np.zeros(nb, np.bool_)}
-        pre = "APFLUX", "APFLUX_IVAR", "APFLUX_RESID", "APFLUX_BLOBRESID", "APFLUX_MASKED"
-        for j, bd in enumerate(bands):
-            offs = np.array([field_offset(fdt, f"{p}_{bd.upper()}") for p in pre], np.int64)
-            if offs[0] < 0:
+        lay = _kernel_layout(release, seed)
+        self._ap = ap = dict(lay["ap"], f=np.empty((len(lay["bands"]), 5, n)),
+                             gauss=np.empty((len(lay["bands"]), lay["ap"]["radii"].shape[1], n)))
+        for j, bd in enumerate(lay["bands"]):
+            if ap["offs"][j, 0] < 0:
                 continue
-            opt = bd in OPT
-            radii = np.asarray(APERTURE_RADII_OPTICAL_ARCSEC if opt else APERTURE_RADII_WISE_ARCSEC, np.float64)
             ftrue, fmodel, s2, nea_psf, depth, fmask = ap_in[bd]
-            nr = len(radii)
-            ap["offs"][j], ap["keys"][j], ap["nr"][j], ap["opt"][j] = offs, seed_key(seed, 20 + j), nr, opt
-            ap["radii"][j, :nr] = radii
-            ap["gauss"][j, :, :nr] = aperture_gauss(s2, radii)
+            nr = ap["nr"][j]
+            aperture_gauss(s2, ap["radii"][j, :nr], out=ap["gauss"][j, :nr])
             for q, v in enumerate((ftrue, fmodel, nea_psf, depth, fmask)):
                 ap["f"][j, q] = v
-        pre = "FLUX", "FLUX_IVAR", "NOBS", "FRACFLUX", "RCHISQ", "MJD", "EPOCH_INDEX"
-        wb = tuple(lc_in)
-        self._lc = lc = {"offs": np.array([[field_offset(fdt, f"LC_{p}_{bd.upper()}") for p in pre] for bd in wb],
-                                          np.int64),
-                         "keys": np.array([seed_key(seed, 30 + j) for j in range(len(wb))], np.uint64),
-                         "f": np.zeros((len(wb), 3, n)), "i": np.zeros((len(wb), 2, n), np.int64)}
+        wb = lay["lc_bands"]
+        self._lc = lc = dict(lay["lc"], f=np.empty((len(wb), 3, n)), i=np.empty((len(wb), 2, n), np.int64))
         for j, bd in enumerate(wb):
             ftrue, ivar, fracflux, nep, nobs = lc_in[bd]
             lc["f"][j, 0], lc["f"][j, 1], lc["f"][j, 2] = ftrue, ivar, fracflux
             lc["i"][j, 0], lc["i"][j, 1] = nep, nobs
-        self._mjd_f8 = fdt[f"LC_MJD_{wb[0].upper()}"].base.itemsize == 8
-        self._ne = fdt[f"LC_FLUX_{wb[0].upper()}"].shape[0]
+        self._mjd_f8, self._ne = lay["mjd_f8"], lay["ne"]
         self._mjd0 = np.ascontiguousarray(mjd0, np.float64)
         self._qso = np.ascontiguousarray(is_qso)
 

@@ -61,7 +61,8 @@ BANDS = ("g", "r", "i", "z", "w1", "w2", "w3", "w4")
 
 def sin_gal_b(xyz: np.ndarray) -> np.ndarray:
     """sin(Galactic latitude) of (n, 3) ICRS unit vectors."""
-    return xyz @ _GAL[2]
+    g = _GAL[2]  # element-wise (not BLAS): a source's value must not depend on its neighbours in the array
+    return xyz[..., 0] * g[0] + xyz[..., 1] * g[1] + xyz[..., 2] * g[2]
 
 
 def star_factor(sinb: np.ndarray) -> np.ndarray:
@@ -69,11 +70,12 @@ def star_factor(sinb: np.ndarray) -> np.ndarray:
     return ((1.12) / (np.abs(sinb) + 0.12)) ** 1.2
 
 
-def ebv_at(xyz: np.ndarray, seed: int, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+def ebv_at(xyz: np.ndarray, seed: int, ra: np.ndarray, dec: np.ndarray, sinb: np.ndarray | None = None) -> np.ndarray:
     """A dust-like E(B-V) field, mag, at unit vectors ``xyz`` = (ra, dec) deg: cosec|b| law
-    times a smooth log-normal modulation."""
+    times a smooth log-normal modulation (``sinb``: sin_gal_b(xyz) if already known)."""
     f = eval_fields(ra, dec, seed, [(101, 0.2, 8.0)])[:, 0]
-    return np.minimum(0.018 / (np.abs(sin_gal_b(xyz)) + 0.04) * np.exp(0.35 * f), 3.0)
+    sinb = sin_gal_b(xyz) if sinb is None else sinb
+    return np.minimum(0.018 / (np.abs(sinb) + 0.04) * np.exp(0.35 * f), 3.0)
 
 
 def _mag_draw(u: np.ndarray, lo, hi, alpha) -> np.ndarray:
@@ -259,26 +261,28 @@ def _vega_ab(band: str) -> float:
     return WISE_VEGA_TO_AB[band]
 
 
-def make_truth(cs: CellSources, seed: int) -> np.ndarray:
-    """All truth properties (TRUTH_DTYPE) of candidate sources ``cs``."""
+def make_truth(cs: CellSources, seed: int, with_sinb: bool = False):
+    """All truth properties (TRUTH_DTYPE) of candidate sources ``cs``; with ``with_sinb`` also
+    sin(Galactic latitude) of each (computed on the way)."""
     key = seed_key(seed, 1)
     n = len(cs.uid)
     t = np.zeros(n, dtype=TRUTH_DTYPE)
     t["uid"], t["ra"], t["dec"], t["kind"] = cs.uid, cs.ra, cs.dec, cs.pop
     t["epoch"] = TRUTH_EPOCH
     if n == 0:
-        return t
+        return (t, np.zeros(0)) if with_sinb else t
     u = uniforms(cs.uid, key, 3, 6)  # magnitude, morphology, angle, ellipticity, misc
     z = normals(cs.uid, key, 10, 8)
     m = _mag_draw(u[:, 0], cs.mlo, cs.mhi, cs.alpha)
     xyz = unit_vectors(cs.ra, cs.dec)
-    ebv = ebv_at(xyz, seed, cs.ra, cs.dec)
+    sinb = sin_gal_b(xyz)
+    ebv = ebv_at(xyz, seed, cs.ra, cs.dec, sinb)
     t["ebv"] = ebv
     out, morph = truth_columns(np.ascontiguousarray(cs.pop), m, u, z, ebv, *_truth_constants())
     for j, name in enumerate(COLUMNS):
         t[name] = out[:, j]
     t["morph"] = _MORPHS[morph]
-    return t
+    return (t, sinb) if with_sinb else t
 
 
 _MORPHS = np.array(MORPHS, dtype="U3")
