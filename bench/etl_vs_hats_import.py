@@ -1,9 +1,13 @@
 """Benchmark: ``legacylake etl build`` vs hats-import on the same DR9 Tractor FITS files.
 
     python bench/etl_vs_hats_import.py --bricks 500 --rows 4000 [--sizes 0.25,1] [--workers 2]
+        [--input sim|random]
 
-Writes schema-valid random DR9 tractor files (all 181 columns; positions, brick ids and
-object ids consistent with the brick grid) for a compact block of bricks, then runs each
+Writes DR9 tractor files (all 181 columns) for a compact block of bricks near (150, 10):
+by default simulated bricks (``legacylake.photometry.simulate.write_bricks``, a realistic
+sky; ``--rows`` sets the mean rows per brick through the source density), or with
+``--input random`` schema-valid random tables (positions, brick ids and object ids
+consistent with the brick grid, exactly ``--rows`` rows per brick). Then runs each
 tool in its own child process, one after the other, sampling the resident memory of the
 whole process tree (the child and all its workers) every 0.1 s. Prints rows/s of each, the
 ratio, and peak RSS, for each input size (``--sizes`` are fractions of ``--bricks``).
@@ -22,17 +26,50 @@ import time
 import numpy as np
 
 
+def patch_bricks(nbricks: int) -> np.ndarray:
+    """Grid indices of the ``nbricks`` DR9 bricks nearest (150, 10), nearest first (so any
+    prefix is a compact patch)."""
+    from legacylake.catalogs_schema import bricks
+
+    g = bricks.grid()
+    sel = np.where((np.abs(g["dec"] - 10.0) < 4.0) & (g["ra"] > 145.0) & (g["ra"] < 155.0))[0]
+    d2 = (g["ra"][sel] - 150.0) ** 2 + (g["dec"][sel] - 10.0) ** 2
+    return sel[np.argsort(d2)][:nbricks]
+
+
+def make_sim_inputs(outdir: str, nbricks: int, rows: int, seed: int = 1, workers: int = 2) -> list[tuple[str, int]]:
+    """Simulated DR9 bricks (``legacylake.photometry.simulate``) of about ``rows`` rows each
+    (cached on disk); returns [(path, rows)] nearest-first."""
+    import fitsio
+    from legacylake.catalogs_schema import bricks
+    from legacylake.photometry.simulate import brick_path, write_bricks
+
+    g = bricks.grid()
+    names = [str(g["brickname"][i]) for i in patch_bricks(nbricks)]
+    todo = [n for n in names if not os.path.exists(brick_path(outdir, n))]
+    if todo:
+        # calibrate the source density (sources per deg^2) on the first brick: the
+        # simulator's detection and selection keep a fraction of the truth sources
+        from legacylake.photometry.simulate import simulate_brick
+        d0 = 80_000.0
+        got = len(simulate_brick(names[0], "dr9", seed=seed, density=d0))
+        density = d0 * rows / max(1, got)
+        write_bricks(outdir, todo, "dr9", seed=seed, density=density, workers=workers)
+    out = []
+    for n in names:
+        p = brick_path(outdir, n)
+        out.append((p, int(fitsio.read_header(p, 1)["NAXIS2"])))
+    return out
+
+
 def make_inputs(outdir: str, nbricks: int, rows: int, seed: int = 1) -> list[str]:
-    """``nbricks`` adjacent DR9 bricks near (150, 10) of ``rows`` rows each (cached on disk)."""
+    """``nbricks`` adjacent DR9 bricks near (150, 10) of ``rows`` random rows each (cached on disk)."""
     import fitsio
     from legacylake.catalogs_schema import bricks
     from legacylake.catalogs_schema.random_table import random_brick_table
 
     g = bricks.grid()
-    sel = np.where((np.abs(g["dec"] - 10.0) < 3.0) & (g["ra"] > 148.0) & (g["ra"] < 160.0))[0]
-    # nearest bricks to the centre first, so any size is a compact patch
-    d2 = (g["ra"][sel] - 150.0) ** 2 + (g["dec"][sel] - 10.0) ** 2
-    sel = sel[np.argsort(d2)][:nbricks]
+    sel = patch_bricks(nbricks)
     template = random_brick_table(str(g["brickname"][sel[0]]), rows, "dr9-tractor", seed)
     rng = np.random.default_rng(seed)
     udtype = np.dtype([(n.upper(), template.dtype.fields[n][0]) for n in template.dtype.names])
@@ -144,7 +181,9 @@ def measure(tool, paths, workdir, workers, threshold, order):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bricks", type=int, default=500)
-    ap.add_argument("--rows", type=int, default=4000, help="rows per brick")
+    ap.add_argument("--rows", type=int, default=4000, help="rows per brick (mean, for --input sim)")
+    ap.add_argument("--input", choices=["sim", "random"], default="sim",
+                    help="simulated bricks (legacylake.photometry.simulate) or random schema-valid tables")
     ap.add_argument("--sizes", default="0.25,1", help="fractions of --bricks to run")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threshold", type=int, default=1_000_000)
@@ -160,12 +199,18 @@ def main() -> None:
         return
     os.makedirs(a.workdir, exist_ok=True)
     t = time.time()
-    paths = make_inputs(os.path.join(a.workdir, "in"), a.bricks, a.rows)
-    print(f"inputs: {len(paths)} DR9 tractor files x {a.rows} rows x 181 columns "
+    if a.input == "sim":
+        pr = make_sim_inputs(os.path.join(a.workdir, "sim"), a.bricks, a.rows, workers=a.workers)
+        paths, counts = [p for p, _ in pr], [n for _, n in pr]
+        kind = "simulated"
+    else:
+        paths = make_inputs(os.path.join(a.workdir, "in"), a.bricks, a.rows)
+        counts, kind = [a.rows] * len(paths), "random"
+    print(f"inputs: {len(paths)} {kind} DR9 tractor files, {sum(counts):,} rows x 181 columns "
           f"({sum(os.path.getsize(p) for p in paths) / 2**30:.2f} GiB), ready in {time.time() - t:.0f} s")
     for frac in [float(x) for x in a.sizes.split(",")]:
         sub = paths[: max(1, int(round(frac * len(paths))))]
-        nrows = len(sub) * a.rows
+        nrows = sum(counts[: len(sub)])
         print(f"\n== {len(sub)} bricks, {nrows:,} rows ==")
         ours = measure("ours", sub, a.workdir, a.workers, a.threshold, a.order)
         r_ours = nrows / ours["seconds"]

@@ -24,6 +24,8 @@ from legacylake.errors import UserError
 
 from . import manifest as mf
 from .hats_meta import write_metadata
+from .mapping import MAPPINGS, can_map, target_model
+from .mapping import describe as describe_mappings
 from .healpix import FOOTPRINT_ORDER, pixel_range, shift
 from .plan import InputFile, Reject, discover, exact_footprint, inspect_all, plan_leaves
 from .read import lake_schema
@@ -176,6 +178,16 @@ def _group(leaves: list, est: dict, n_tasks: int) -> list[list]:
     return groups
 
 
+def _same_content(path: str, recorded: str) -> bool:
+    """True if the file's content hash equals the one the manifest recorded."""
+    from .fitstable import FitsLayoutError
+    from .write import content_hash
+    try:
+        return content_hash(path) == recorded
+    except (FitsLayoutError, OSError):
+        return False
+
+
 def _die_with_parent(parent: int | None = None) -> None:
     """Worker initializer: on Linux, ask for SIGKILL when the parent process dies, and exit
     at once if it already died while this worker was starting (the signal would never come)."""
@@ -220,7 +232,9 @@ class _Runner:
                 for fut in as_completed(self._client.map(fn, jobs, pure=False)):
                     results.append(fut.result())
                     bar.update(1)
-            elif self.workers <= 1 or (len(jobs) == 1 and self._pool is None):
+            elif self.workers <= 1:
+                # (with workers > 1 even a single task runs in a worker process: the same
+                # path, and the same per-process memory, whatever the size of the input)
                 for t in jobs:
                     results.append(fn(t))
                     bar.update(1)
@@ -257,14 +271,16 @@ def _seam_jobs(files: list, n_jobs: int, staging: str) -> list[SeamJob]:
 def build(sources, lake: str, catalog: str, threshold: int | None = None,
           highest_order: int | None = None, workers: int | None = None,
           scheduler: str | None = None, row_group_rows: int = ROW_GROUP_ROWS,
-          progress: bool = False) -> Summary:
+          progress: bool = False, map_to: str | None = None) -> Summary:
     """Ingest FITS catalogs (files or directory trees) into the HATS catalog ``lake/catalog``.
 
     Exactly once: files already ingested and unchanged are skipped; changed files replace
     their rows; new files are added by rewriting only the partitions they touch.
     Returns a :class:`Summary`; bad inputs are in ``summary.rejects`` (never raised).
     Raises :class:`UserError` for mistakes that stop the whole build (mixed data models,
-    options that contradict the catalog)."""
+    options that contradict the catalog). ``map_to`` (a model or release, e.g. ``"dr9"``)
+    converts inputs of other data models to it by a documented mapping
+    (:mod:`legacylake.etl.mapping`); without it, mixed models are refused."""
     from tqdm import tqdm
 
     t0 = time.time()
@@ -295,6 +311,7 @@ def build(sources, lake: str, catalog: str, threshold: int | None = None,
     summary.files = len(paths)
     ingested = {p: e for p, e in man["files"].items() if e.get("status") == "ingested"}
     to_inspect = []
+    retimed: dict[str, int] = {}
     for p in paths:
         if p in missing:
             continue
@@ -302,6 +319,10 @@ def build(sources, lake: str, catalog: str, threshold: int | None = None,
         st = os.stat(p)
         if old and old.get("size") == st.st_size and old.get("mtime_ns") == st.st_mtime_ns:
             summary.unchanged += 1   # same size and modification time: not read again
+        elif old and old.get("size") == st.st_size and old.get("hash") and _same_content(p, old["hash"]):
+            # touched (new mtime) but byte-identical: unchanged; remember the new mtime
+            summary.unchanged += 1
+            retimed[p] = st.st_mtime_ns
         else:
             to_inspect.append(p)
     bar = tqdm(total=len(to_inspect), desc="inspect inputs", unit="file", disable=not progress, file=sys.stderr)
@@ -316,14 +337,28 @@ def build(sources, lake: str, catalog: str, threshold: int | None = None,
     for f in good:
         new.append(f)
 
-    # one data model per catalog
-    models = {f.model for f in new} | ({man["model"]} if man["model"] else set())
+    # one data model per catalog (inputs of another model only through a documented mapping)
+    target = None
+    if map_to:
+        target = target_model(map_to, {f.model for f in new} | ({man["model"]} if man["model"] else set()))
+        if man["model"] and man["model"] != target:
+            raise UserError(f"{cat_dir}: the catalog holds {man['model']}; cannot map inputs to {target}")
+        for f in new:
+            if not can_map(f.model, target):
+                raise UserError(f"{f.path}: no mapping from {f.model} to {target} "
+                                f"(mappings: {describe_mappings()})")
+    models = {target} if target else {f.model for f in new} | ({man["model"]} if man["model"] else set())
     if len(models) > 1:
         counts = {m: sum(f.model == m for f in new) for m in models}
         desc = ", ".join(f"{m} ({counts[m]} new file(s){', the catalog' if m == man['model'] else ''})"
                          for m in sorted(models))
+        hint = ""
+        for a in models:
+            for b in models:
+                if (a, b) in MAPPINGS:
+                    hint = f", or convert {a} to {b} with --map-to {b.split('-')[0]} (see legacylake.etl.mapping)"
         raise UserError(f"{cat_dir}: inputs of more than one data model: {desc}; "
-                        "a catalog holds one data model: build them into separate catalogs")
+                        f"a catalog holds one data model: build them into separate catalogs{hint}")
 
     # one file per brick
     owner: dict[int, str] = {}
@@ -343,7 +378,11 @@ def build(sources, lake: str, catalog: str, threshold: int | None = None,
     new = accepted
     summary.rejects = rejects
 
+    for p, t in retimed.items():
+        man["files"][p] = {**man["files"][p], "mtime_ns": t}
     if not new:
+        if retimed:   # only the manifest's modification times change (no partition, no metadata)
+            mf.write_json_atomic(mf.manifest_path(cat_dir), man)
         summary.nothing_to_do = bool(man["partitions"]) or not paths
         summary.total_rows = sum(v["rows"] for v in man["partitions"].values())
         summary.partitions = len(man["partitions"])
@@ -352,7 +391,7 @@ def build(sources, lake: str, catalog: str, threshold: int | None = None,
             pass
         return summary
 
-    model = man["model"] or new[0].model
+    model = target or man["model"] or new[0].model
     while True:
         try:
             results, plan = _write(cat_dir, man, new, model, threshold, highest_order, plan_order,
@@ -474,7 +513,9 @@ def _write(cat_dir, man, new, model, threshold, highest_order, plan_order, worke
             for r in seam_results:
                 for tid, lo, path, _ in r["shards"]:
                     group_srcs[tid].append(Source("shard", path, lower=lo))
-        tasks = [Task(i, list(g), group_srcs[i], model, staging, row_group_rows, plan_order)
+        mapped = {f.path: f.model for f in new if f.model != model}
+        tasks = [Task(i, list(g), group_srcs[i], model, staging, row_group_rows, plan_order,
+                      source_models=mapped)
                  for i, g in enumerate(groups)]
         results = seam_results + runner.run(run_task, tasks, "write partitions")
     crash_point("tasks-done")

@@ -31,6 +31,10 @@ def register(subparsers) -> None:
     b.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run the write tasks on this Dask distributed scheduler (shared filesystem)")
     b.add_argument("--row-group-rows", type=int, default=None, help="rows per Parquet row group (2048: see README)")
+    b.add_argument("--map-to", default=None, metavar="MODEL",
+                   help="convert inputs of another data model to this one (a release such as dr9, or a "
+                        "model name) by the documented mapping (DR4 -> DR9: see README); without it, "
+                        "inputs of two data models are refused")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     b.set_defaults(func=_build)
     v = sub.add_parser("verify", help="check a catalog against its manifest and HATS metadata",
@@ -52,7 +56,7 @@ def _build(args) -> int:
     s = build(args.sources, args.lake, args.catalog, threshold=args.threshold,
               highest_order=args.highest_order, workers=args.workers, scheduler=args.scheduler,
               row_group_rows=args.row_group_rows or ROW_GROUP_ROWS,
-              progress=not args.quiet and sys.stderr.isatty())
+              progress=not args.quiet and sys.stderr.isatty(), map_to=args.map_to)
     for n in s.notes:
         print(f"note: {n}", file=sys.stderr)
     for _, r in s.rejects:

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 from legacylake import __version__
 
 from .manifest import leaf_path, parse_key
+from .parquet_footer import write_metadata_streaming
 
 #: Order of point_map.fits (at most; a catalog planned at a lower order uses that).
 POINT_MAP_MAX_ORDER = 8
@@ -35,18 +36,10 @@ def write_metadata(catalog_dir: str, manifest: dict, schema) -> None:
         pq.write_metadata(schema, os.path.join(tmp, "_common_metadata"))
         _replace_into(tmp, "_common_metadata", os.path.join(catalog_dir, "dataset", "_common_metadata"))
 
-        total = None
-        for k, n, _ in parts:
-            md = pq.read_metadata(leaf_path(catalog_dir, k, n))
-            md.set_file_path(os.path.relpath(leaf_path(catalog_dir, k, n), os.path.join(catalog_dir, "dataset")))
-            if total is None:
-                total = md
-            else:
-                total.append_row_groups(md)
-        if total is not None:
-            total.write_metadata_file(os.path.join(tmp, "_metadata"))
-        else:
-            pq.write_metadata(schema, os.path.join(tmp, "_metadata"))
+        # one leaf footer at a time (memory independent of the number of partitions)
+        dataset = os.path.join(catalog_dir, "dataset")
+        write_metadata_streaming([(leaf_path(catalog_dir, k, n), os.path.relpath(leaf_path(catalog_dir, k, n), dataset))
+                                  for k, n, _ in parts], os.path.join(tmp, "_metadata"), schema)
         _replace_into(tmp, "_metadata", os.path.join(catalog_dir, "dataset", "_metadata"))
 
         with open(os.path.join(tmp, "partition_info.csv"), "w") as fh:

@@ -36,6 +36,7 @@ from .healpix import FOOTPRINT_ORDER, pixel_range, shift
 from .fitstable import FitsLayoutError, columns_from_raw, layout, raw_rows
 from .read import CHUNK_ROWS, HEALPIX_COLUMN, lake_schema, positions, to_arrow
 from .healpix import healpix29
+from .mapping import map_columns
 
 #: Rows per Parquet row group: a 1-arcmin cone with all 181 columns decodes ~1-2 groups
 #: (41 ms at 2,048 rows vs 56 ms at 4,096, 256 ms at 16,384; bench/etl_row_groups.py).
@@ -113,6 +114,7 @@ class Task:
     row_group_rows: int = ROW_GROUP_ROWS
     point_map_order: int = POINT_MAP_ORDER
     pending_bytes: int = PENDING_BYTES
+    source_models: dict = field(default_factory=dict)   # path -> data model, files mapped to ``model``
 
 
 def leaf_name(order: int, npix: int) -> str:
@@ -287,6 +289,26 @@ def _start_hash(lay):
         with open(lay.path, "rb") as fh:
             h.update(fh.read(lay.data_start))
     return h
+
+
+def content_hash(path: str) -> str:
+    """The content hash a build records for a FITS file: BLAKE2b-128 of its header and table
+    bytes (what :func:`_route_fits` hashes while reading), read in 4 MiB pieces.
+
+    Raises :class:`FitsLayoutError` if the file is not a readable FITS table."""
+    import hashlib
+
+    lay = layout(path)
+    h = hashlib.blake2b(digest_size=16)
+    left = lay.data_start + lay.nrows * lay.rowlen
+    with open(path, "rb") as fh:
+        while left > 0:
+            chunk = fh.read(min(left, 1 << 22))
+            if not chunk:
+                raise FitsLayoutError(f"{path}: file ends inside the table (truncated)")
+            h.update(chunk)
+            left -= len(chunk)
+    return h.hexdigest()
 
 
 def _layout_key(lay) -> tuple:
@@ -571,7 +593,11 @@ def run_task(task: Task) -> dict:
                 tables.append(p.table)
         for group in raws.values():
             m = _merge_raws(group)
-            tables.append(to_arrow(columns_from_raw(m.lay, m.block), m.hp, schema))
+            cols = columns_from_raw(m.lay, m.block)
+            src_model = task.source_models.get(m.lay.path)
+            if src_model:
+                cols = map_columns(cols, src_model, task.model)
+            tables.append(to_arrow(cols, m.hp, schema))
             del m
         t = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
         if len(tables) > 1:
