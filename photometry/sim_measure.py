@@ -152,18 +152,29 @@ def uniforms16(uid: np.ndarray, key: np.uint64, k: int) -> np.ndarray:
 # ---------------------------------------------------------------- record layout
 @functools.cache
 def fits_record_dtype(release: str = "dr9") -> np.dtype:
-    """On-disk FITS layout (upper-case, big-endian, logicals as uint8) of the required
-    ``<release>-tractor`` columns (:func:`.sim_fits.fits_dtype`)."""
+    """On-disk FITS layout (upper-case, big-endian, logicals as uint8) of every
+    ``<release>-tractor`` column (:func:`.sim_fits.fits_dtype`): the required ones and the
+    optional ones (DR4's u, i, Y bands, written with no data: see :func:`_no_data_columns`)."""
     dm = model(f"{release.lower()}-tractor")
-    return fits_dtype(dm, [c.name for c in dm.columns if c.required])
+    return fits_dtype(dm, [c.name for c in dm.columns])
 
 
 @functools.cache
 def _scalar_plan(release: str) -> tuple[tuple[str, bool], ...]:
-    """(name, is_bool) of the columns filled by numpy (all but the kernels' array columns)."""
+    """(name, is_bool) of the columns filled by numpy (all but the kernels' apflux and lc_*)."""
     dm = model(f"{release.lower()}-tractor")
+    kern = tuple(f"_{bd}" for bd in BAND_ALL)
     return tuple((c.name, c.numpy_dtype.kind == "b") for c in dm.columns
-                 if c.required and not (c.name.startswith("apflux") or c.name.startswith("lc_")))
+                 if not ((c.name.startswith("apflux") and c.name.endswith(kern)) or c.name.startswith("lc_")))
+
+
+@functools.cache
+def _no_data_columns(release: str) -> tuple[tuple[str, str, tuple], ...]:
+    """(name, band, shape) of the optional model columns of bands the survey did not observe
+    (DR4: u, i, Y): written with the no-data convention, flux 0, ivar 0, nobs 0, masks 0, and
+    mw_transmission from the band's extinction coefficient."""
+    dm = model(f"{release.lower()}-tractor")
+    return tuple((c.name, c.name.rsplit("_", 1)[1], c.shape or ()) for c in dm.columns if not c.required)
 
 
 @functools.cache
@@ -580,6 +591,9 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
     fb |= np.where(walk, FITBITS.value("WALKER"), 0)
     fb |= np.where(~ref & (snr[k] < 12) & (U[:, _F_MISC + 3] < 0.03), FITBITS.value("ITERATIVE"), 0)
     cols["fitbits"] = fb
+
+    for nm, bd, shape in _no_data_columns(rel):
+        cols[nm] = mw_transmission(ebv, bd) if nm.startswith("mw_transmission") else np.zeros((nk,) + shape)
 
     # ---- unWISE tile, light curves
     dec_tile = np.clip(np.round(dec_k / 1.5) * 1.5, -88.5, 88.5)

@@ -8,7 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from legacylake.catalogs_schema import MASKBITS, bricks, detect, table_header, validate
-from legacylake.catalogs_schema.constants import GAIA_BPRP_RANGE, GAIA_TO_DECAM
+from legacylake.catalogs_schema import model
+from legacylake.catalogs_schema.constants import EXTINCTION_R, GAIA_BPRP_RANGE, GAIA_TO_DECAM
 from legacylake.main import main
 from legacylake.photometry import simulate as sim
 from legacylake.photometry.selection import select_type
@@ -207,6 +208,17 @@ def test_dr4_model(tmp_path):
     assert np.array_equal(np.char.strip(again), np.char.strip(a["TYPE"]))
     dev = np.char.strip(a["TYPE"]) == "DEV"
     assert np.all(a["FRACDEV"][dev] == 1) and np.all(a["SHAPEEXP_R"][dev] == 0)
+    # every column of the DR4 model, the unobserved u, i, Y bands with the no-data convention
+    dm = model("dr4-tractor")
+    assert list(a.dtype.names) == [c.name.upper() for c in dm.columns]
+    optional = [c.name.upper() for c in dm.columns if not c.required]
+    assert {c.rsplit("_", 1)[1] for c in optional} == {"U", "I", "Y"}
+    for c in optional:
+        if c.startswith("MW_TRANSMISSION"):
+            band = c.rsplit("_", 1)[1].lower()
+            assert np.allclose(a[c], 10 ** (-0.4 * EXTINCTION_R[band] * a["EBV"]), rtol=1e-6), c
+            continue
+        assert not np.any(a[c]), c
 
 
 def test_external_catalogs_match_truth(tmp_path):
