@@ -104,13 +104,16 @@ class Fitter:
                 px, py, jac = im.local(s.ra, s.dec)
                 geo.append((px, py, jac, im.psf_at(px, py)))
             self.ref.append(geo)
+        # reference 3.4: log r_e is also capped at ln(0.8 x the region's larger side, arcsec)
+        logr_cap = np.log(0.8 * max(max(im.shape) * im.pixscale for im in self.images)) if self.images else np.inf
         self.lo = np.full(len(names), -np.inf)
         self.hi = np.full(len(names), np.inf)
         self.maxstep = np.full(len(names), np.inf)
         for s, d in zip(self.sources, self.layout):
             self.maxstep[d["xi"]] = self.maxstep[d["eta"]] = MAX_STEP_POS
             if "logr" in d:
-                self.lo[d["logr"]], self.hi[d["logr"]] = LOGR_MIN, LOGR_MAX[s.type]
+                self.lo[d["logr"]], self.hi[d["logr"]] = LOGR_MIN, min(LOGR_MAX[s.type], logr_cap)
+                self.p[d["logr"]] = min(self.p[d["logr"]], self.hi[d["logr"]])
                 self.maxstep[d["logr"]] = MAX_STEP_LOGR
             for k in ("ee1", "ee2"):
                 if k in d:

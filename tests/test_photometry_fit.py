@@ -36,6 +36,18 @@ def test_noiseless_galsim_recovers_truth(kind, r_e, e1, e2, n):
         assert abs(s.n - n) < 0.1
 
 
+def test_log_radius_capped_by_region_size():
+    """Reference 3.4: r_e <= 0.8 x the region's larger side, on a 64 x 64 px (16.8") image a
+    flat-ish blob cannot grow past 13.4"; the start value is clipped into the bound too."""
+    truth = ("EXP", RA, DEC, 10.0, 30.0, 0.0, 0.0, None)
+    im, _ = render_scene([truth], "gaussian", 1.3, sig1=0.002, noise=False)
+    cap = 0.8 * 64 * im.pixscale
+    f = Fitter([im], [Source("EXP", RA, DEC, {"r": 8.0}, 25.0, 0.0, 0.0, 1.0)])
+    assert np.exp(f.p[f.layout[0]["logr"]]) == pytest.approx(cap)
+    s = f.fit().results()[0].source
+    assert s.r_e <= cap * (1 + 1e-9)
+
+
 def test_pulls_small_sample_and_blend():
     """Blended pair on a Moffat (pixelized) PSF and a Gaussian one; flux pulls with sigma_marg."""
     pulls = []
