@@ -32,6 +32,7 @@ def pairs_kernel(x, y, r):
     out = np.empty((16, 2), np.int64)
     m = 0
     for i in range(n):
+        m0 = m
         for gy in range(max(cy[i] - 1, 0), min(cy[i] + 2, ncy)):
             for gx in range(max(cx[i] - 1, 0), min(cx[i] + 2, ncx)):
                 c = gy * ncx + gx
@@ -47,9 +48,14 @@ def pairs_kernel(x, y, r):
                             out = bigger
                         out[m, 0], out[m, 1] = i, j
                         m += 1
-    out = out[:m]
-    srt = np.argsort(out[:, 0] * n + out[:, 1])
-    return out[srt].copy()
+        for a in range(m0 + 1, m):  # the few partners of i in increasing j (insertion sort)
+            v = out[a, 1]
+            b = a - 1
+            while b >= m0 and out[b, 1] > v:
+                out[b + 1, 1] = out[b, 1]
+                b -= 1
+            out[b + 1, 1] = v
+    return out[:m].copy()
 
 
 def pairs_np(x, y, r) -> np.ndarray:

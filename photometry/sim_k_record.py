@@ -2,7 +2,7 @@
 the aperture fluxes of every band (:mod:`.sim_k_apflux`) and the unWISE light curves of W1/W2
 (:mod:`.sim_k_lc`), for rows i0..i1 of a brick, written into rows 0..i1-i0 of ``buf``.
 
-The writer fills a block of a few hundred rows (well inside the L2 cache) and hands it to the
+The writer fills a block of a few hundred rows (inside the L2 cache) and hands it to the
 file before the next one, so the ~2 kB records are written once into cache and copied once
 into the page cache. Filling the rows in any blocks gives the same bytes as filling them at
 once: every value depends only on its row (the test compares block sizes). Band inputs come

@@ -17,9 +17,8 @@ import numpy as np
 
 from legacylake.catalogs_schema import ANYMASK, FITBITS, MASKBITS, WISEMASK, bricks, model
 from legacylake.catalogs_schema.constants import (
-    APERTURE_RADII_OPTICAL_ARCSEC, APERTURE_RADII_WISE_ARCSEC, FIBER_DIAMETER_ARCSEC,
-    FIBER_SEEING_FWHM_ARCSEC, NANOMAGGY_ZEROPOINT, PIXSCALE_ARCSEC, mask_radius_arcsec,
-    mw_transmission)
+    APERTURE_RADII_OPTICAL_ARCSEC, APERTURE_RADII_WISE_ARCSEC, EXTINCTION_R, FIBER_DIAMETER_ARCSEC,
+    FIBER_SEEING_FWHM_ARCSEC, NANOMAGGY_ZEROPOINT, PIXSCALE_ARCSEC, mask_radius_arcsec)
 
 from .sim_conditions import OPT, WISE, WISE_FWHM, conditions
 from .sim_fits import fits_dtype
@@ -124,6 +123,12 @@ def mask_mag(t: np.ndarray) -> np.ndarray:
     x = np.clip(t["gaia_bp"] - t["gaia_rp"], *GAIA_BPRP_RANGE)
     zg = t["gaia_g"] + np.polynomial.polynomial.polyval(x, GAIA_TO_DECAM["z"])
     return np.minimum(t["gaia_g"], zg + 1.0)
+
+
+def _mw_transmission(ebv: np.ndarray, band: str) -> np.ndarray:
+    """catalogs_schema's mw_transmission, 10^(-0.4 R ebv), as a vectorised exp (same values to
+    float32 precision, ~20x faster than the power)."""
+    return np.exp((-0.4 * np.log(10.0) * EXTINCTION_R[band.lower()]) * ebv)
 
 
 def _mag(flux):
@@ -440,7 +445,7 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
         f, iv = flux[bd][k], ivar[bd][k]
         cols[f"flux_{bd}"] = np.where(fk, tt[f"flux_{bd}"], f)
         cols[f"flux_ivar_{bd}"] = np.where(fk, 0.0, iv)
-        cols[f"mw_transmission_{bd}"] = mw_transmission(ebv, bd)
+        cols[f"mw_transmission_{bd}"] = _mw_transmission(ebv, bd)
         cols[f"nobs_{bd}"] = cond[f"nobs_{bd}"][k]
     for bd in OPT:
         cols[f"psfsize_{bd}"] = cond[f"psfsize_{bd}"][k]
@@ -593,7 +598,7 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
     cols["fitbits"] = fb
 
     for nm, bd, shape in _no_data_columns(rel):
-        cols[nm] = mw_transmission(ebv, bd) if nm.startswith("mw_transmission") else np.zeros((nk,) + shape)
+        cols[nm] = _mw_transmission(ebv, bd) if nm.startswith("mw_transmission") else np.zeros((nk,) + shape)
 
     # ---- unWISE tile, light curves
     dec_tile = np.clip(np.round(dec_k / 1.5) * 1.5, -88.5, 88.5)
@@ -651,7 +656,7 @@ class BrickRecords:
     the scalar columns packed by :mod:`.sim_k_pack`, apflux and lc_* made by their kernels,
     any block of rows at a time (:mod:`.sim_k_record`). ``uid``: truth uid of each row."""
 
-    BLOCK_ROWS = 256  # ~540 kB of DR9 records: stays in L2 while filled and written
+    BLOCK_ROWS = 384  # ~810 kB of DR9 records: stays in the 1 MiB L2 while filled and written
 
     def __init__(self, release: str, seed: int, cols: dict, uid: np.ndarray, ap_in: dict, lc_in: dict,
                  mjd0: np.ndarray, is_qso: np.ndarray):
