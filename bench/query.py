@@ -12,12 +12,24 @@ groups sorted by _healpix_29) by legacylake.query.synthlake.write_lake. Built on
 ``--full-rows N`` adds a second lake with every DR9 Tractor column (181): N rows of random
 bricks (6,000 rows per brick, DR9 density) written as Tractor FITS and ingested by
 ``legacylake.etl.build``, on which the cone searches are timed again with all columns.
+
+``--sim-bricks N`` runs everything on a lake of simulated DR9 bricks instead: the ~N bricks
+of the box RA 150..150+s, Dec 0..s (s = 0.25 sqrt(N) deg) simulated by ``legacylake simulate
+catalogs`` (~4,600 rows per brick, all 181 DR9 columns) and ingested by ``legacylake etl build
+--workers 2``, cached in ``--sim-work`` (default bench/_work/sim<N>; the FITS are deleted
+after the build unless ``--keep-fits``). N = 2500 gives ~11.8 M rows (~12 GB of Parquet).
+
+    python bench/query.py --sim-bricks 2500 [--repeat 15] [--lsdb-repeat 3] [--centers 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import shutil
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -110,6 +122,117 @@ def ensure_full_lake(lake: Path, rows: int) -> Path:
     return cat
 
 
+def sim_box(nbricks: int) -> tuple[float, float, float, float]:
+    """The RA/Dec box (deg) whose bricks make the ``--sim-bricks`` lake."""
+    side = 0.25 * math.sqrt(nbricks)
+    return 150.0, 150.0 + side, 0.0, side
+
+
+def ensure_sim_lake(work: Path, nbricks: int, keep_fits: bool = False) -> Path:
+    """Simulate ~``nbricks`` DR9 bricks and ingest them with the ETL (once; reused after)."""
+    cat = work / "lake" / "dr9"
+    if (cat / "hats.properties").exists() and (cat / "partition_info.csv").exists():
+        return cat
+    box = [str(x) for x in sim_box(nbricks)]
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    if not (work / "sim" / "tractor").exists():
+        subprocess.run([sys.executable, "-m", "legacylake", "simulate", "catalogs", "--out", str(work / "sim"),
+                        "--box", *box, "--workers", "2"], check=True)
+    t1 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "legacylake", "etl", "build", "--lake", str(work / "lake"),
+                    "--catalog", "dr9", "--workers", "2", "--quiet", str(work / "sim" / "tractor")], check=True)
+    print(f"built simulated lake {cat}: simulate {t1 - t0:.0f} s, ETL {time.perf_counter() - t1:.0f} s")
+    if not keep_fits:
+        shutil.rmtree(work / "sim", ignore_errors=True)
+    return cat
+
+
+def timed2(fn) -> tuple[float, float, object]:
+    """(wall s, process CPU s incl. all threads, result) of one call."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, time.process_time() - c0, out
+
+
+FEW = ["ra", "dec", "type", "flux_g", "flux_r", "flux_z", "maskbits"]
+
+
+def sim_cone_table(catdir: Path, cat, con, centers, repeat: int, lsdb_repeat: int) -> None:
+    """Cone searches on the all-columns lake: ours vs lsdb vs unpruned DuckDB, all columns and 7.
+
+    Each (radius, columns) row interleaves ours and lsdb on the same centres (warm: one untimed
+    call first per centre); medians over centres x repeats of wall and process CPU time."""
+    import lsdb
+
+    lcats = {"all": lsdb.open_catalog(str(catdir), columns="all"), "7": lsdb.open_catalog(str(catdir), columns=FEW)}
+    print(f"\ncones at {len(centers)} centres {[(round(a, 3), round(d, 3)) for a, d in centers]}; "
+          f"lsdb {lsdb.__version__} open_catalog(columns='all' | the 7).cone_search(...).compute(); "
+          "DuckDB `SELECT <cols> FROM dr9 WHERE ang_sep(ra, dec, ra0, dec0) <= r` over every file")
+    print("\n| cone | columns | ours wall (CPU) | files / row groups read (of those files) | rows scanned -> "
+          "returned | lsdb wall (CPU), partitions | DuckDB unpruned wall | lsdb/ours wall (CPU) | "
+          "unpruned/ours |\n|---|---|---|---|---|---|---|---|---|")
+    for label, r in (("1 arcmin", 1 / 60), ("0.5 deg", 0.5)):
+        for cols_label, cols in (("all 181", None), ("7", FEW)):
+            lcat = lcats["all" if cols is None else "7"]
+            ow, oc, lw, lc, st_all, nparts = [], [], [], [], [], []
+            for ra0, dec0 in centers:
+                st: dict = {}
+                out = cone_search(cat, ra0, dec0, r, columns=cols, stats=st)  # warm
+                lq = lcat.cone_search(ra0, dec0, r * 3600)
+                lout = lq.compute()
+                assert out.num_rows == len(lout), (out.num_rows, len(lout))
+                nparts.append(len(lq.get_healpix_pixels()))
+                st_all.append(st)
+                for i in range(repeat):
+                    w, c, _ = timed2(lambda: cone_search(cat, ra0, dec0, r, columns=cols))
+                    ow.append(w)
+                    oc.append(c)
+                    if i < lsdb_repeat:
+                        w, c, _ = timed2(lambda: lcat.cone_search(ra0, dec0, r * 3600).compute())
+                        lw.append(w)
+                        lc.append(c)
+            ra0, dec0 = centers[0]
+            sel = "*" if cols is None else ", ".join(cols)
+            sql = f"SELECT {sel} FROM dr9 WHERE ang_sep(ra, dec, {ra0}, {dec0}) <= {r}"
+            con.sql(sql).to_arrow_table()
+            dw = statistics.median([timed2(lambda: con.sql(sql).to_arrow_table())[0] for _ in range(2)])
+            med = statistics.median
+            f_read, rg, rg_tot, scanned, rows = (int(med([x[k] for x in st_all])) for k in (
+                "files_read", "row_groups_read", "row_groups_in_files", "rows_scanned", "rows"))
+            print(f"| {label} | {cols_label} | {med(ow) * 1e3:.1f} ms ({med(oc) * 1e3:.1f} ms) | "
+                  f"{f_read}/{st_all[0]['files_total']} files, {rg}/{rg_tot} row groups | {scanned:,} -> {rows:,} | "
+                  f"{med(lw) * 1e3:.0f} ms ({med(lc) * 1e3:.0f} ms), {int(med(nparts))} | "
+                  f"{dw * 1e3:.0f} ms | {med(lw) / med(ow):.1f}x ({med(lc) / med(oc):.1f}x) | {dw / med(ow):.0f}x |",
+                  flush=True)
+
+
+def whole_lake_queries(con, nrows: int) -> None:
+    """DESI-like selection (functions vs written out, interleaved) and GROUP BY nest4096."""
+    print("\n| whole-lake query | median | rows/s |\n|---|---|---|")
+    n_f = con.sql(DESI_FUNCS).fetchall()[0][0]
+    n_r = con.sql(DESI_RAW).fetchall()[0][0]
+    assert n_f == n_r, (n_f, n_r)
+    tf, tr, cf, cr = [], [], [], []
+    for _ in range(5):  # interleaved, so that load from other processes hits both variants alike
+        for sql, acc, cacc in ((DESI_FUNCS, tf, cf), (DESI_RAW, tr, cr)):
+            w, c, _ = timed2(lambda: con.sql(sql).fetchall())
+            acc.append(w)
+            cacc.append(c)
+    med = statistics.median
+    t_f, t_r = med(tf), med(tr)
+    print(f"| DESI ELG-like selection, our functions ({n_f:,} rows selected; median of 5 interleaved) | "
+          f"{t_f:.3f} s (CPU {med(cf):.3f} s) | {nrows / t_f:,.0f} |")
+    print(f"| same selection, arithmetic written out | {t_r:.3f} s (CPU {med(cr):.3f} s) | {nrows / t_r:,.0f} |")
+    print(f"| ratio functions / written out | {t_f / t_r:.2f}x (CPU {med(cf) / med(cr):.2f}x) | |")
+    q = "SELECT nest4096, count(*) FROM dr9_derived GROUP BY nest4096"
+    groups = con.sql(q).fetchall()
+    runs = [timed2(lambda: con.sql(q).fetchall()) for _ in range(3)]
+    t_g, c_g = med([r[0] for r in runs]), med([r[1] for r in runs])
+    print(f"| SELECT nest4096, count(*) ... GROUP BY nest4096 ({len(groups):,} groups) | {t_g:.3f} s "
+          f"(CPU {c_g:.3f} s) | {nrows / t_g:,.0f} (per CPU-second {nrows / c_g:,.0f}) |", flush=True)
+
+
 def cone_table(cat, lcat, con, ra0: float, dec0: float, repeat: int, lsdb_repeat: int) -> None:
     """Print the cone-search comparison rows (ours, lsdb, unpruned DuckDB) for 1 arcmin and 0.5 deg."""
     print("\n| cone | ours median warm | files / row groups read (of total) | rows | lsdb cone_search | "
@@ -172,7 +295,32 @@ def main() -> None:
     ap.add_argument("--lsdb-repeat", type=int, default=3)
     ap.add_argument("--full-rows", type=int, default=0, help="also time cones on an all-columns ETL lake of N rows")
     ap.add_argument("--full-lake", type=Path, default=Path("/tmp/legacylake_bench_query_full"))
+    ap.add_argument("--sim-bricks", type=int, default=0,
+                    help="run on a lake of ~N simulated DR9 bricks (all columns) instead of the narrow lake")
+    ap.add_argument("--sim-work", type=Path, default=None, help="cache folder (default bench/_work/sim<N>)")
+    ap.add_argument("--keep-fits", action="store_true", help="keep the simulated FITS after the ETL")
+    ap.add_argument("--centers", type=int, default=3, help="cone centres (--sim-bricks)")
     args = ap.parse_args()
+    if args.sim_bricks:
+        work = args.sim_work or Path(__file__).parent / "_work" / f"sim{args.sim_bricks}"
+        catdir = ensure_sim_lake(work, args.sim_bricks, args.keep_fits)
+        lake = catdir.parent
+        cat = catalogs(lake)["dr9"]
+        con = connect(lake)
+        nrows = con.sql("SELECT count(*) FROM dr9").fetchall()[0][0]
+        nbytes = sum(Path(f).stat().st_size for f in cat.files)
+        print(f"lake {lake}: {nrows:,} rows x {len(cat.schema)} columns, {len(cat.files)} files "
+              f"({nbytes / 1e9:.1f} GB); machine: 2 cores, 24 GiB, shared with other agents "
+              f"(load average at start {open('/proc/loadavg').read().split()[0]})")
+        ra1, ra2, dec1, dec2 = sim_box(args.sim_bricks)
+        rng = np.random.default_rng(7)
+        centers = [(float(rng.uniform(ra1 + 1, ra2 - 1)), float(rng.uniform(dec1 + 1, dec2 - 1)))
+                   for _ in range(args.centers)]
+        sim_cone_table(catdir, cat, con, centers, args.repeat, args.lsdb_repeat)
+        whole_lake_queries(con, nrows)
+        print(f"(load average at end {open('/proc/loadavg').read().split()[0]})")
+        con.close()
+        return
     catdir = ensure_lake(args.lake, args.rows)
     cat = catalogs(args.lake)["dr9"]
     con = connect(args.lake)
@@ -184,25 +332,7 @@ def main() -> None:
     lcat = lsdb.open_catalog(str(catdir))
     ra0, dec0 = 154.123, 4.321
     cone_table(cat, lcat, con, ra0, dec0, args.repeat, args.lsdb_repeat)
-
-    print("\n| whole-lake query | median | rows/s |\n|---|---|---|")
-    # interleaved, so that load from other processes hits both variants alike
-    n_f = con.sql(DESI_FUNCS).fetchall()[0][0]
-    n_r = con.sql(DESI_RAW).fetchall()[0][0]
-    assert n_f == n_r, (n_f, n_r)
-    tf, tr = [], []
-    for _ in range(5):
-        for sql, acc in ((DESI_FUNCS, tf), (DESI_RAW, tr)):
-            t0 = time.perf_counter()
-            con.sql(sql).fetchall()
-            acc.append(time.perf_counter() - t0)
-    t_f, t_r = statistics.median(tf), statistics.median(tr)
-    print(f"| DESI ELG-like selection, our functions ({n_f:,} rows selected; median of 5 interleaved) | "
-          f"{t_f:.3f} s | {nrows / t_f:,.0f} |")
-    print(f"| same selection, arithmetic written out | {t_r:.3f} s | {nrows / t_r:,.0f} |")
-    print(f"| ratio functions / written out | {t_f / t_r:.2f}x | |")
-    t_g, groups = timed(lambda: con.sql("SELECT nest4096, count(*) FROM dr9_derived GROUP BY nest4096").fetchall(), 3)
-    print(f"| SELECT nest4096, count(*) ... GROUP BY nest4096 ({len(groups):,} groups) | {t_g:.3f} s | {nrows / t_g:,.0f} |")
+    whole_lake_queries(con, nrows)
     con.close()
 
     if args.full_rows:

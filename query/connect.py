@@ -4,7 +4,8 @@ A lake is a folder of HATS catalogs (``LAKE/NAME/hats.properties``). Each catalo
 becomes a view ``NAME`` over its leaf files (``dataset/Norder=*/Dir=*/Npix=*.parquet``,
 without the hive partition columns) and a view ``NAME_derived`` that adds Astro Data Lab's
 derived columns (``mag_g``, ``dered_mag_r``, ``snr_z``, ``g_r``, ``nest4096``, ...).
-A single catalog folder may be passed too. The lake's files are only ever read.
+A single catalog folder may be passed too. The connection is locked to reading the lake's
+leaf files (:func:`lock_to_lake`).
 """
 
 from __future__ import annotations
@@ -149,16 +150,23 @@ def parquet_scan(files) -> str:
     return f"read_parquet({_file_list(files)}, hive_partitioning = false, union_by_name = false)"
 
 
-def connect(lake: str | os.PathLike, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+def connect(lake: str | os.PathLike, threads: int | None = None, read_only: bool = True) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with a view per catalog of ``lake``, ``<catalog>_derived`` views and
     the SQL function library (:mod:`legacylake.query.macros`).
 
     The lake's path is kept in the connection (DuckDB variable ``legacylake_lake``, see
     :func:`lake_of`); use :func:`catalogs` for the partition lists. The crossmatch table macros
-    ``xmatch_nearest(ext, catalog, radius_arcsec)`` and ``xmatch_all(...)`` are registered too. The connection only reads
-    the lake; ``legacylake sql`` also refuses statements other than SELECT/WITH/EXPLAIN.
+    ``xmatch_nearest(ext, catalog, radius_arcsec)`` and ``xmatch_all(...)`` are registered too.
+
+    ``read_only`` (default): the connection is locked to the lake's leaf files. DuckDB's external
+    access is disabled with the leaf files as its only ``allowed_paths``, so ``COPY ... TO``,
+    ``EXPORT DATABASE``, ``ATTACH`` and reading or writing any other file fail with DuckDB's
+    "Permission Error: Cannot access file ...", and the lock cannot be lifted on this
+    connection. Bring other data in with ``con.register(name, arrow_table_or_dataframe)``.
+    ``read_only=False`` gives an unlocked connection (the lake is then read-only by convention).
     """
-    cats = catalogs(lake)
+    root = Path(lake).resolve()  # absolute leaf paths: views and the allowed paths match exactly
+    cats = catalogs(root)
     con = duckdb.connect(":memory:")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
@@ -175,12 +183,29 @@ def connect(lake: str | os.PathLike, threads: int | None = None) -> duckdb.DuckD
         if re.fullmatch(r"dr\d+", name):  # Astro Data Lab's name for the same table: ls_dr9.tractor
             con.execute(f"CREATE SCHEMA IF NOT EXISTS ls_{name}")
             con.execute(f"CREATE VIEW ls_{name}.tractor AS SELECT * FROM {_sql_name(name + '_derived')}")
-    path = str(Path(lake).resolve()).replace("'", "''")
+    path = str(root).replace("'", "''")
     con.execute(f"SET VARIABLE legacylake_lake = '{path}'")
     from .xmatch import register_xmatch  # xmatch_all / xmatch_nearest table macros
 
     register_xmatch(con)
+    if read_only:
+        lock_to_lake(con, cats)
     return con
+
+
+def lock_to_lake(con: duckdb.DuckDBPyConnection, cats: dict[str, Catalog]) -> None:
+    """Disable DuckDB's external access on ``con`` except reading the catalogs' leaf files.
+
+    After this no SQL on ``con`` can create, replace or delete a file (COPY TO, EXPORT, ATTACH,
+    temp-directory changes, extension installs) nor read files outside the lake; it cannot be
+    undone on the connection. One gap remains, a DuckDB limitation: ``allowed_paths`` is one list
+    for reading and writing, so ``COPY ... TO '<an existing leaf file>' (USE_TMP_FILE false)``
+    is not refused by DuckDB (``legacylake sql`` refuses every statement but SELECT/EXPLAIN).
+    """
+    files = [f for cat in cats.values() for f in cat.files]
+    if files:
+        con.execute(f"SET allowed_paths = {_file_list(files)}")
+    con.execute("SET enable_external_access = false")
 
 
 def lake_of(con) -> tuple[Path, dict[str, Catalog]]:

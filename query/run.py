@@ -41,7 +41,11 @@ def query(lake_or_con, sql: str, output: str = "arrow"):
     try:
         res = con.sql(text).to_arrow_table()
     except duckdb.Error as exc:
-        raise UserError(spatial.first_line(exc)) from None
+        msg = spatial.first_line(exc)
+        if "Permission Error" in msg:
+            msg += ("; a lake connection only reads the lake's files (to query other data, "
+                    "con.register(name, arrow_table) it)")
+        raise UserError(msg) from None
     if output == "arrow":
         return res
     if output == "pandas":

@@ -38,6 +38,10 @@ HPX_COL = "_healpix_29"
 _CELL0_DEG = math.degrees(math.sqrt(4 * math.pi / 12))
 #: Most ranges kept for row-group pruning (coarser coverage beyond that).
 _MAX_RANGES = 4096
+#: Row-group pruning uses coverage cells this many orders finer than Region.depth() (cells
+#: ~1/32 of the region's size): a leaf's row groups are small runs of the _healpix_29 curve,
+#: so coarse cells would keep row groups that lie wholly outside the region.
+_FINER = 3
 
 
 # ---------------------------------------------------------------- regions
@@ -160,7 +164,9 @@ class Region:
             return dep.astype(np.int64), ipix.astype(np.int64)
         if self.kind == "box":
             a, b, d1, d2 = self.params
-            zones = [(0.0, 180.0), (180.0, 0.0)] if (a == 0.0 and b == 360.0) else [(a, b)]
+            # cdshealpix 0.9 zone_search with lon_min exactly 0 (and lon_max < 180) misses cells
+            # inside the zone: start such zones a hair west of RA 0 instead (a superset)
+            zones = [(0.0, 180.0), (180.0, 0.0)] if (a == 0.0 and b == 360.0) else [(a or 360.0 - 1e-7, b)]
             deps, pixs = [], []
             for lo, hi in zones:
                 ipix, dep, _ = hn.zone_search(Longitude(lo * u.deg), Latitude(d1 * u.deg),
@@ -282,9 +288,10 @@ def overlaps(ranges: np.ndarray, lo: np.ndarray, hi_incl: np.ndarray) -> np.ndar
     return out
 
 
-def region_ranges(region: Region) -> np.ndarray:
-    """``_healpix_29`` ranges covering ``region`` (coarsened until at most _MAX_RANGES)."""
-    d = region.depth()
+def region_ranges(region: Region, finer: int = _FINER) -> np.ndarray:
+    """``_healpix_29`` ranges covering ``region`` with cells ``finer`` orders below
+    :meth:`Region.depth` (coarsened until at most _MAX_RANGES)."""
+    d = min(region.depth() + finer, 20)
     while True:
         r = ranges29(*region.coverage(d))
         if len(r) <= _MAX_RANGES or d == 0:
@@ -348,6 +355,29 @@ def plan(cat: Catalog, region: Region) -> Plan:
     return Plan(region, ranges, files, len(cat.files), total_rg)
 
 
+def _read_region_rows(path: str, rgs: list[int], columns, region: Region):
+    """(table, row mask or None for all rows, rows scanned) of a leaf's row groups ``rgs``.
+
+    ``ra``/``dec`` are read first (cheap); the other columns are decoded only for the row
+    groups holding at least one row of ``region`` (table None if there is none)."""
+    md = footer(path)[0]
+    pf = pq.ParquetFile(path, metadata=md)
+    pos = pf.read_row_groups(rgs, columns=["ra", "dec"])
+    mask = region.contains(pos["ra"].to_numpy(), pos["dec"].to_numpy())
+    if not mask.any():
+        return None, None, pos.num_rows
+    sizes = np.array([md.row_group(g).num_rows for g in rgs])
+    hit = np.add.reduceat(mask, np.r_[0, np.cumsum(sizes)[:-1]]) > 0
+    if not hit.all():
+        mask = mask[np.repeat(hit, sizes)]
+        rgs = [g for g, h in zip(rgs, hit) if h]
+    if columns is not None and set(columns) <= {"ra", "dec"} and hit.all():
+        t = pos.select(columns)
+    else:
+        t = pf.read_row_groups(rgs, columns=columns)
+    return t, (None if mask.all() else mask), pos.num_rows
+
+
 def _resolve(lake, catalog: str | None) -> Catalog:
     if isinstance(lake, Catalog):
         return lake
@@ -399,12 +429,10 @@ def search(lake, region: Region, catalog: str | None = None, columns=None, where
 
         files = tqdm(files, desc=f"{region.kind} search", unit="file", leave=False)
     for path, rgs in files:
-        md = footer(path)[0]
-        t = pq.ParquetFile(path, metadata=md).read_row_groups(rgs, columns=read_cols)
-        scanned += t.num_rows
-        mask = region.contains(t["ra"].to_numpy(), t["dec"].to_numpy())
-        if mask.any():
-            pieces.append(t.filter(pa.array(mask)))
+        t, mask, n = _read_region_rows(path, rgs, read_cols, region)
+        scanned += n
+        if t is not None:
+            pieces.append(t if mask is None else t.filter(pa.array(mask)))
     if pieces:
         out = pa.concat_tables(pieces)
     else:

@@ -68,6 +68,13 @@ def test_cone_box_polygon_commands(query_lake, tmp_path, capsys):
     (["cone", "--lake", "{lake}", "0", "0", "1", "--columns", "ra,nope"], "nope"),
     (["cone", "--lake", "{lake}", "0", "0", "1", "--where", "flux_zz > 0"], "flux_zz"),
     (["sql", "--lake", "{lake}", "SELECT 1", "--out", "{tmp}/x.txt"], "unknown format"),
+    (["sql", "--lake", "{lake}", "SELECT * FROM cone('dr10', 0, 0, 1)"], "unknown catalog 'dr10'"),
+    (["sql", "--lake", "{lake}", "SELECT * FROM cone('dr9', 0, 0, -1)"], "radius must be > 0"),
+    (["sql", "--lake", "{lake}", "SELECT * FROM read_csv('{tmp}/x.csv')"], "only reads the lake's files"),
+    (["cone", "--lake", "{tmp}", "0", "0", "1"], "not a lake"),
+    (["cone", "--lake", "{lake}", "0", "0", "-0.5"], "radius must be > 0"),
+    (["box", "--lake", "{lake}", "0", "1", "2", "1"], "dec1 < dec2"),
+    (["polygon", "--lake", "{lake}", "0", "0", "1", "1"], "at least 3 vertices"),
 ])
 def test_bad_input_one_line(query_lake, tmp_path, capsys, argv, needle):
     argv = [a.format(lake=query_lake, tmp=tmp_path) for a in argv]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -188,6 +190,45 @@ def test_not_a_lake(tmp_path):
         connect(tmp_path)
     with pytest.raises(UserError, match="no such lake"):
         connect(tmp_path / "missing")
+
+
+def test_connection_cannot_write_into_the_lake(query_lake, tmp_path):
+    import duckdb
+
+    cat = catalogs(query_lake)["dr9"]
+    leaf = Path(cat.files[0])
+    before = (leaf.read_bytes(), sorted(p.name for p in leaf.parent.iterdir()))
+    c = connect(query_lake)
+    n = c.sql("SELECT count(*) FROM dr9").fetchall()[0][0]
+    for sql in (f"COPY (SELECT 1 AS a) TO '{leaf.parent / 'new.parquet'}'",
+                f"COPY (SELECT * FROM dr9 LIMIT 5) TO '{leaf}'",
+                f"COPY (SELECT 1 AS a) TO '{query_lake / 'dr9' / 'x.csv'}'",
+                f"EXPORT DATABASE '{query_lake / 'exported'}'",
+                f"ATTACH '{query_lake / 'db.duckdb'}'",
+                f"COPY (SELECT 1 AS a) TO '{tmp_path / 'elsewhere.csv'}'",
+                f"SELECT * FROM read_csv('{tmp_path / 'elsewhere.csv'}')"):
+        with pytest.raises(duckdb.Error, match="Permission Error: Cannot access"):
+            c.execute(sql)
+    with pytest.raises(duckdb.Error, match="external access"):  # the lock cannot be lifted
+        c.execute("SET enable_external_access = true")
+    with pytest.raises(UserError, match="only reads the lake's files"):
+        query(c, f"SELECT * FROM read_parquet('{tmp_path / 'x.parquet'}')")
+    assert (leaf.read_bytes(), sorted(p.name for p in leaf.parent.iterdir())) == before
+    assert not (query_lake / "exported").exists() and not (query_lake / "db.duckdb").exists()
+    assert not (tmp_path / "elsewhere.csv").exists()
+    # ordinary queries, the derived view, SQL spatial tables and registered Arrow tables still work
+    assert c.sql("SELECT count(*) FROM dr9").fetchall()[0][0] == n
+    assert c.sql("SELECT count(mag_r) FROM dr9_derived").fetchall()[0][0] > 0
+    ra, dec = c.sql("SELECT ra, dec FROM dr9 LIMIT 1").fetchall()[0]
+    assert query(c, f"SELECT count(*) AS n FROM cone('dr9', {ra}, {dec}, 0.01)")["n"][0].as_py() >= 1
+    c.register("pts", pa.table({"x": [1, 2, 3]}))
+    assert c.sql("SELECT sum(x) FROM pts").fetchall()[0][0] == 6
+    c.execute("SET threads = 1")  # ordinary settings stay changeable
+    c.close()
+    free = connect(query_lake, read_only=False)  # the opt-out: an unlocked connection
+    free.execute(f"COPY (SELECT 1 AS a) TO '{tmp_path / 'free.csv'}'")
+    assert (tmp_path / "free.csv").exists()
+    free.close()
 
 
 def test_every_documented_example_runs(con):

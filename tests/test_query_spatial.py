@@ -137,6 +137,36 @@ def test_ranges_cover_partitions():
     assert r1[0, 0] == 7 << 52 and r1[0, 1] == 8 << 52
 
 
+@pytest.mark.parametrize("region,ra,dec", [
+    # boxes that start at RA 0 exactly (cdshealpix's zone_search misses cells there) and a cone
+    (Region.box(0.0, 0.3, -0.3, 0.3), (0.0, 0.3), (-0.3, 0.3)),
+    (Region.box(0.0, 20.0, 30.0, 40.0), (0.0, 20.0), (30.0, 40.0)),
+    (Region.box(359.0, 0.0, -0.5, 0.5), (359.0, 360.0), (-0.5, 0.5)),
+    (Region.cone(0.0, 0.0, 0.3), (-0.2, 0.2), (-0.2, 0.2)),
+])
+def test_fine_coverage_holds_every_inside_point(region, ra, dec):
+    """The _healpix_29 ranges used for row-group pruning cover every point of the region."""
+    from legacylake.query.spatial import overlaps, region_ranges
+    from legacylake.query.synthlake import healpix29
+
+    rng = np.random.default_rng(0)
+    r, d = rng.uniform(*ra, 20_000) % 360.0, rng.uniform(*dec, 20_000)
+    r, d = r[region.contains(r, d)], d[region.contains(r, d)]
+    hp = healpix29(r, d)
+    ranges = region_ranges(region)
+    assert len(r) > 1000 and overlaps(ranges, hp, hp).all()
+    covered = (ranges[:, 1] - ranges[:, 0]).sum() / (12 * 4.0 ** 29)  # fraction of the sky
+    assert covered < 1.5 * region_area_fraction(region)  # tight: fine cells, not the coarse ones
+
+
+def region_area_fraction(region) -> float:
+    if region.kind == "cone":
+        return (1 - np.cos(np.radians(region.params[2]))) / 2
+    a, b, d1, d2 = region.params
+    w = (b - a) % 360.0
+    return w / 360.0 * (np.sin(np.radians(d2)) - np.sin(np.radians(d1))) / 2
+
+
 @pytest.mark.parametrize("fn,args,msg", [
     (Region.cone, (0, 0, 0), "radius must be > 0"),
     (Region.cone, (0, 0, -1), "radius must be > 0"),
