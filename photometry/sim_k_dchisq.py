@@ -39,8 +39,11 @@ def dchisq_kernel(sig_p, sa, sb, sg, nser, qb, qtot, zc, dr9, simp_s2, profile_k
             A = math.sqrt(sp2 + sa[i] * sa[i])
             B = math.sqrt(sp2 + sb[i] * sb[i])
             r_ = res / (res + sp2)
-            prof1 = math.exp(-profile_k * (l1 * l1) * r_)
-            prof4 = math.exp(-profile_k * (l4 * l4) * r_)
+            # exp(0) = 1 exactly: skip it for the model matching the truth profile (and for points)
+            x1 = -profile_k * (l1 * l1) * r_
+            x4 = -profile_k * (l4 * l4) * r_
+            prof1 = 1.0 if x1 == 0.0 else math.exp(x1)
+            prof4 = 1.0 if x4 == 0.0 else math.exp(x4)
             r_psf = _ov(sp, A) * _ov(sp, B)
             if dr9:
                 C = math.sqrt(A * B)

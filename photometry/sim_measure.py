@@ -549,7 +549,11 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
                      cols[f"psfdepth_{bd}"].astype(np.float64), np.zeros(nk))
 
     # ---- mask bits
-    _in = _DiskTester(ra_k, dec_k, b)
+    _in_all = _in  # the candidates' disk tester, at the same (catalog) positions
+
+    def _in(cra, cdec, radius):
+        return _in_all(cra, cdec, radius)[k]
+
     satur = {}
     for j, bd in enumerate(OPT):
         sat_src = bright_star & (t_all[f"flux_{bd}"] > 10 ** (-0.4 * (16.5 - 22.5)))

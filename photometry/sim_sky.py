@@ -213,9 +213,8 @@ def cell_sources(cellids, seed: int, density: float | None = None, subcell_keep=
             ra = Cs[:, 0] + (s_of % NSUB + u[:, 0]) * Cs[:, 8]
             dec = np.rad2deg(np.arcsin(np.clip(Cs[:, 2] + (s_of // NSUB + u[:, 1]) * Cs[:, 9], -1, 1)))
             pop = np.where(u[:, 2] < Cs[:, 4], 0, np.where(u[:, 2] < Cs[:, 5], 1, 2))
-            lo = np.choose(pop, [FAINT_STAR[0], FAINT_GAL[0], FAINT_QSO[0]])
-            hi = np.choose(pop, [FAINT_STAR[1], FAINT_GAL[1], FAINT_QSO[1]])
-            al = np.choose(pop, [FAINT_STAR[2], FAINT_GAL[2], FAINT_QSO[2]])
+            pops = np.array([FAINT_STAR[:3], FAINT_GAL[:3], FAINT_QSO[:3]], np.float64)  # by pop: lo, hi, alpha
+            lo, hi, al = pops[pop, 0], pops[pop, 1], pops[pop, 2]
             parts.append(CellSources(uid, ra, dec, pop.astype(np.int8), lo, hi, al))
             order.append(2 * c_of)
     nb = C[:, 7].astype(np.int64)
