@@ -34,7 +34,7 @@ from .sim_k_record import record_block_kernel
 from .sim_k_randoms import table_normals_kernel, uniforms16_kernel
 from .sim_k_select import select_index_fast
 from .sim_k_tan import tan_kernel, tan_np
-from .sim_random import _C2, _GOLD, _mix, normals, seed_key, unit_vectors
+from .sim_random import _C2, _GOLD, _mix, normals, seed_key, uniforms, unit_vectors
 from .sim_sky import BRIGHT_SUB, GAIA_BPRP_RANGE, GAIA_EXTINCTION, GAIA_TO_DECAM, cell_sources, cells_near, make_truth, sin_gal_b, star_clusters
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
@@ -116,6 +116,46 @@ def gaia_measure(t: np.ndarray, seed: int, salt: int, epoch: float, err_scale: f
 
 _GAIA_KEYS = ("ra", "dec", "pos_err_mas", "pmra", "pmdec", "pm_err", "parallax", "parallax_err", "g", "bp", "rp",
               "g_foe", "bp_foe", "rp_foe", "aen", "sigma5d")
+
+# ---------------------------------------------------------------- Tycho-2
+TYCHO_G_MAX = 12.0  # bright stars with observed G below this are in Tycho-2
+TYCHO_ONLY_G = 7.0  # brighter than this Gaia DR2 is taken as incomplete: the star is a T2 row
+TYCHO_ONLY_FRAC = 0.1  # fraction of the other Tycho-2 stars with no Gaia match (T2 rows)
+TYCHO_EPOCH = 1991.25  # Tycho-2 mean epoch given to every T2 row (reference section 4)
+
+
+def tycho_only(t: np.ndarray, seed: int) -> np.ndarray:
+    """Tycho-2 stars without a Gaia match: catalog rows with ref_cat 'T2', absent from Gaia
+    (the tractor's G2 rows and `simulate external --kind gaia`). Bright truth stars with observed
+    G < TYCHO_G_MAX, all of those brighter than TYCHO_ONLY_G and a uid-keyed TYCHO_ONLY_FRAC
+    of the rest."""
+    out = (((t["uid"] >> 16) & 0xFF) == BRIGHT_SUB) & (t["kind"] == 0) & (t["gaia_g"] < TYCHO_G_MAX)
+    i = np.flatnonzero(out)
+    if len(i):
+        u = uniforms(t["uid"][i], seed_key(seed, 13), 0)
+        out[i] = (t["gaia_g"][i] < TYCHO_ONLY_G) | (u < TYCHO_ONLY_FRAC)
+    return out
+
+
+def tycho_measure(t: np.ndarray, seed: int) -> dict:
+    """Tycho-2-like astrometry of truth stars (keys as :func:`gaia_measure`'s astrometry):
+    position at TYCHO_EPOCH (deg; ~25-60 mas errors), proper motions (mas/yr, ~2.5 mas/yr
+    errors), no parallax (0, error inf), and the Tycho id tyc1 * 10^6 + tyc2 * 10 + tyc3."""
+    key = seed_key(seed, 14)
+    z = normals(t["uid"], key, 0, 4)
+    u = uniforms(t["uid"], key, 8, 2)
+    G = t["gaia_g"].astype(np.float64)
+    sig_pos = 25.0 + 35.0 * np.clip((G - 6.0) / 6.0, 0.0, 1.0)  # mas
+    sig_pm = 1.0 + 1.5 * np.clip((G - 6.0) / 6.0, 0.0, 1.0)
+    dt = TYCHO_EPOCH - t["epoch"]
+    cosd = np.maximum(np.cos(np.deg2rad(t["dec"])), 1e-6)
+    tyc1 = 1 + (u[:, 0] * 9537).astype(np.int64)
+    tyc2 = 1 + (u[:, 1] * 12000).astype(np.int64)
+    return {"ra": np.mod(t["ra"] + (t["pmra"] * dt + sig_pos * z[:, 0]) / 3.6e6 / cosd, 360.0),
+            "dec": t["dec"] + (t["pmdec"] * dt + sig_pos * z[:, 1]) / 3.6e6, "pos_err_mas": sig_pos,
+            "pmra": t["pmra"] + sig_pm * z[:, 2], "pmdec": t["pmdec"] + sig_pm * z[:, 3], "pm_err": sig_pm,
+            "parallax": np.zeros(len(t)), "parallax_err": np.full(len(t), np.inf),
+            "tyc_id": tyc1 * 1_000_000 + tyc2 * 10 + 1}
 
 
 def mask_mag(t: np.ndarray) -> np.ndarray:
@@ -304,12 +344,22 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
     cond = conditions(ra_t, dec_t, sinb, seed, rel)
 
     kind = t["kind"]
-    gaia_ref = t["in_gaia"] & (rel == "dr9")
-    gi = np.flatnonzero(t["in_gaia"])  # Gaia measurements of the Gaia sources only (keyed by uid)
+    t2 = tycho_only(t, seed) & (rel == "dr9")  # Tycho-2 reference stars with no Gaia match
+    in_gaia = t["in_gaia"] & ~t2
+    gaia_ref = in_gaia & (rel == "dr9")
+    any_ref = gaia_ref | t2
+    gi = np.flatnonzero(in_gaia)  # Gaia measurements of the Gaia sources only (keyed by uid)
     gm = {kk: np.ones(n) for kk in _GAIA_KEYS}  # 1: harmless where a source is not in Gaia
     for kk, v in gaia_measure(np.take(t, gi), seed, 10, 2015.5).items():
         gm[kk][gi] = v
-    pointsource = gaia_ref & (((t["gaia_g"] <= 18.0) & (gm["aen"] < 10 ** 0.5)) | (t["gaia_g"] <= 13.0))
+    ti2 = np.flatnonzero(t2)  # T2 rows: Tycho astrometry in the same slots
+    tyc = tycho_measure(np.take(t, ti2), seed)
+    for kk in ("ra", "dec", "pos_err_mas", "pmra", "pmdec", "pm_err", "parallax", "parallax_err"):
+        gm[kk][ti2] = tyc[kk]
+    tyc_id = np.zeros(n, np.int64)
+    tyc_id[ti2] = tyc["tyc_id"]
+    # Gaia: G <= 18 with a small excess noise, or G <= 13; Tycho-2: always
+    pointsource = (gaia_ref & (((t["gaia_g"] <= 18.0) & (gm["aen"] < 10 ** 0.5)) | (t["gaia_g"] <= 13.0))) | t2
 
     # measured position (needed before masks: masks are evaluated at the catalog position)
     z = table_normals_kernel(np.ascontiguousarray(t["uid"]), key, 0, 24, NORMAL_TABLE)
@@ -339,9 +389,9 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
     sig_pos = np.sqrt(sig_p["r"] ** 2 + sg**2) / snr * 1.2 + 0.001  # arcsec
     dec_m = dec_t + sig_pos * z[:, 7] / 3600.0
     ra_m = ra_t + sig_pos * z[:, 8] / 3600.0 / np.maximum(np.cos(np.deg2rad(dec_t)), 1e-6)
-    ra_m = np.where(gaia_ref, gm["ra"], np.mod(ra_m, 360.0))
-    dec_m = np.where(gaia_ref, gm["dec"], dec_m)
-    ra_ivar = np.where(gaia_ref, 1.0 / (gm["pos_err_mas"] / 3.6e6) ** 2, 1.0 / (sig_pos / 3600.0) ** 2)
+    ra_m = np.where(any_ref, gm["ra"], np.mod(ra_m, 360.0))
+    dec_m = np.where(any_ref, gm["dec"], dec_m)
+    ra_ivar = np.where(any_ref, 1.0 / (gm["pos_err_mas"] / 3.6e6) ** 2, 1.0 / (sig_pos / 3600.0) ** 2)
 
     _in = _DiskTester(ra_m, dec_m, b)
     in_med = _in(t_all["ra"][med], t_all["dec"][med], rad_med)
@@ -371,7 +421,7 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
         dch[~(try_gal & (np.maximum(dch[:, 2], dch[:, 3]) >= dch[:, 0] + 12)), 4] = 0.0
     dch = dch.astype(np.float32).astype(np.float64)  # selection on the values written
     ti = select_index_fast(dch, rel)
-    force_keep = gaia_ref & (ti < 0)
+    force_keep = any_ref & (ti < 0)
     ti = np.where(force_keep, 0, ti)
 
     # ---- in the brick image, and kept
@@ -412,15 +462,17 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
 
     # ---- reference (Gaia) columns
     ref = gaia_ref[k]
+    tyc2 = t2[k]
+    aref = ref | tyc2
     g = {kk: v[k] for kk, v in gm.items()}
-    cols["ref_cat"] = np.where(ref, b"G2", b"")
-    cols["ref_id"] = np.zeros(nk, np.int64)
+    cols["ref_cat"] = np.where(ref, b"G2", np.where(tyc2, b"T2", b""))
+    cols["ref_id"] = tyc_id[k]
     cols["ref_id"][ref] = gaia_source_id(tt["uid"][ref], tt["ra"][ref], tt["dec"][ref])
     for c, v, e in (("pmra", g["pmra"], g["pm_err"]), ("pmdec", g["pmdec"], g["pm_err"]),
                     ("parallax", g["parallax"], g["parallax_err"])):
-        cols[c] = np.where(ref, v, 0.0)
-        cols[c + "_ivar"] = np.where(ref, 1.0 / e**2, 0.0)
-    cols["ref_epoch"] = np.where(ref, 2015.5, 0.0)
+        cols[c] = np.where(aref, v, 0.0)
+        cols[c + "_ivar"] = np.where(aref, 1.0 / e**2, 0.0)
+    cols["ref_epoch"] = np.where(ref, 2015.5, np.where(tyc2, TYCHO_EPOCH, 0.0))
     for jg, (band, key2) in enumerate((("g", "g"), ("bp", "bp"), ("rp", "rp"))):
         cols[f"gaia_phot_{band}_mean_mag"] = np.where(ref, g[key2], 0.0)
         cols[f"gaia_phot_{band}_mean_flux_over_error"] = np.where(ref, g[f"{key2}_foe"], 0.0)
@@ -593,12 +645,13 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
     fb |= np.where(hit_r & ~is_psf, FITBITS.value("HIT_RADIUS_LIMIT"), 0)
     fb |= np.where(hit_n & (ti == 4), FITBITS.value("HIT_SERSIC_LIMIT"), 0)
     fb |= np.where(ref, FITBITS.value("GAIA"), 0)
-    fb |= np.where(ref & (mmk < 13), FITBITS.value("BRIGHT"), 0)
-    fb |= np.where(ref & (mmk < 16), FITBITS.value("MEDIUM"), 0)
+    fb |= np.where(tyc2, FITBITS.value("TYCHO2"), 0)
+    fb |= np.where((ref & (mmk < 13)) | tyc2, FITBITS.value("BRIGHT"), 0)  # Tycho-2: bright and medium
+    fb |= np.where((ref & (mmk < 16)) | tyc2, FITBITS.value("MEDIUM"), 0)
     fb |= np.where(pointsource[k], FITBITS.value("GAIA_POINTSOURCE"), 0)
-    walk = ~ref & (sig_pos[k] > 0.5) & (U[:, _F_MISC] < 0.2)
+    walk = ~aref & (sig_pos[k] > 0.5) & (U[:, _F_MISC] < 0.2)
     fb |= np.where(walk, FITBITS.value("WALKER"), 0)
-    fb |= np.where(~ref & (snr[k] < 12) & (U[:, _F_MISC + 3] < 0.03), FITBITS.value("ITERATIVE"), 0)
+    fb |= np.where(~aref & (snr[k] < 12) & (U[:, _F_MISC + 3] < 0.03), FITBITS.value("ITERATIVE"), 0)
     cols["fitbits"] = fb
 
     for nm, bd, shape in _no_data_columns(rel):

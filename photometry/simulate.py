@@ -26,7 +26,7 @@ from legacylake.catalogs_schema.constants import (
 
 from .selection import select_type
 from .sim_fits import write_blocks
-from .sim_measure import catalog_dtype, gaia_measure, gaia_source_id, measure_brick, simulate_brick
+from .sim_measure import catalog_dtype, gaia_measure, gaia_source_id, measure_brick, simulate_brick, tycho_only
 from .sim_random import normals, seed_key, uniforms
 from .sim_sky import DEFAULT_DENSITY, TRUTH_DTYPE, truth_sky
 
@@ -140,7 +140,7 @@ def gaia_catalog(ra1: float, ra2: float, dec1: float, dec2: float, seed: int = 0
     astrometric_excess_noise (mas), truth_uid (the simulation's source uid).
     """
     t = truth_sky(ra1, ra2, dec1, dec2, seed, density)
-    t = t[t["in_gaia"]]
+    t = t[t["in_gaia"] & ~tycho_only(t, seed)]  # Tycho-2 stars without a Gaia match are not in Gaia
     m = gaia_measure(t, seed, 11, GAIA_EPOCH, err_scale=0.7)
     return {
         "source_id": gaia_source_id(t["uid"], t["ra"], t["dec"]),

@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from legacylake.catalogs_schema import MASKBITS, bricks, detect, table_header, validate
+from legacylake.catalogs_schema import FITBITS, MASKBITS, bricks, detect, table_header, validate
 from legacylake.catalogs_schema import model
 from legacylake.catalogs_schema.constants import EXTINCTION_R, GAIA_BPRP_RANGE, GAIA_TO_DECAM
 from legacylake.main import main
@@ -280,6 +280,35 @@ def test_gaia_mags_predict_star_fluxes(full_brick, tmp_path):
     eargs += [args[3], args[4], args[5]]  # the external catalogue's errors are smaller: use the tractor's
     d, pull = _gaia_pred_pull(*eargs, a["flux_r"].astype(float), a["flux_ivar_r"].astype(float), "r")
     assert abs(np.median(d)) < 0.005 and np.mean(np.abs(pull) < 3) > 0.9
+
+
+def test_tycho2_reference_stars(tmp_path):
+    """Bright Tycho-2 stars without a Gaia match are T2 rows: Tycho id and epoch, forced PSF,
+    BRIGHT (maskbit and fitbit), MEDIUM, TYCHO2, no Gaia columns, absent from the Gaia catalog."""
+    from legacylake.photometry.sim_measure import TYCHO_EPOCH, TYCHO_G_MAX, tycho_only
+
+    t = sim.truth_sky(154.0, 154.5, 2.0, 2.5, seed=0)
+    star = t[np.flatnonzero(tycho_only(t, 0))[0]]
+    assert star["gaia_g"] < TYCHO_G_MAX
+    name = str(bricks.brickname_of(star["ra"], star["dec"]))
+    a, uid = sim.simulate_brick(name, "dr9", seed=0, return_uid=True)
+    row = a[uid == star["uid"]]
+    assert len(row) == 1
+    row = row[0]
+    assert row["ref_cat"] == "T2" and row["type"] == "PSF" and row["ref_epoch"] == np.float32(TYCHO_EPOCH)
+    tyc1, tyc2, tyc3 = row["ref_id"] // 1_000_000, row["ref_id"] // 10 % 100_000, row["ref_id"] % 10
+    assert 1 <= tyc1 <= 9537 and 1 <= tyc2 <= 12000 and tyc3 == 1
+    assert set(FITBITS.decode(int(row["fitbits"]))) >= {"TYCHO2", "BRIGHT", "MEDIUM", "FORCED_POINTSOURCE"}
+    assert "GAIA" not in FITBITS.decode(int(row["fitbits"]))
+    assert row["maskbits"] & MASKBITS.value("BRIGHT") and row["parallax_ivar"] == 0 and row["pmra_ivar"] > 0
+    assert row["gaia_phot_g_mean_mag"] == 0 and row["flux_ivar_r"] > 0
+    sep = np.hypot((row["ra"] - star["ra"]) * np.cos(np.deg2rad(star["dec"])), row["dec"] - star["dec"]) * 3.6e6
+    assert sep < 2000  # mas: 24 yr of proper motion and Tycho errors
+    assert np.sum(a["ref_cat"] == "T2") < np.sum(a["ref_cat"] == "G2")
+    box = (star["ra"] - 0.01, star["ra"] + 0.01, star["dec"] - 0.01, star["dec"] + 0.01)
+    sim.write_external(tmp_path / "g.parquet", "gaia", box, seed=0)
+    g = pq.read_table(tmp_path / "g.parquet").to_pandas()
+    assert star["uid"] not in set(g["truth_uid"]) and len(g) > 0
 
 
 def test_cli(tmp_path, capsys):
