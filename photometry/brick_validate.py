@@ -59,7 +59,50 @@ def _robust_std(x: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(x - np.median(x)))) if len(x) else float("nan")
 
 
-def flux_pulls(images_dir: str, outdir: str, brick: str, min_sn: float = 20.0, iso_px: float = ISO_PX) -> dict:
+def _catalog_source(r):
+    """Fitter Source of one catalog row (its final type, position, fluxes and shape)."""
+    from .fitter import Source
+    t = str(r["TYPE"]).strip()
+    kind = t if t in ("PSF", "REX", "EXP", "DEV", "SER") else "PSF"
+    return Source(kind, float(r["RA"]), float(r["DEC"]), {b: float(r["FLUX_" + b.upper()]) for b in "grz"},
+                  float(r["SHAPE_R"]) if r["SHAPE_R"] > 0 else 0.45, float(r["SHAPE_E1"]),
+                  float(r["SHAPE_E2"]), float(r["SERSIC"]) if r["SERSIC"] > 0 else 4.0)
+
+
+def fisher_flux_sigma(images_dir: str, c: np.ndarray, rows, half: int = 25) -> dict:
+    """Marginalised flux sigma (nmgy) per band of catalog rows ``rows`` (indices into ``c``),
+    each taken alone: inverse of the Fisher matrix of its own parameters (fluxes, position,
+    shape) at the catalog values on +-``half`` px cut-outs of every exposure. For isolated
+    sources this is the marginalised sigma of the blob's final fit (same model, same
+    pixels up to the blob mask); used when a run has no ``sigma-<brick>.fits`` side file."""
+    from .brick_images import load_exposures
+    from .fitter import Fitter
+    from .image import Image
+    exps = load_exposures(images_dir)
+    out = {b: np.zeros(len(c)) for b in "grz"}
+    for i in rows:
+        src = _catalog_source(c[i])
+        ims = []
+        for e in exps:
+            x, y = e.image.wcs.all_world2pix([[src.ra, src.dec]], 0)[0]
+            h, w = e.image.shape
+            ix, iy = int(round(x)), int(round(y))
+            x0, x1, y0, y1 = max(ix - half, 0), min(ix + half + 1, w), max(iy - half, 0), min(iy + half + 1, h)
+            if x1 - x0 < 3 or y1 - y0 < 3 or not np.any(e.image.ivar[y0:y1, x0:x1] > 0):
+                continue
+            ims.append(Image(e.image.data[y0:y1, x0:x1], e.image.ivar[y0:y1, x0:x1], e.image.wcs[y0:y1, x0:x1],
+                             e.band, e.image.psf, e.image.name))
+        bands = sorted({im.band for im in ims}, key="grz".index)
+        if not ims:
+            continue
+        sm = Fitter(ims, [src], bands).results()[0].sigma_marg
+        for b in bands:
+            out[b][i] = sm.get("flux_" + b, 0.0)
+    return out
+
+
+def flux_pulls(images_dir: str, outdir: str, brick: str, min_sn: float = 20.0, iso_px: float = ISO_PX,
+               sigma: str = "auto") -> dict:
     """Flux pulls (catalog flux - truth flux) / sigma of a run-brick catalog against the truth.
 
     Sources used ("isolated, matched"): catalog sources inside the rendered area less
@@ -68,12 +111,13 @@ def flux_pulls(images_dir: str, outdir: str, brick: str, min_sn: float = 20.0, i
     within ``iso_px`` and no other truth source within ``iso_px`` brighter than
     ISO_FLUX_FRAC of this one (sum of grz truth fluxes); none of the PULL_MASK maskbits;
     S/N = flux x sqrt(flux_ivar) > ``min_sn`` in the band. sigma is the marginalised one
-    from ``metrics/<AAA>/sigma-<brick>.fits`` (run-brick writes it), else the catalog's
-    diagonal 1/sqrt(flux_ivar) (``sigma`` in the result says which). Truth flux: the
-    simulation's catalogued flux = flux of our mixture at the amplitude of the rendered
+    from ``metrics/<AAA>/sigma-<brick>.fits`` (run-brick writes it), else the
+    Fisher-matrix sigma at the catalog values (:func:`fisher_flux_sigma`, ``sigma="fisher"``),
+    or with ``sigma="diagonal"`` the catalog's 1/sqrt(flux_ivar) (``sigma`` in the result says
+    which). Truth flux: the simulation's catalogued flux = flux of our mixture at the amplitude of the rendered
     GalSim profile (:mod:`.galsim_truth`).
 
-    Returns {"sigma": "marginalised"|"diagonal", "groups": {(truth type, band): {n, median,
+    Returns {"sigma": which sigma, "groups": {(truth type, band): {n, median,
     std, robust_std, median_frac (median flux/truth - 1)}}, the same for the subset fitted
     as the true type (REX counts as EXP) under key "groups_same_type", and "used": {band:
     OBJIDs of the sources used}}.
@@ -84,13 +128,18 @@ def flux_pulls(images_dir: str, outdir: str, brick: str, min_sn: float = 20.0, i
     from legacylake.catalogs_schema import MASKBITS
 
     from .runbrick import sigma_path
+    if sigma not in ("auto", "file", "fisher", "diagonal"):
+        raise ValueError(f"sigma must be auto, file, fisher or diagonal, not {sigma!r}")
     t, h = fitsio.read(os.path.join(images_dir, f"truth-{brick}.fits"), header=True)
     c = fitsio.read(os.path.join(outdir, "tractor", brick[:3], f"tractor-{brick}.fits"))
     sp = sigma_path(outdir, brick)
-    sig = fitsio.read(sp) if os.path.exists(sp) else None
+    sig = fitsio.read(sp) if sigma in ("auto", "file") and os.path.exists(sp) else None
+    if sigma == "file" and sig is None:
+        raise FileNotFoundError(sp)
     if sig is not None and not np.array_equal(sig["OBJID"], c["OBJID"]):
         raise ValueError(f"{sp}: OBJID does not follow the catalog's rows")
-    out = {"sigma": "marginalised" if sig is not None else "diagonal", "groups": {}, "groups_same_type": {}, "used": {}}
+    kind = "marginalised" if sig is not None else "diagonal" if sigma == "diagonal" else "marginalised (Fisher at catalog values)"
+    out = {"sigma": kind, "groups": {}, "groups_same_type": {}, "used": {}}
     if not len(c) or not len(t):
         return out
     x0, x1, y0, y1 = h["RX0"], h["RX1"], h["RY0"], h["RY1"]
@@ -110,11 +159,18 @@ def flux_pulls(images_dir: str, outdir: str, brick: str, min_sn: float = 20.0, i
     tm = np.char.strip(t["MORPH"].astype(str))[ic]
     ct = np.char.strip(c["TYPE"].astype(str))
     ct = np.where(ct == "REX", "EXP", ct)
+    sn = {b: c["FLUX_" + b] * np.sqrt(np.clip(c["FLUX_IVAR_" + b], 0, None)) for b in "GRZ"}
+    if sig is None and kind != "diagonal":
+        fs = fisher_flux_sigma(images_dir, c, np.flatnonzero(ok & np.any([sn[b] > min_sn for b in "GRZ"], axis=0)))
     for b in "GRZ":
         f, iv = c["FLUX_" + b].astype(np.float64), c["FLUX_IVAR_" + b].astype(np.float64)
-        s = (1.0 / np.sqrt(np.where(iv > 0, iv, 1.0)) if sig is None
-             else sig["FLUX_SIGMA_MARG_" + b].astype(np.float64))
-        good = ok & (iv > 0) & (s > 0) & (f * np.sqrt(np.where(iv > 0, iv, 0.0)) > min_sn)
+        if sig is not None:  # floored at the conditional sigma (side files written before the floor)
+            s = np.maximum(sig["FLUX_SIGMA_MARG_" + b].astype(np.float64), 1.0 / np.sqrt(np.where(iv > 0, iv, np.inf)))
+        elif kind == "diagonal":
+            s = 1.0 / np.sqrt(np.where(iv > 0, iv, 1.0))
+        else:
+            s = np.where(fs[b.lower()] > 0, np.maximum(fs[b.lower()], 1.0 / np.sqrt(np.where(iv > 0, iv, np.inf))), 0.0)
+        good = ok & (iv > 0) & (s > 0) & (sn[b] > min_sn)
         tf = t["FLUX_" + b][ic].astype(np.float64)
         pull = (f - tf) / np.where(s > 0, s, 1.0)
         out["used"][b.lower()] = c["OBJID"][good]
@@ -211,13 +267,7 @@ def per_exposure_check(images_dir: str, outdir: str, brick: str, min_sn: float =
     from .fitter import Fitter, Source
     c = fitsio.read(os.path.join(outdir, "tractor", brick[:3], f"tractor-{brick}.fits"))
     exps = load_exposures(images_dir)
-    srcs = []
-    for r in c:
-        t = str(r["TYPE"]).strip()
-        kind = t if t in ("PSF", "REX", "EXP", "DEV", "SER") else "PSF"
-        srcs.append(Source(kind, float(r["RA"]), float(r["DEC"]), {b: float(r["FLUX_" + b.upper()]) for b in "grz"},
-                           float(r["SHAPE_R"]) if r["SHAPE_R"] > 0 else 0.45, float(r["SHAPE_E1"]),
-                           float(r["SHAPE_E2"]), float(r["SERSIC"]) if r["SERSIC"] > 0 else 4.0))
+    srcs = [_catalog_source(r) for r in c]
     sn = np.max([c["FLUX_" + b] * np.sqrt(c["FLUX_IVAR_" + b]) for b in "GRZ"], axis=0)
     rows = []
     for k, e in enumerate(exps):

@@ -129,6 +129,13 @@ def test_sigma_side_file(run):
         ratio = s["FLUX_SIGMA_MARG_" + b][good] * np.sqrt(iv[good])
         assert good.sum() >= 5 and np.all(ratio > 0.999), (b, ratio.min())
     assert np.all(s["DEC_SIGMA_MARG"] > 0)
+    # the validation's fallback for runs without the side file: Fisher at the catalog values
+    from legacylake.photometry.brick_validate import fisher_flux_sigma
+    img, _ = run
+    rows = np.flatnonzero(c["FLUX_R"] * np.sqrt(c["FLUX_IVAR_R"]) > 20)
+    f = fisher_flux_sigma(img, c, rows)
+    assert len(rows) >= 3
+    assert np.median(np.abs(f["r"][rows] / s["FLUX_SIGMA_MARG_R"][rows] - 1)) < 0.01
 
 
 def test_flux_pulls_definition(run, tmp_path):
@@ -176,4 +183,7 @@ def test_flux_pulls_definition(run, tmp_path):
     q = flux_pulls(str(d), str(o), BRICK, min_sn=1e6)
     assert all(g["n"] == 0 for g in q["groups"].values())
     os.remove(o / "metrics" / BRICK[:3] / f"sigma-{BRICK}.fits")
-    assert flux_pulls(str(d), str(o), BRICK)["sigma"] == "diagonal"
+    with pytest.raises(FileNotFoundError):
+        flux_pulls(str(d), str(o), BRICK, sigma="file")
+    p3 = flux_pulls(str(d), str(o), BRICK, sigma="diagonal")
+    assert p3["sigma"] == "diagonal" and len(p3["used"]["r"]) == len(used) - 1
