@@ -9,6 +9,10 @@ once: every value depends only on its row (the test compares block sizes). Band 
 stacked: apflux ``ap_f[b] = (ftrue, fmodel, nea_psf, depth, fracmasked)`` (n-vectors),
 ``ap_gauss[b]`` (8, n) of :func:`.sim_k_apflux.aperture_gauss` (rows beyond ``ap_nr[b]``
 unused); light curves ``lc_f[b] = (ftrue, flux_ivar, fracflux)``, ``lc_i[b] = (nep, nobs)``.
+
+numba's on-disk cache of this kernel holds the compiled callees too and is keyed on this file
+only: after editing :mod:`.sim_k_pack`, :mod:`.sim_k_apflux` or :mod:`.sim_k_lc`, delete
+``photometry/__pycache__/sim_k_record*.nb*`` (a fresh checkout compiles everything anew).
 """
 
 from __future__ import annotations
