@@ -56,12 +56,15 @@ def main() -> None:
         h = fitsio.read_header(os.path.join(img, f"truth-{a.brick}.fits"), 1)
         s = {"region": (h["RX0"], h["RX1"], h["RY0"], h["RY1"])}
         print("simulate images: reused")
+    elif a.validate_only:
+        raise SystemExit(f"--validate-only: no simulated images of {a.brick} in {img}")
     else:
         shutil.rmtree(a.out, ignore_errors=True)
-        t = time.time()
+        t, c0 = time.time(), _cpu()
         s = simulate_images(a.brick, img, size=a.size, workers=a.workers)
         t_sim = time.time() - t
-        print(f"simulate images: {len(s['exposures'])} exposures, {s['truth_rows']} truth sources, {t_sim:.1f} s")
+        print(f"simulate images: {len(s['exposures'])} exposures, {s['truth_rows']} truth sources, {t_sim:.1f} s wall, "
+              f"{_cpu() - c0:.1f} s CPU")
     if not a.validate_only:
         c0 = _cpu()
         r = run_brick(a.brick, img, out, progress=False, workers=a.run_workers)
