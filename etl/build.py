@@ -232,9 +232,9 @@ class _Runner:
                 for fut in as_completed(self._client.map(fn, jobs, pure=False)):
                     results.append(fut.result())
                     bar.update(1)
+            # with workers > 1 even a single task runs in a worker process: the same path,
+            # and the same per-process memory, whatever the size of the input
             elif self.workers <= 1:
-                # (with workers > 1 even a single task runs in a worker process: the same
-                # path, and the same per-process memory, whatever the size of the input)
                 for t in jobs:
                     results.append(fn(t))
                     bar.update(1)
