@@ -96,14 +96,15 @@ def scene(rng, t, blended: bool, psf_kind: str, fwhm: float, sig1: float = 0.01,
         srcs.append(nb)
         clean = clean + _render([nb], psf_kind, fwhm, shape, sig1, truth)[1]
     im.data = clean + np.random.default_rng(seed).normal(0, sig1, shape)
-    return im, srcs
+    return im, srcs, clean
 
 
 def fit_pulls(rng, t, blended, psf_kind, seed, truth="galsim"):
     """Fit the truth type(s) started near the truth; pulls of the primary source."""
     from legacylake.photometry.fitter import Fitter, Source
+    from legacylake.photometry.image import Image
     fwhm = rng.uniform(1.0, 1.6)
-    im, srcs = scene(rng, t, blended, psf_kind, fwhm, seed=seed, truth=truth)
+    im, srcs, clean = scene(rng, t, blended, psf_kind, fwhm, seed=seed, truth=truth)
     init = []
     for s in srcs:
         init.append(Source(s[0], s[1] + rng.normal(0, 0.1) / 3600, s[2] + rng.normal(0, 0.1) / 3600,
@@ -112,9 +113,15 @@ def fit_pulls(rng, t, blended, psf_kind, seed, truth="galsim"):
     f = Fitter([im], init).fit()
     r = f.results()[0]
     s, tr = r.source, srcs[0]
+    # pseudo-true flux: the same fit on the noiseless image (what the model converges to
+    # without noise); its ratio to the truth flux is the profile mismatch of this source
+    noiseless = Image(clean, im.ivar, im.wcs, im.band, im.psf, im.name)
+    pseudo = Fitter([noiseless], init).fit().results()[0].source.flux["r"]
     cosd = np.cos(np.deg2rad(DEC))
     out = dict(kind=t["kind"], sn=t["sn"], psf=psf_kind, blended=blended, r_e=t["r_e"],
                flux=(s.flux["r"] - tr[3]) / r.sigma_marg["flux_r"],
+               flux_pseudo=(s.flux["r"] - pseudo) / r.sigma_marg["flux_r"],
+               mismatch_pct=100.0 * (pseudo / tr[3] - 1.0),
                flux_diag=(s.flux["r"] - tr[3]) * np.sqrt(r.ivar["flux_r"]),
                ra=(s.ra - tr[1]) / r.sigma_marg["ra"] if r.sigma_marg["ra"] > 0 else np.nan,
                dec=(s.dec - tr[2]) / r.sigma_marg["dec"] if r.sigma_marg["dec"] > 0 else np.nan,
@@ -132,7 +139,7 @@ def select_one(rng, t, psf_kind, seed):
     from legacylake.photometry.fit_cli import _fit_group, _select
     from legacylake.photometry.fitter import Fitter, Source
     from legacylake.photometry.selection import select_type
-    im, srcs = scene(rng, t, False, psf_kind, rng.uniform(1.0, 1.6), seed=seed)
+    im, srcs, _ = scene(rng, t, False, psf_kind, rng.uniform(1.0, 1.6), seed=seed)
     s = srcs[0]
     res = _fit_group([im], [Source("PSF", s[1], s[2], {"r": s[3]})], forced=False)
     pick, dchisq, _ = _select([im], res)[0]
@@ -199,6 +206,15 @@ def main() -> None:
         sel = [r for r in rows if r["kind"] == k and r["sn"] > 20]
         print(f"all S/N > 20    {k:4s} {'both':8s} {'both':5s} | "
               + " ".join(f"{_stats([r[c] for r in sel]):>26s}" for c in ("flux", "flux_diag", "ra", "dec", "shape_r")))
+    print("\nprofile mismatch vs optimizer+noise, S/N > 20: pulls around the pseudo-true flux (the same fit on the "
+          "noiseless image), and the pseudo-true flux / truth flux - 1 (%: median, 5th and 95th percentiles)")
+    for k in TYPES:
+        sel = [r for r in rows if r["kind"] == k and r["sn"] > 20]
+        mm = np.array([r["mismatch_pct"] for r in sel])
+        pct = (f"{np.median(mm):+.3f} [{np.percentile(mm, 5):+.3f}, {np.percentile(mm, 95):+.3f}]"
+               if len(mm) else "-")
+        print(f"  {k:4s}  flux pull around pseudo-true: {_stats([r['flux_pseudo'] for r in sel])}   "
+              f"mismatch %: {pct}")
     for k in TYPES:
         parts = []
         for lo, hi in ((20, 100), (100, 501)):
