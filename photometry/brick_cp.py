@@ -164,7 +164,7 @@ def load_cp_exposures(survey_dir: str, bands: str | None = None) -> list[Exposur
     return out
 
 
-GAIA_COLUMNS = ("SOURCE_ID", "RA", "DEC", "PHOT_G_MEAN_MAG", "PHOT_BP_MEAN_MAG", "PHOT_RP_MEAN_MAG",
+GAIA_COLUMNS = ("SOURCE_ID", "RA", "DEC", "RA_ERROR", "DEC_ERROR", "PHOT_G_MEAN_MAG", "PHOT_BP_MEAN_MAG", "PHOT_RP_MEAN_MAG",
                 "PHOT_G_MEAN_FLUX_OVER_ERROR", "ASTROMETRIC_EXCESS_NOISE", "REF_EPOCH", "PMRA", "PMDEC",
                 "PARALLAX", "PMRA_ERROR", "PMDEC_ERROR", "PARALLAX_ERROR")
 

@@ -82,10 +82,13 @@ def fit_blob(exposures, cuts, sources: list[BlobSource], model_set: str = "dr9",
     if not images or not sources:
         return [], []
     init = [Source("PSF", s.ra, s.dec, {b: float(s.flux.get(b, 0.0)) for b in bands}) for s in sources]
-    f1 = Fitter(images, init, bands).fit(MAX_ITER_STAGE1)
+    # reference stars keep their catalogue positions (reference 4.1: not fitted)
+    frozen = [s.ref >= 0 for s in sources]
+    f1 = Fitter(images, init, bands, frozen_pos=frozen).fit(MAX_ITER_STAGE1)
     res1 = f1.results()
     sel = select_models(images, res1, model_set, window=window,
-                        force_psf=[s.forced_psf for s in sources], max_iter=MAX_ITER_STAGE1)
+                        force_psf=[s.forced_psf for s in sources], max_iter=MAX_ITER_STAGE1,
+                        frozen_pos=frozen)
     kept, chosen = [], []
     for s, (pick, dchisq, r) in zip(sources, sel):
         if pick == "" and s.ref < 0:
@@ -100,7 +103,7 @@ def fit_blob(exposures, cuts, sources: list[BlobSource], model_set: str = "dr9",
         kept.append((s, pick if pick else "PSF", dchisq))
     if not kept:
         return [], [np.zeros(im.shape) for im in images]
-    f = Fitter(images, chosen, bands)
+    f = Fitter(images, chosen, bands, frozen_pos=[k[0].ref >= 0 for k in kept])
     if any(k[1] != "SIMP" for k in kept):
         f.fit(MAX_ITER_FINAL)
     results = f.results()

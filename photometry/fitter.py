@@ -69,9 +69,14 @@ def _shape_names(kind: str) -> list[str]:
 
 
 class Fitter:
-    """Gauss-Newton fitter for ``sources`` on ``images`` (list of :class:`image.Image`)."""
+    """Gauss-Newton fitter for ``sources`` on ``images`` (list of :class:`image.Image`).
 
-    def __init__(self, images, sources, bands=None, numba: bool = True):
+    ``frozen_pos``: per source, True to keep its position fixed (reference stars, whose
+    positions come from the reference catalogue: reference 4.1); their ra/dec ivars and
+    sigmas are reported as 0 and the other parameters' sigmas are marginalised over the
+    free parameters only."""
+
+    def __init__(self, images, sources, bands=None, numba: bool = True, frozen_pos=None):
         self.images = list(images)
         self.sources = [Source(**vars(s)) for s in sources]
         self.bands = list(bands or sorted({im.band for im in self.images}))
@@ -88,6 +93,10 @@ class Fitter:
                 d[nm] = len(names); names.append(nm)
             self.layout.append(d)
         self.names = names
+        self.frozen = np.zeros(len(names), dtype=bool)
+        for d, fz in zip(self.layout, frozen_pos or []):
+            if fz:
+                self.frozen[d["xi"]] = self.frozen[d["eta"]] = True
         self.p = np.zeros(len(names), dtype=np.float64)
         self.ref = []
         for s, d in zip(self.sources, self.layout):
@@ -290,7 +299,7 @@ class Fitter:
                     ata[j, j] += 1.0 / EE_PRIOR_SIGMA ** 2
                     atr[j] -= p[j] / EE_PRIOR_SIGMA ** 2
         scale = np.sqrt(np.diag(ata))
-        ok = scale > 0
+        ok = (scale > 0) & ~self.frozen
         delta = np.zeros_like(p)
         if not ok.any():
             return 0.0, False
@@ -367,6 +376,7 @@ class Fitter:
         Jinv = np.linalg.inv(J)
         F = Jinv.T @ ata @ Jinv
         diag = np.diag(F).copy()
+        diag[self.frozen] = 0.0
         live = diag > 0
         cov = np.zeros_like(F)
         if live.any():

@@ -7,8 +7,11 @@ survey's EXP and DEV are tapered (reference 3.3: EXP from 3 to 4 r_e, DEV and ou
 profile itself with GalSim, as a staircase of ``TAPER_STEPS`` Sersics hard-truncated inside
 the taper annulus (sum of the steps = the taper function, to ~1e-5 of the flux);
 ``profile="truncated"`` (default of :func:`galsim_galaxy`, used by the image simulator) is
-one Sersic hard-truncated where the taper ends. Either way the catalogued truth flux is the
-flux of *our mixture* at the amplitude of the rendered profile: see :func:`flux_correction`.
+one Sersic hard-truncated where the taper ends. Either way the catalogued truth flux of EXP,
+REX and DEV (the reference's mixtures, which are not flux-preserving fits of the tapered
+profiles) is the flux of *our mixture* at the amplitude of the rendered profile: see
+:func:`flux_correction`. A tapered SER's truth flux is the tapered profile's own flux: our
+SER table is fitted to the unit-flux tapered Sersic keeping the flux after the PSF.
 GalSim needs the ``test`` extra.
 """
 
@@ -113,6 +116,10 @@ def galsim_galaxy(kind: str, flux: float, r_e: float, e1: float, e2: float, n: f
         # makes ``flux`` the untruncated flux, so every step has amplitude w_k * A.
         u = flux * mixture_scale(kk, float(n)) * profile_flux(
             lambda x: np.exp(-b * (x ** (1.0 / n) - 1.0)), rmax=200.0)
+        if kk == "SER":
+            # our SER table is fitted to the unit-flux tapered Sersic with the flux kept
+            # after the PSF (sersic_fit), so its truth flux is the tapered profile's own
+            u /= flux_correction(kk, float(n), "tapered")
         tk, wk = taper_steps(kk)
         g = galsim.Sum([galsim.Sersic(n=n, scale_radius=scale, flux=u * w, trunc=t * hlr_circ,
                                       flux_untruncated=True) for t, w in zip(tk, wk)])

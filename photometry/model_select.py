@@ -41,11 +41,12 @@ def _crop(images, ra: float, dec: float, half: int):
 
 
 def select_models(images, results, model_set: str = "dr9", window: int | None = None,
-                  force_psf=None, max_iter: int = 50):
+                  force_psf=None, max_iter: int = 50, frozen_pos=None):
     """[(type, dchisq[5], SourceResult)] per source of ``results`` (fitter SourceResults).
 
     ``window``: fit each source on cut-outs of +-window pixels around it (None: whole images).
-    ``force_psf``: per source, True to try only PSF (reference stars). Type "" = dropped."""
+    ``force_psf``: per source, True to try only PSF (reference stars); ``frozen_pos``: per
+    source, True to keep its position fixed in every candidate fit. Type "" = dropped."""
     from .fitter import Fitter, Source
     from .image import Image
     key = "dr4" if model_set.lower() == "dr4" else "dr9"
@@ -72,11 +73,12 @@ def select_models(images, results, model_set: str = "dr9", window: int | None = 
         for im in sub:
             chi_none[im.band] = chi_none.get(im.band, 0.0) + float(np.sum(im.ivar * im.data ** 2))
         fits, dchisq = {}, np.zeros(5)
+        frozen = [bool(frozen_pos is not None and frozen_pos[i])]
 
         def trial(name, kind, init, fluxes_only=False):
             f = Fitter(sub, [Source(kind, init.ra, init.dec, dict(init.flux),
                                     init.r_e if init.r_e > 0 else np.exp(-1), init.e1, init.e2,
-                                    init.n if init.n > 0 else 4.0)])
+                                    init.n if init.n > 0 else 4.0)], frozen_pos=frozen)
             (f.fit_fluxes() if fluxes_only else f.fit(max_iter))
             res = f.results()[0]
             d = 0.0

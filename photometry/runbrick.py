@@ -60,6 +60,19 @@ def _gaia_refs(images_dir: str, brick: str):
         return f[1].read()
 
 
+def _refs_at_epoch(refs: np.ndarray, mjd: float) -> np.ndarray:
+    """``refs`` with RA_FIT/DEC_FIT (deg): RA/DEC moved by PMRA/PMDEC (mas/yr) from REF_EPOCH
+    to ``mjd`` (parallax neglected)."""
+    from numpy.lib import recfunctions as rfn
+    dt = 2000.0 + (mjd - 51544.5) / 365.25 - refs["REF_EPOCH"].astype(np.float64)
+    cosd = np.maximum(np.cos(np.deg2rad(refs["DEC"])), 1e-6)
+    pmra = np.nan_to_num(refs["PMRA"].astype(np.float64))
+    pmdec = np.nan_to_num(refs["PMDEC"].astype(np.float64))
+    ra = np.mod(refs["RA"] + pmra * dt / 3.6e6 / cosd, 360.0)
+    dec = refs["DEC"] + pmdec * dt / 3.6e6
+    return rfn.append_fields(refs, ["RA_FIT", "DEC_FIT"], [ra, dec], usemask=False)
+
+
 def _gaia_flux(g: np.ndarray, bprp: np.ndarray, band: str) -> np.ndarray:
     x = np.clip(np.nan_to_num(bprp, nan=1.4), *GAIA_BPRP_RANGE)
     mag = g + sum(c * x ** k for k, c in enumerate(GAIA_TO_DECAM[band]))
@@ -177,7 +190,10 @@ def run_brick(brick: str, images_dir: str, outdir: str, model_set: str = "dr9", 
     refs = _gaia_refs(images_dir, brick)
     ref_src = []
     if refs is not None and len(refs):
-        rx, ry = bw.all_world2pix(np.column_stack([refs["RA"], refs["DEC"]]), 0).T
+        # reference positions are not fitted (reference 4.1): each star is held at its Gaia
+        # position moved with its proper motion to the mean epoch of the brick's exposures
+        refs = _refs_at_epoch(refs, float(np.mean([e.mjd for e in exps])))
+        rx, ry = bw.all_world2pix(np.column_stack([refs["RA_FIT"], refs["DEC_FIT"]]), 0).T
         ok = (rx >= x0) & (rx < x1) & (ry >= y0) & (ry < y1) & (refs["PHOT_G_MEAN_MAG"] <= 18.0)
         for i in np.flatnonzero(ok):
             bprp = refs["PHOT_BP_MEAN_MAG"][i] - refs["PHOT_RP_MEAN_MAG"][i]
@@ -191,7 +207,8 @@ def run_brick(brick: str, images_dir: str, outdir: str, model_set: str = "dr9", 
     t = time.time()
     srcs = []
     for i, x, y, fl in ref_src:
-        srcs.append((x, y, BlobSource(float(refs["RA"][i]), float(refs["DEC"][i]), fl, ref=int(i), forced_psf=True)))
+        srcs.append((x, y, BlobSource(float(refs["RA_FIT"][i]), float(refs["DEC_FIT"][i]), fl, ref=int(i),
+                                      forced_psf=True)))
     for x, y, _ in peaks:
         ra, dec = bw.all_pix2world([[x + x0, y + y0]], 0)[0]
         fl = {bb: float(dm[bb][0][int(y), int(x)]) for bb in bands_all}
@@ -379,6 +396,11 @@ def _catalog(brick, b, rows, refs, exps, pixmaps, models, region, bands, images_
             if k < 0:
                 continue
             cat["ref_cat"][i] = "G2"
+            # the catalogue's position at its epoch, and its astrometric errors (mas)
+            cat["ra"][i], cat["dec"][i] = refs["RA"][k], refs["DEC"][k]
+            for c, e in (("ra", "RA_ERROR"), ("dec", "DEC_ERROR")):
+                err = float(refs[e][k]) if e in refs.dtype.names else 0.0
+                cat[f"{c}_ivar"][i] = 1.0 / (err / 3.6e6) ** 2 if err > 0 else 0.0
             cat["ref_id"][i] = refs["SOURCE_ID"][k]
             cat["ref_epoch"][i] = refs["REF_EPOCH"][k]
             cat["gaia_phot_g_mean_mag"][i] = refs["PHOT_G_MEAN_MAG"][k]

@@ -36,6 +36,20 @@ def test_noiseless_galsim_recovers_truth(kind, r_e, e1, e2, n):
         assert abs(s.n - n) < 0.1
 
 
+def test_frozen_position_is_kept_and_flux_fitted():
+    """A reference star (frozen_pos) keeps its given position exactly, even 0.1" off the truth;
+    its flux is still fitted, and its position ivars/sigmas are reported as 0."""
+    truth = ("PSF", RA, DEC, 10.0, 0, 0, 0, None)
+    im, _ = render_scene([truth], "gaussian", 1.3, sig1=0.002, noise=False)
+    start = Source("PSF", RA + 0.1 / 3600, DEC, {"r": 5.0})
+    r = Fitter([im], [start], frozen_pos=[True]).fit().results()[0]
+    assert r.source.ra == start.ra and r.source.dec == start.dec
+    assert abs(r.source.flux["r"] / 10.0 - 1) < 0.05
+    assert r.ivar["ra"] == 0 and r.sigma_marg["dec"] == 0 and r.ivar["flux_r"] > 0
+    free = Fitter([im], [start]).fit().results()[0].source
+    assert abs((free.ra - RA) * 3600 * np.cos(np.deg2rad(DEC))) < 2e-3
+
+
 def test_log_radius_capped_by_region_size():
     """Reference 3.4: r_e <= 0.8 x the region's larger side, on a 64 x 64 px (16.8") image a
     flat-ish blob cannot grow past 13.4"; the start value is clipped into the bound too."""
