@@ -377,11 +377,7 @@ class Fitter:
         F = Jinv.T @ ata @ Jinv
         diag = np.diag(F).copy()
         diag[self.frozen] = 0.0
-        live = diag > 0
-        cov = np.zeros_like(F)
-        if live.any():
-            cov[np.ix_(live, live)] = np.linalg.pinv(F[np.ix_(live, live)], rcond=1e-13, hermitian=True)
-        sig = np.sqrt(np.clip(np.diag(cov), 0, None))
+        sig = marginal_sigmas(F, diag > 0)
         models = self.model_images(p)
         out = []
         for si, (s, d) in enumerate(zip(self.sources, self.layout)):
@@ -419,6 +415,26 @@ class Fitter:
                 chi2b[b] = float(sum(_chi2(im, m) for im, m in zip(self.images, models) if im.band == b))
             out.append(SourceResult(src, iv, sm, rchi, chi2b))
         return out
+
+
+def marginal_sigmas(F: np.ndarray, live: np.ndarray, rcond: float = 1e-10) -> np.ndarray:
+    """Marginalised sigmas sqrt(diag(F^-1)) of the ``live`` parameters of the Fisher matrix
+    ``F`` (0 for the others), in the parameters' own units.
+
+    F is scaled to unit diagonal before the pseudo-inverse, so ``rcond`` compares correlation
+    eigenvalues, not parameters of wildly different scales (a bright star's flux next to a
+    faint neighbour's shape: unscaled, the cut dropped real directions and gave sigmas 1e7
+    times too small). A marginal sigma is never below the conditional one 1/sqrt(F_ii); the
+    result is floored there (reached only in exactly degenerate directions)."""
+    sig = np.zeros(len(F))
+    if not live.any():
+        return sig
+    sub = F[np.ix_(live, live)]
+    d = 1.0 / np.sqrt(np.diag(sub))
+    corr_inv = np.linalg.pinv(sub * d[:, None] * d[None, :], rcond=rcond, hermitian=True)
+    var = np.clip(np.diag(corr_inv), 0, None) * d * d
+    sig[live] = np.maximum(np.sqrt(var), d)
+    return sig
 
 
 def _chi2(im, m: np.ndarray) -> float:

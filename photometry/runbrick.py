@@ -516,8 +516,8 @@ def _write_sigma(outdir: str, brick: str, cat: np.ndarray, rows: list, bands) ->
     square root of the diagonal of the inverse Fisher matrix of the blob's final joint fit,
     i.e. marginalised over every other parameter of the blob (the catalog's FLUX_IVAR is the
     survey's diagonal Fisher term), floored at 1/sqrt(FLUX_IVAR) (a marginal sigma cannot be
-    smaller; the fitter's pseudo-inverse undershoots in ill-conditioned blobs around bright
-    saturated stars). 0 where the catalog has no flux (flux_ivar 0)."""
+    smaller; ``fitter.marginal_sigmas`` floors at the fit's own diagonal, the catalog's ivar
+    may come from another fit). 0 where the catalog has no flux (flux_ivar 0)."""
     from .sim_images import _atomic_fits
     n = len(cat)
     rec = np.zeros(n, dtype=[("OBJID", "i4")] + [(f"FLUX_SIGMA_MARG_{bb.upper()}", "f4") for bb in "grz"]
@@ -528,8 +528,7 @@ def _write_sigma(outdir: str, brick: str, cat: np.ndarray, rows: list, bands) ->
         for bb in bands:
             iv = float(cat[f"flux_ivar_{bb}"][i])
             if iv > 0:
-                # marginal >= conditional (1/sqrt(diagonal)); the fitter's pseudo-inverse can
-                # lose that in ill-conditioned blobs (saturated stars): floor it there
+                # marginal >= conditional (1/sqrt(diagonal))
                 rec[f"FLUX_SIGMA_MARG_{bb.upper()}"][i] = max(sm.get("flux_" + bb, 0.0), 1.0 / np.sqrt(iv))
         cosd = np.cos(np.deg2rad(cat["dec"][i]))
         rec["RA_SIGMA_MARG"][i] = sm.get("ra", 0.0) * cosd * 3600.0

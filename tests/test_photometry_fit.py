@@ -9,7 +9,7 @@ import fitsio
 import numpy as np
 import pytest
 
-from legacylake.photometry.fitter import Fitter, Source
+from legacylake.photometry.fitter import Fitter, Source, marginal_sigmas
 from legacylake.photometry.galsim_truth import render_scene
 from legacylake.photometry.image import read_image, write_image
 
@@ -48,6 +48,26 @@ def test_frozen_position_is_kept_and_flux_fitted():
     assert r.ivar["ra"] == 0 and r.sigma_marg["dec"] == 0 and r.ivar["flux_r"] > 0
     free = Fitter([im], [start]).fit().results()[0].source
     assert abs((free.ra - RA) * 3600 * np.cos(np.deg2rad(DEC))) < 2e-3
+
+
+def test_marginal_sigmas_scale_invariant_and_floored():
+    """Parameters on scales 1e-8..1e8 (a bright star's flux beside a faint neighbour's shape):
+    the sigmas equal the exact inverse's; a degenerate pair keeps at least 1/sqrt(F_ii)."""
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(40, 8))
+    corr = np.corrcoef(a.T)                      # well-conditioned, correlated
+    scales = 10.0 ** np.linspace(-8, 8, 8)
+    F = corr * scales[:, None] * scales[None, :]
+    truth = np.sqrt(np.diag(np.linalg.inv(corr))) / scales
+    sig = marginal_sigmas(F, np.ones(8, bool))
+    np.testing.assert_allclose(sig, truth, rtol=1e-8)
+    # the unscaled pseudo-inverse (the former method) is far off on the same matrix
+    old = np.sqrt(np.clip(np.diag(np.linalg.pinv(F, rcond=1e-13, hermitian=True)), 0, None))
+    assert np.max(np.abs(old / truth - 1)) > 0.1
+    # a frozen (not live) parameter gets 0; an exactly degenerate pair is floored
+    G = np.array([[4.0, 4.0, 0.0], [4.0, 4.0, 0.0], [0.0, 0.0, 9.0]])
+    s2 = marginal_sigmas(G, np.array([True, True, False]))
+    assert s2[2] == 0.0 and np.all(s2[:2] >= 0.5 - 1e-12)
 
 
 def test_log_radius_capped_by_region_size():
