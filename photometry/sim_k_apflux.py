@@ -32,14 +32,13 @@ def aperture_gauss(s2: np.ndarray, radii: np.ndarray, out: np.ndarray | None = N
 
 
 @njit(cache=True, error_model="numpy")
-def apflux_kernel(buf, offs, uid, key, stream, table, ftrue, fmodel, gauss, nea_psf, depth, fracmasked,
-                  radii, correlated):
-    """Fill apflux (offs[0]), ivar (offs[1]), resid (offs[2]), blobresid (offs[3]) and masked
-    (offs[4]) of one band (offset -1: not written) for every row. float32 big-endian.
-    ``gauss``: :func:`aperture_gauss` (nr, n) of the rows' profile variances."""
+def apflux_rows(buf, r0, i0, i1, offs, uid, key, stream, table, ftrue, fmodel, gauss, nea_psf, depth, fracmasked,
+                radii, correlated, zz):
+    """Rows i0..i1 of the inputs into rows r0.. of ``buf``, as :func:`apflux_kernel`
+    (``zz``: scratch of at least len(radii) + 1 float64)."""
     nr = radii.shape[0]
-    zz = np.empty(nr + 1)
-    for i in range(uid.shape[0]):
+    for i in range(i0, i1):
+        r = r0 + i - i0
         normals_into(zz, nr + 1, uid_base(uid[i], key), stream, table)
         c = 0.7 * zz[0] if correlated else 0.0
         sb = np.sqrt(np.pi / nea_psf[i] / depth[i])
@@ -52,13 +51,23 @@ def apflux_kernel(buf, offs, uid, key, stream, table, ftrue, fmodel, gauss, nea_
             ap = ft * frac + noise
             resid = ap - fm * frac
             o = 4 * j
-            put_f4(buf, i, offs[0] + o, ap)
-            put_f4(buf, i, offs[1] + o, 1.0 / (sig * sig))
-            put_f4(buf, i, offs[2] + o, resid)
+            put_f4(buf, r, offs[0] + o, ap)
+            put_f4(buf, r, offs[1] + o, 1.0 / (sig * sig))
+            put_f4(buf, r, offs[2] + o, resid)
             if offs[3] >= 0:
-                put_f4(buf, i, offs[3] + o, 0.9 * resid)
+                put_f4(buf, r, offs[3] + o, 0.9 * resid)
             if offs[4] >= 0:
-                put_f4(buf, i, offs[4] + o, fmask)
+                put_f4(buf, r, offs[4] + o, fmask)
+
+
+@njit(cache=True, error_model="numpy")
+def apflux_kernel(buf, offs, uid, key, stream, table, ftrue, fmodel, gauss, nea_psf, depth, fracmasked,
+                  radii, correlated):
+    """Fill apflux (offs[0]), ivar (offs[1]), resid (offs[2]), blobresid (offs[3]) and masked
+    (offs[4]) of one band (offset -1: not written) for every row. float32 big-endian.
+    ``gauss``: :func:`aperture_gauss` (nr, n) of the rows' profile variances."""
+    apflux_rows(buf, 0, 0, uid.shape[0], offs, uid, key, stream, table, ftrue, fmodel, gauss, nea_psf, depth,
+                fracmasked, radii, correlated, np.empty(radii.shape[0] + 1))
 
 
 def apflux_np(uid, key, stream, ftrue, fmodel, s2, nea_psf, depth, fracmasked, radii, correlated):

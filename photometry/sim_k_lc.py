@@ -16,13 +16,12 @@ from .sim_k_common import normals_into, put_f4, put_f8, put_i2, table_normals_np
 
 
 @njit(cache=True, error_model="numpy")
-def lc_kernel(buf, offs, mjd_f8, uid, key, stream, table, ftrue, flux_ivar, nep, nobs, fracflux, mjd0,
-              is_qso, ne):
-    """Fill lc_flux, lc_flux_ivar, lc_nobs, lc_fracflux, lc_rchisq, lc_mjd, lc_epoch_index
-    (byte offsets offs[0..6], -1: not written) for ``ne`` epochs of every row."""
-    zl = np.empty(ne)
-    zq = np.zeros(ne)
-    for i in range(uid.shape[0]):
+def lc_rows(buf, r0, i0, i1, offs, mjd_f8, uid, key, stream, table, ftrue, flux_ivar, nep, nobs, fracflux, mjd0,
+            is_qso, ne, zl, zq):
+    """Rows i0..i1 of the inputs into rows r0.. of ``buf``, as :func:`lc_kernel` (``zl``, ``zq``:
+    scratch of at least ``ne`` float64)."""
+    for i in range(i0, i1):
+        r = r0 + i - i0
         base = uid_base(uid[i], key)
         normals_into(zl, ne, base, stream, table)
         if is_qso[i]:
@@ -35,18 +34,27 @@ def lc_kernel(buf, offs, mjd_f8, uid, key, stream, table, ftrue, flux_ivar, nep,
             f = ftrue[i] + zl[e] * sd
             if is_qso[i]:
                 f += 0.1 * ftrue[i] * zq[e]
-            put_f4(buf, i, offs[0] + 4 * e, f if used else 0.0)
-            put_f4(buf, i, offs[1] + 4 * e, ivar_ep if used else 0.0)
-            put_i2(buf, i, offs[2] + 2 * e, nobs[i] // n_ep + e % 3 if used else 0)
-            put_f4(buf, i, offs[3] + 4 * e, fracflux[i] if used else 0.0)
-            put_f4(buf, i, offs[4] + 4 * e, 1.0 + 0.15 * abs(zl[e]) if used else 0.0)
+            put_f4(buf, r, offs[0] + 4 * e, f if used else 0.0)
+            put_f4(buf, r, offs[1] + 4 * e, ivar_ep if used else 0.0)
+            put_i2(buf, r, offs[2] + 2 * e, nobs[i] // n_ep + e % 3 if used else 0)
+            put_f4(buf, r, offs[3] + 4 * e, fracflux[i] if used else 0.0)
+            put_f4(buf, r, offs[4] + 4 * e, 1.0 + 0.15 * abs(zl[e]) if used else 0.0)
             mjd = mjd0[i] + 182.6 * e if used else 0.0
             if mjd_f8:
-                put_f8(buf, i, offs[5] + 8 * e, mjd)
+                put_f8(buf, r, offs[5] + 8 * e, mjd)
             else:
-                put_f4(buf, i, offs[5] + 4 * e, mjd)
+                put_f4(buf, r, offs[5] + 4 * e, mjd)
             if offs[6] >= 0:
-                put_i2(buf, i, offs[6] + 2 * e, e if used else -1)
+                put_i2(buf, r, offs[6] + 2 * e, e if used else -1)
+
+
+@njit(cache=True, error_model="numpy")
+def lc_kernel(buf, offs, mjd_f8, uid, key, stream, table, ftrue, flux_ivar, nep, nobs, fracflux, mjd0,
+              is_qso, ne):
+    """Fill lc_flux, lc_flux_ivar, lc_nobs, lc_fracflux, lc_rchisq, lc_mjd, lc_epoch_index
+    (byte offsets offs[0..6], -1: not written) for ``ne`` epochs of every row."""
+    lc_rows(buf, 0, 0, uid.shape[0], offs, mjd_f8, uid, key, stream, table, ftrue, flux_ivar, nep, nobs, fracflux,
+            mjd0, is_qso, ne, np.empty(ne), np.zeros(ne))
 
 
 def lc_np(uid, key, stream, ftrue, flux_ivar, nep, nobs, fracflux, mjd0, is_qso, ne):

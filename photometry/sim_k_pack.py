@@ -31,6 +31,23 @@ def _put_int(buf, i, off, v, code):
 
 
 @njit(cache=True)
+def pack_rows(buf, r0, i0, i1, F, foffs, fcodes, I, ioffs, icodes):
+    """Columns i0..i1 of ``F`` / ``I`` into rows r0.. of ``buf``, slot by slot."""
+    for s in range(foffs.shape[0]):
+        off = foffs[s]
+        if fcodes[s] == 4:
+            for i in range(i0, i1):
+                put_f4(buf, r0 + i - i0, off, F[s, i])
+        else:
+            for i in range(i0, i1):
+                put_f8(buf, r0 + i - i0, off, F[s, i])
+    for s in range(ioffs.shape[0]):
+        off, code = ioffs[s], icodes[s]
+        for i in range(i0, i1):
+            _put_int(buf, r0 + i - i0, off, I[s, i], code)
+
+
+@njit(cache=True)
 def pack_kernel(buf, F, foffs, fcodes, I, ioffs, icodes):
     """Write every row of ``F`` / ``I`` (slot s at byte offset offs[s], code codes[s]) into
     the record buffer ``buf`` (uint8[n_rows, itemsize]). Blocks of 64 records stay in cache
@@ -38,18 +55,7 @@ def pack_kernel(buf, F, foffs, fcodes, I, ioffs, icodes):
     n = buf.shape[0]
     for i0 in range(0, n, 64):
         i1 = min(i0 + 64, n)
-        for s in range(foffs.shape[0]):
-            off = foffs[s]
-            if fcodes[s] == 4:
-                for i in range(i0, i1):
-                    put_f4(buf, i, off, F[s, i])
-            else:
-                for i in range(i0, i1):
-                    put_f8(buf, i, off, F[s, i])
-        for s in range(ioffs.shape[0]):
-            off, code = ioffs[s], icodes[s]
-            for i in range(i0, i1):
-                _put_int(buf, i, off, I[s, i], code)
+        pack_rows(buf, i0, i0, i1, F, foffs, fcodes, I, ioffs, icodes)
 
 
 def pack_np(rec: np.ndarray, plan: "PackPlan", F: np.ndarray, I: np.ndarray) -> None:

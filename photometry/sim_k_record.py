@@ -17,28 +17,34 @@ only: after editing :mod:`.sim_k_pack`, :mod:`.sim_k_apflux` or :mod:`.sim_k_lc`
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
-from .sim_k_apflux import apflux_kernel
-from .sim_k_lc import lc_kernel
-from .sim_k_pack import pack_kernel
+from .sim_k_apflux import apflux_rows
+from .sim_k_lc import lc_rows
+from .sim_k_pack import pack_rows
+
+
+SUB_ROWS = 16  # rows filled completely (scalars, apflux, lc) before the next ones: ~34 kB, inside L1
 
 
 @njit(cache=True)
 def record_block_kernel(buf, i0, i1, uid, table, F, foffs, fcodes, I, ioffs, icodes,
                         ap_offs, ap_keys, ap_f, ap_gauss, ap_radii, ap_nr, ap_opt,
                         lc_offs, lc_keys, lc_f, lc_i, mjd0, is_qso, mjd_f8, ne):
-    """Rows i0..i1 of the brick into buf[0:i1-i0] (uint8[m, itemsize], C-contiguous)."""
-    sub = buf[: i1 - i0]
-    pack_kernel(sub, F[:, i0:i1], foffs, fcodes, I[:, i0:i1], ioffs, icodes)
-    u = uid[i0:i1]
-    for b in range(ap_offs.shape[0]):
-        if ap_offs[b, 0] < 0:
-            continue
-        nr = ap_nr[b]
-        apflux_kernel(sub, ap_offs[b], u, ap_keys[b], 0, table, ap_f[b, 0, i0:i1], ap_f[b, 1, i0:i1],
-                      ap_gauss[b, :nr, i0:i1], ap_f[b, 2, i0:i1], ap_f[b, 3, i0:i1], ap_f[b, 4, i0:i1],
-                      ap_radii[b, :nr], ap_opt[b])
-    for b in range(lc_offs.shape[0]):
-        lc_kernel(sub, lc_offs[b], mjd_f8, u, lc_keys[b], 0, table, lc_f[b, 0, i0:i1], lc_f[b, 1, i0:i1],
-                  lc_i[b, 0, i0:i1], lc_i[b, 1, i0:i1], lc_f[b, 2, i0:i1], mjd0[i0:i1], is_qso[i0:i1], ne)
+    """Rows i0..i1 of the brick into buf[0:i1-i0] (uint8[m, itemsize], C-contiguous), SUB_ROWS
+    rows at a time (every column of those rows is written while they are in the L1 cache)."""
+    zz = np.empty(ap_radii.shape[1] + 1)
+    zl, zq = np.empty(ne), np.zeros(ne)
+    for a0 in range(i0, i1, SUB_ROWS):
+        a1 = min(a0 + SUB_ROWS, i1)
+        r0 = a0 - i0
+        pack_rows(buf, r0, a0, a1, F, foffs, fcodes, I, ioffs, icodes)
+        for b in range(ap_offs.shape[0]):
+            if ap_offs[b, 0] < 0:
+                continue
+            apflux_rows(buf, r0, a0, a1, ap_offs[b], uid, ap_keys[b], 0, table, ap_f[b, 0], ap_f[b, 1],
+                        ap_gauss[b], ap_f[b, 2], ap_f[b, 3], ap_f[b, 4], ap_radii[b, :ap_nr[b]], ap_opt[b], zz)
+        for b in range(lc_offs.shape[0]):
+            lc_rows(buf, r0, a0, a1, lc_offs[b], mjd_f8, uid, lc_keys[b], 0, table, lc_f[b, 0], lc_f[b, 1],
+                    lc_i[b, 0], lc_i[b, 1], lc_f[b, 2], mjd0, is_qso, ne, zl, zq)
