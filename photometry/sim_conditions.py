@@ -59,12 +59,12 @@ def conditions(ra: np.ndarray, dec: np.ndarray, sinb: np.ndarray, seed: int, sur
         f_s = F[:, 4 + j]
         nobs = np.clip(np.round(3.3 + 1.3 * f_n), 1, 12).astype(np.int16)
         if survey == "dr4":
-            fwhm0, d5 = FWHM["dr4"][b], DEPTH5["dr4"][b]
-        else:
+            fwhm0, div = FWHM["dr4"][b], depth_to_ivar(DEPTH5["dr4"][b])
+        else:  # the two depths' ivars as scalars, then picked per source (no array power)
             fwhm0 = np.where(north, FWHM["north"][b], FWHM["south"][b])
-            d5 = np.where(north, DEPTH5["north"][b], DEPTH5["south"][b])
+            div = np.where(north, depth_to_ivar(DEPTH5["north"][b]), depth_to_ivar(DEPTH5["south"][b]))
         psfsize = fwhm0 * np.exp(0.1 * f_s)
-        depth = depth_to_ivar(d5) * (nobs / 3.0) * (fwhm0 / psfsize) ** 2 * np.exp(0.25 * fsky)
+        depth = div * (nobs / 3.0) * (fwhm0 / psfsize) ** 2 * np.exp(0.25 * fsky)
         out[f"nobs_{b}"], out[f"psfsize_{b}"], out[f"psfdepth_{b}"] = nobs, psfsize, depth
     fw = F[:, 7]
     wn = np.clip(np.round(25 * np.exp(0.35 * fw)), 8, 400).astype(np.int16)

@@ -58,6 +58,31 @@ def pack_kernel(buf, F, foffs, fcodes, I, ioffs, icodes):
         pack_rows(buf, i0, i0, i1, F, foffs, fcodes, I, ioffs, icodes)
 
 
+@njit(cache=True)
+def bytes_rows(buf, r0, i0, i1, S, soffs, sstart):
+    """Byte (string) columns: S[i, sstart[c]:sstart[c + 1]] (uint8 matrix, one row per record)
+    into row r0 + i - i0 of ``buf`` at byte offset soffs[c], for rows i0..i1."""
+    for i in range(i0, i1):
+        r = r0 + i - i0
+        for c in range(soffs.shape[0]):
+            o = soffs[c] - sstart[c]
+            for q in range(sstart[c], sstart[c + 1]):
+                buf[r, o + q] = S[i, q]
+
+
+def string_matrix(dtype: np.dtype, names, cols: dict, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(S, soffs, sstart) of :func:`bytes_rows` for the string fields ``names`` of the record
+    ``dtype``, from ``cols`` (lower-case names -> bytes arrays, cast to the field width as a
+    structured assignment would: NUL-padded or cut)."""
+    widths = [dtype[nm].itemsize for nm in names]
+    sstart = np.concatenate([[0], np.cumsum(widths)]).astype(np.int64)
+    S = np.empty((n, int(sstart[-1])), np.uint8)
+    for c, nm in enumerate(names):
+        v = np.ascontiguousarray(np.asarray(cols[nm.lower()]).astype(f"S{widths[c]}", copy=False))
+        S[:, sstart[c]:sstart[c + 1]] = v.view(np.uint8).reshape(n, widths[c])
+    return S, np.array([dtype.fields[nm][1] for nm in names], np.int64), sstart
+
+
 def pack_np(rec: np.ndarray, plan: "PackPlan", F: np.ndarray, I: np.ndarray) -> None:
     """numpy twin of :func:`pack_kernel`: the same bytes through structured-array assignment."""
     for s, (name, j) in enumerate(plan.fslots):

@@ -45,3 +45,36 @@ def uniforms_kernel(uid, key, stream, k):
             h = mix64(base + np.uint64(stream + j + 1) * np.uint64(0x94D049BB133111EB))
             out[i, j] = (np.float64(h >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
     return out
+
+
+@njit(cache=True)
+def table_normals_t_kernel(uid, key, stream, k, table):
+    """(k, n) normals: the transpose of :func:`table_normals_kernel`, written row by row so each
+    normal j is a contiguous row (columns read by numpy without strides)."""
+    n = uid.shape[0]
+    out = np.empty((k, n))
+    for i in range(n):
+        base = uid_base(uid[i], key)
+        for w in range((k + 3) // 4):
+            h = mix64(base + np.uint64(stream + w + 1) * np.uint64(0x94D049BB133111EB))
+            for q in range(4):
+                j = 4 * w + q
+                if j < k:
+                    out[j, i] = table[(h >> np.uint64(16 * q)) & np.uint64(0xFFFF)]
+    return out
+
+
+@njit(cache=True)
+def uniforms16_t_kernel(uid, key, k):
+    """(k, n) uniforms: the transpose of :func:`uniforms16_kernel` (rows contiguous)."""
+    n = uid.shape[0]
+    out = np.empty((k, n))
+    for i in range(n):
+        base = uid_base(uid[i], key)
+        for w in range((k + 3) // 4):
+            h = mix64(base + np.uint64(w + 1) * np.uint64(0x94D049BB133111EB))
+            for q in range(4):
+                j = 4 * w + q
+                if j < k:
+                    out[j, i] = (np.float64((h >> np.uint64(16 * q)) & np.uint64(0xFFFF)) + 0.5) * (1.0 / 65536.0)
+    return out

@@ -1,4 +1,4 @@
-"""A block of FITS catalog records in one numba call: the scalar columns (:mod:`.sim_k_pack`),
+"""A block of FITS catalog records in one numba call: the scalar and string columns (:mod:`.sim_k_pack`),
 the aperture fluxes of every band (:mod:`.sim_k_apflux`) and the unWISE light curves of W1/W2
 (:mod:`.sim_k_lc`), for rows i0..i1 of a brick, written into rows 0..i1-i0 of ``buf``.
 
@@ -22,14 +22,14 @@ from numba import njit
 
 from .sim_k_apflux import apflux_rows
 from .sim_k_lc import lc_rows
-from .sim_k_pack import pack_rows
+from .sim_k_pack import bytes_rows, pack_rows
 
 
 SUB_ROWS = 16  # rows filled completely (scalars, apflux, lc) before the next ones: ~34 kB, inside L1
 
 
 @njit(cache=True)
-def record_block_kernel(buf, i0, i1, uid, table, F, foffs, fcodes, I, ioffs, icodes,
+def record_block_kernel(buf, i0, i1, uid, table, F, foffs, fcodes, I, ioffs, icodes, S, soffs, sstart,
                         ap_offs, ap_keys, ap_f, ap_gauss, ap_radii, ap_nr, ap_opt,
                         lc_offs, lc_keys, lc_f, lc_i, mjd0, is_qso, mjd_f8, ne):
     """Rows i0..i1 of the brick into buf[0:i1-i0] (uint8[m, itemsize], C-contiguous), SUB_ROWS
@@ -40,6 +40,7 @@ def record_block_kernel(buf, i0, i1, uid, table, F, foffs, fcodes, I, ioffs, ico
         a1 = min(a0 + SUB_ROWS, i1)
         r0 = a0 - i0
         pack_rows(buf, r0, a0, a1, F, foffs, fcodes, I, ioffs, icodes)
+        bytes_rows(buf, r0, a0, a1, S, soffs, sstart)
         for b in range(ap_offs.shape[0]):
             if ap_offs[b, 0] < 0:
                 continue

@@ -28,10 +28,10 @@ from .sim_k_common import NORMAL_TABLE, field_offset, record_buffer
 from .sim_k_dchisq import dchisq_kernel
 from .sim_k_disks import disks_kernel
 from .sim_k_healpix import healpix_nest_kernel
-from .sim_k_pack import PackPlan
+from .sim_k_pack import PackPlan, string_matrix
 from .sim_k_pairs import pairs_kernel
 from .sim_k_record import record_block_kernel
-from .sim_k_randoms import table_normals_kernel, uniforms16_kernel
+from .sim_k_randoms import table_normals_t_kernel, uniforms16_t_kernel
 from .sim_k_select import select_index_fast
 from .sim_k_tan import tan_kernel, tan_np
 from .sim_random import _C2, _GOLD, _mix, normals, seed_key, uniforms, unit_vectors
@@ -362,7 +362,7 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
     pointsource = (gaia_ref & (((t["gaia_g"] <= 18.0) & (gm["aen"] < 10 ** 0.5)) | (t["gaia_g"] <= 13.0))) | t2
 
     # measured position (needed before masks: masks are evaluated at the catalog position)
-    z = table_normals_kernel(np.ascontiguousarray(t["uid"]), key, 0, 24, NORMAL_TABLE)
+    z = table_normals_t_kernel(np.ascontiguousarray(t["uid"]), key, 0, 24, NORMAL_TABLE)  # (24, n)
     sig_p = {bd: cond[f"psfsize_{bd}"] * FWHM_TO_SIGMA for bd in OPT}
     nser_t = np.where(t["morph"] == "PSF", 1.0, t["sersic"]).astype(np.float64)
     sg = gal_sigma(t["shape_r"].astype(np.float64), nser_t)
@@ -378,17 +378,17 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
         nea_psf = 4 * np.pi * s2
         nea[bd] = 4 * np.pi * np.sqrt((s2 + sa**2) * (s2 + sb_**2))
         ivar[bd] = cond[f"psfdepth_{bd}"] * nea_psf / nea[bd]
-        flux[bd] = t[f"flux_{bd}"] + z[:, j] / np.sqrt(ivar[bd])
+        flux[bd] = t[f"flux_{bd}"] + z[j] / np.sqrt(ivar[bd])
     for j, bd in enumerate(WISE):
         sw2 = (WISE_FWHM[bd] * FWHM_TO_SIGMA) ** 2
         ivar[bd] = cond[f"psfdepth_{bd}"] * sw2 / (sw2 + sg**2)
-        flux[bd] = t[f"flux_{bd}"] + z[:, 3 + j] / np.sqrt(ivar[bd])
+        flux[bd] = t[f"flux_{bd}"] + z[3 + j] / np.sqrt(ivar[bd])
     qb = {bd: np.sign(flux[bd]) * flux[bd] ** 2 * ivar[bd] for bd in OPT}
     qtot = sum(qb.values())
     snr = np.sqrt(np.maximum(qtot, 1.0))
     sig_pos = np.sqrt(sig_p["r"] ** 2 + sg**2) / snr * 1.2 + 0.001  # arcsec
-    dec_m = dec_t + sig_pos * z[:, 7] / 3600.0
-    ra_m = ra_t + sig_pos * z[:, 8] / 3600.0 / np.maximum(np.cos(np.deg2rad(dec_t)), 1e-6)
+    dec_m = dec_t + sig_pos * z[7] / 3600.0
+    ra_m = ra_t + sig_pos * z[8] / 3600.0 / np.maximum(np.cos(np.deg2rad(dec_t)), 1e-6)
     ra_m = np.where(any_ref, gm["ra"], np.mod(ra_m, 360.0))
     dec_m = np.where(any_ref, gm["dec"], dec_m)
     ra_ivar = np.where(any_ref, 1.0 / (gm["pos_err_mas"] / 3.6e6) ** 2, 1.0 / (sig_pos / 3600.0) ** 2)
@@ -405,7 +405,7 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
     # ---- dchisq of the candidate models and the type
     dch = np.empty((n, 5))
     dchisq_kernel(np.stack([sig_p[bd] for bd in OPT]), sa, sb_, sg, nser_t, np.stack([qb[bd] for bd in OPT]),
-                  qtot, np.ascontiguousarray(z[:, 9:18]), rel == "dr9", gal_sigma(SIMP_RADIUS, 1.0) ** 2, PROFILE_K, dch)
+                  qtot, np.ascontiguousarray(z[9:18].T), rel == "dr9", gal_sigma(SIMP_RADIUS, 1.0) ** 2, PROFILE_K, dch)
     # which models the pipeline computes
     if rel == "dr9":
         dch[forced, 1:] = 0.0
@@ -436,8 +436,8 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
     # filler randoms keyed by the source uid (16-bit uniforms, table normals): duplicate rows
     # of a source in neighbouring bricks agree in every column but the brick-specific ones
     uid_k = np.ascontiguousarray(t["uid"][k])
-    U = uniforms16_kernel(uid_k, seed_key(seed, 4), NFILL)
-    ZF = table_normals_kernel(uid_k, seed_key(seed, 5), 0, 12, NORMAL_TABLE)
+    U = uniforms16_t_kernel(uid_k, seed_key(seed, 4), NFILL)  # (NFILL, nk)
+    ZF = table_normals_t_kernel(uid_k, seed_key(seed, 5), 0, 12, NORMAL_TABLE)
     # string columns as bytes (the FITS layout): no per-row unicode encoding
     type_names = np.array([b"PSF", b"REX", b"DEV", b"EXP", b"SER"] if rel == "dr9" else [b"PSF ", b"SIMP", b"DEV ", b"EXP ", b"COMP"])
     ti = ti[k]
@@ -476,18 +476,18 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
     for jg, (band, key2) in enumerate((("g", "g"), ("bp", "bp"), ("rp", "rp"))):
         cols[f"gaia_phot_{band}_mean_mag"] = np.where(ref, g[key2], 0.0)
         cols[f"gaia_phot_{band}_mean_flux_over_error"] = np.where(ref, g[f"{key2}_foe"], 0.0)
-        cols[f"gaia_phot_{band}_n_obs"] = np.where(ref, 150 + (300 * U[:, _F_GAIA + 7 + jg]).astype(np.int64), 0)
-    cols["gaia_phot_variable_flag"] = ref & (U[:, _F_GAIA + 3] < 0.02)
+        cols[f"gaia_phot_{band}_n_obs"] = np.where(ref, 150 + (300 * U[_F_GAIA + 7 + jg]).astype(np.int64), 0)
+    cols["gaia_phot_variable_flag"] = ref & (U[_F_GAIA + 3] < 0.02)
     cols["gaia_astrometric_excess_noise"] = np.where(ref, g["aen"], 0.0)
-    cols["gaia_astrometric_excess_noise_sig"] = np.where(ref, 1.5 * np.abs(ZF[:, 7]), 0.0)
-    nal = 100 + (300 * U[:, _F_GAIA + 4]).astype(np.int64)
+    cols["gaia_astrometric_excess_noise_sig"] = np.where(ref, 1.5 * np.abs(ZF[7]), 0.0)
+    nal = 100 + (300 * U[_F_GAIA + 4]).astype(np.int64)
     cols["gaia_astrometric_n_obs_al"] = np.where(ref, nal, 0)
-    cols["gaia_astrometric_n_good_obs_al"] = np.where(ref, nal - (5 * U[:, _F_GAIA + 5]).astype(np.int64), 0)
+    cols["gaia_astrometric_n_good_obs_al"] = np.where(ref, nal - (5 * U[_F_GAIA + 5]).astype(np.int64), 0)
     cols["gaia_astrometric_weight_al"] = np.where(ref, 1.0 / (g["pos_err_mas"] ** 2 + 0.01), 0.0)
-    cols["gaia_duplicated_source"] = ref & (U[:, _F_GAIA + 6] < 0.005)
+    cols["gaia_duplicated_source"] = ref & (U[_F_GAIA + 6] < 0.005)
     cols["gaia_a_g_val"] = np.where(ref, GAIA_EXTINCTION["g"] * ebv, 0.0)
     cols["gaia_e_bp_min_rp_val"] = np.where(ref, (GAIA_EXTINCTION["bp"] - GAIA_EXTINCTION["rp"]) * ebv, 0.0)
-    cols["gaia_phot_bp_rp_excess_factor"] = np.where(ref, 1.2 + 0.05 * np.abs(ZF[:, 8]), 0.0)
+    cols["gaia_phot_bp_rp_excess_factor"] = np.where(ref, 1.2 + 0.05 * np.abs(ZF[8]), 0.0)
     cols["gaia_astrometric_sigma5d_max"] = np.where(ref, g["sigma5d"], 0.0)
     cols["gaia_astrometric_params_solved"] = np.where(ref, np.where(tt["gaia_g"] < 21, 31, 3), 0)
 
@@ -510,7 +510,7 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
         cols[f"psfdepth_{bd}"] = cond[f"psfdepth_{bd}"][k]
 
     # ---- shapes of the chosen model
-    zs = z[k, 18:24]
+    zs = z[18:24][:, k]
     re_t = np.maximum(tt["shape_r"].astype(np.float64), 0.05)
     sp_r = sig_p["r"][k]
     s_k = snr[k]
@@ -518,17 +518,17 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
     sig_e = np.minimum(1.5 * np.sqrt(1 + (sp_r / re_t) ** 2) / s_k, 0.5)
     n_t = nser_t[k]
     model_n = np.choose(ti, [1.0, 1.0, 4.0, 1.0, n_t])
-    r_fit = np.abs(re_t * (model_n / n_t) ** 0.3 + sig_r * zs[:, 0])
+    r_fit = np.abs(re_t * (model_n / n_t) ** 0.3 + sig_r * zs[0])
     hit_r = r_fit < 0.01
     r_fit = np.maximum(r_fit, 0.01)
-    e1 = tt["shape_e1"] + sig_e * zs[:, 1]
-    e2 = tt["shape_e2"] + sig_e * zs[:, 2]
+    e1 = tt["shape_e1"] + sig_e * zs[1]
+    e2 = tt["shape_e2"] + sig_e * zs[2]
     em = np.hypot(e1, e2)
     shrink = np.where(em > 0.99, 0.99 / np.maximum(em, 1e-9), 1.0)
     e1, e2 = e1 * shrink, e2 * shrink
     is_psf, is_round = ti == 0, ti == 1
     sig_n = np.maximum(n_t, 0.5) * 3.0 / s_k
-    n_fit = n_t + sig_n * zs[:, 3]
+    n_fit = n_t + sig_n * zs[3]
     hit_n = (n_fit <= 0.501) | (n_fit >= 5.999)
     n_fit = np.clip(n_fit, 0.5, 6.0)
     if rel == "dr9":
@@ -553,7 +553,7 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
             cols[f"{pre}_e2"] = np.where(full, e2, 0.0)
             cols[f"{pre}_e1_ivar"] = np.where(full, 1.0 / sig_e**2, 0.0)
             cols[f"{pre}_e2_ivar"] = cols[f"{pre}_e1_ivar"]
-        fd = np.clip((n_t - 1.0) / 3.0 + 0.1 * zs[:, 4], 0.0, 1.0)
+        fd = np.clip((n_t - 1.0) / 3.0 + 0.1 * zs[4], 0.0, 1.0)
         cols["fracdev"] = np.where(ti == 2, 1.0, np.where(comp, fd, 0.0))
         cols["fracdev_ivar"] = np.where(comp, (s_k / 3.0) ** 2, 0.0)
 
@@ -581,11 +581,11 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
         cols[f"fracflux_{bd}"] = fracflux[j]
     for j, bd in enumerate(BAND_ALL):
         mism = 1.0 + 0.3 * np.minimum(cols[f"fracflux_{bd}"], 3.0)
-        cols[f"rchisq_{bd}"] = mism * np.exp(0.22 * ZF[:, j] - 0.025)  # ~ gamma(20, 1/20)
+        cols[f"rchisq_{bd}"] = mism * np.exp(0.22 * ZF[j] - 0.025)  # ~ gamma(20, 1/20)
     for j, bd in enumerate(OPT):
-        u = U[:, _F_OPT + 10 * j:]
-        cols[f"fracmasked_{bd}"] = np.where(u[:, 0] < 0.05, u[:, 1] * 0.3, 0.0)
-        cols[f"fracin_{bd}"] = 1.0 - np.where(u[:, 2] < 0.05, u[:, 3] * 0.1, 0.0)
+        u = U[_F_OPT + 10 * j:]
+        cols[f"fracmasked_{bd}"] = np.where(u[0] < 0.05, u[1] * 0.3, 0.0)
+        cols[f"fracin_{bd}"] = 1.0 - np.where(u[2] < 0.05, u[3] * 0.1, 0.0)
         cols[f"blob_nea_{bd}"] = nea[bd][k] * (1.0 + np.minimum(cols[f"fracflux_{bd}"], 5.0))
 
     # ---- aperture photometry: numba kernels write straight into the record buffer (below)
@@ -611,16 +611,14 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
         sat_src = bright_star & (t_all[f"flux_{bd}"] > 10 ** (-0.4 * (16.5 - 22.5)))
         m_b = _mag(t_all[f"flux_{bd}"][sat_src])
         satur[bd] = _in(t_all["ra"][sat_src], t_all["dec"][sat_src], 2.0 * 10 ** (0.2 * (16.5 - m_b)) + 1.0)
-    any_bits = [ANYMASK.value(nm) for nm in ("BADPIX", "INTERP", "CR", "EDGE", "TRANS")]
-    any_p = np.array([0.01, 0.01, 0.03, 0.005, 0.005])
+    any_bits = np.array([ANYMASK.value(nm) for nm in ("BADPIX", "INTERP", "CR", "EDGE", "TRANS")], np.int64)[:, None]
+    any_p = np.array([0.01, 0.01, 0.03, 0.005, 0.005])[:, None]
     maskbits = np.where(primary, 0, MASKBITS.value("NPRIMARY"))
     for bd in OPT:
-        am = np.zeros(nk, np.int64)
-        u = U[:, _F_OPT + 10 * OPT.index(bd):]
-        for jb, (bit, p) in enumerate(zip(any_bits, any_p)):
-            am |= np.where(u[:, 4 + jb] < p, bit, 0)
+        u = U[_F_OPT + 10 * OPT.index(bd):]
+        am = ((u[4:9] < any_p) * any_bits).sum(axis=0)  # distinct bits: the sum is the OR
         am |= np.where(satur[bd], ANYMASK.value("SATUR"), 0)
-        allm = am & np.where(u[:, 9] < 0.1, ANYMASK.value("BADPIX") | ANYMASK.value("SATUR"), 0)
+        allm = am & np.where(u[9] < 0.1, ANYMASK.value("BADPIX") | ANYMASK.value("SATUR"), 0)
         cols[f"anymask_{bd}"], cols[f"allmask_{bd}"] = am, allm
         maskbits |= np.where(satur[bd], MASKBITS.value(f"SATUR_{bd.upper()}"), 0)
         maskbits |= np.where(allm != 0, MASKBITS.value(f"ALLMASK_{bd.upper()}"), 0)
@@ -629,7 +627,7 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
         mw = _mag(t_all[f"flux_{bd}"][wsrc])
         core = _in(t_all["ra"][wsrc], t_all["dec"][wsrc], 25.0 * 10 ** (0.2 * (15.0 - mw)))
         halo = _in(t_all["ra"][wsrc], t_all["dec"][wsrc], 60.0 * 10 ** (0.2 * (15.0 - mw)))
-        wm = np.where(core, WISEMASK.value("BRIGHT"), 0) | np.where(halo & (U[:, _F_MISC + int(bd[1])] < 0.3), WISEMASK.value("HALO"), 0)
+        wm = np.where(core, WISEMASK.value("BRIGHT"), 0) | np.where(halo & (U[_F_MISC + int(bd[1])] < 0.3), WISEMASK.value("HALO"), 0)
         cols[f"wisemask_{bd}"] = wm
         maskbits |= np.where(wm != 0, MASKBITS.value(f"WISEM{bd[1]}"), 0)
     maskbits |= np.where(in_brt[k], MASKBITS.value("BRIGHT"), 0)
@@ -649,9 +647,9 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
     fb |= np.where((ref & (mmk < 13)) | tyc2, FITBITS.value("BRIGHT"), 0)  # Tycho-2: bright and medium
     fb |= np.where((ref & (mmk < 16)) | tyc2, FITBITS.value("MEDIUM"), 0)
     fb |= np.where(pointsource[k], FITBITS.value("GAIA_POINTSOURCE"), 0)
-    walk = ~aref & (sig_pos[k] > 0.5) & (U[:, _F_MISC] < 0.2)
+    walk = ~aref & (sig_pos[k] > 0.5) & (U[_F_MISC] < 0.2)
     fb |= np.where(walk, FITBITS.value("WALKER"), 0)
-    fb |= np.where(~aref & (snr[k] < 12) & (U[:, _F_MISC + 3] < 0.03), FITBITS.value("ITERATIVE"), 0)
+    fb |= np.where(~aref & (snr[k] < 12) & (U[_F_MISC + 3] < 0.03), FITBITS.value("ITERATIVE"), 0)
     cols["fitbits"] = fb
 
     for nm, bd, shape in _no_data_columns(rel):
@@ -725,7 +723,7 @@ class BrickRecords:
         self.release_id = int(cols["release"][0]) if n else None
         plan, strings = _pack_plan(release)
         self._plan = plan
-        self._strings = {nm: cols[nm.lower()] for nm in strings}
+        self._S, self._soffs, self._sstart = string_matrix(fdt, strings, cols, n)
         self._F, self._I = plan.matrices(n)
         plan.fill(self._F, self._I, cols)
         lay = _kernel_layout(release, seed)
@@ -753,12 +751,9 @@ class BrickRecords:
         """Rows i0..i1 into buf[0:i1-i0] (C-contiguous uint8 (m, itemsize))."""
         if i1 <= i0:
             return
-        view = buf[: i1 - i0].reshape(-1).view(self.dtype)
-        for nm, v in self._strings.items():
-            view[nm] = v[i0:i1]
         p, ap, lc = self._plan, self._ap, self._lc
         record_block_kernel(buf, i0, i1, self.uid, NORMAL_TABLE, self._F, p.foffs, p.fcodes, self._I, p.ioffs,
-                            p.icodes, ap["offs"], ap["keys"], ap["f"], ap["gauss"], ap["radii"], ap["nr"],
+                            p.icodes, self._S, self._soffs, self._sstart, ap["offs"], ap["keys"], ap["f"], ap["gauss"], ap["radii"], ap["nr"],
                             ap["opt"], lc["offs"], lc["keys"], lc["f"], lc["i"], self._mjd0, self._qso,
                             self._mjd_f8, self._ne)
 

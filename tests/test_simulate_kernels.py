@@ -130,6 +130,27 @@ def test_pack_kernel_matches_numpy(rows, rel):
     assert not a[strings[0]].any()
 
 
+@pytest.mark.parametrize("rel", ["dr9", "dr4"])
+def test_bytes_rows_matches_structured_assignment(rows, rel):
+    from legacylake.photometry.sim_k_pack import bytes_rows, string_matrix
+    from legacylake.photometry.sim_measure import _pack_plan
+
+    uid, rng = rows
+    plan, strings = _pack_plan(rel)
+    dt = fits_record_dtype(rel)
+    words = np.array([b"", b"G2", b"PSF", b"SIMP", b"1503p022", b"toolongforthefield"])
+    cols = {nm.lower(): words[rng.integers(0, len(words), N)] for nm in strings}
+    cols[strings[0].lower()] = cols[strings[0].lower()].astype("S2")  # narrower than the field
+    a, b = np.zeros(N, dt), np.zeros(N, dt)
+    S, soffs, sstart = string_matrix(dt, strings, cols, N)
+    buf = record_buffer(a)
+    bytes_rows(buf, 0, 0, 100, S, soffs, sstart)
+    bytes_rows(buf[100:], 0, 100, N, S, soffs, sstart)  # any row blocks
+    for nm in strings:
+        b[nm] = cols[nm.lower()]
+    assert a.tobytes() == b.tobytes()
+
+
 def test_truth_kernel_matches_numpy():
     from legacylake.photometry.sim_k_truth import truth_columns, truth_np
     from legacylake.photometry.sim_sky import _truth_constants
@@ -197,6 +218,11 @@ def test_random_kernels_match_numpy():
     key = seed_key(2, 5)
     assert np.array_equal(table_normals_kernel(uid, key, 3, 13, NORMAL_TABLE), table_normals_np(uid, key, 3, 13))
     assert np.array_equal(uniforms16_kernel(uid, key, 44), uniforms16(uid, key, 44))
+    # the transposed (k, n) variants: same values, rows contiguous
+    from legacylake.photometry.sim_k_randoms import table_normals_t_kernel, uniforms16_t_kernel
+
+    assert np.array_equal(table_normals_t_kernel(uid, key, 3, 13, NORMAL_TABLE), table_normals_np(uid, key, 3, 13).T)
+    assert np.array_equal(uniforms16_t_kernel(uid, key, 44), uniforms16(uid, key, 44).T)
 
 
 def test_healpix_kernel_matches_numpy_and_cdshealpix():
