@@ -20,23 +20,32 @@ NRA = 23040  # 360 / STEP
 NDEC = 11520  # 180 / STEP
 
 
+@njit(cache=True, inline="always")
+def _waves(x, y, z, K, phase, amp, w0, w1):
+    """One field's value at the unit vector (x, y, z): its waves w0..w1."""
+    s = 0.0
+    for w in range(w0, w1):
+        s += amp[w] * math.cos(x * K[w, 0] + y * K[w, 1] + z * K[w, 2] + phase[w])
+    return s
+
+
 @njit(cache=True)
 def node_kernel(cols, rows, K, phase, amp, gstart):
     """Field values (len(rows), len(cols), G) at grid nodes (RA index ``cols``, Dec index ``rows``)."""
     G = gstart.shape[0] - 1
     out = np.zeros((rows.shape[0], cols.shape[0], G))
     d2r = math.pi / 180.0
+    cra, sra = np.empty(cols.shape[0]), np.empty(cols.shape[0])
+    for c in range(cols.shape[0]):  # a column's RA trig once, not once per row
+        ra = (cols[c] % NRA) * STEP * d2r
+        cra[c], sra[c] = math.cos(ra), math.sin(ra)
     for a in range(rows.shape[0]):
         dec = (rows[a] * STEP - 90.0) * d2r
         cd, sd = math.cos(dec), math.sin(dec)
         for c in range(cols.shape[0]):
-            ra = (cols[c] % NRA) * STEP * d2r
-            x, y, z = cd * math.cos(ra), cd * math.sin(ra), sd
+            x, y, z = cd * cra[c], cd * sra[c], sd
             for g in range(G):
-                s = 0.0
-                for w in range(gstart[g], gstart[g + 1]):
-                    s += amp[w] * math.cos(x * K[w, 0] + y * K[w, 1] + z * K[w, 2] + phase[w])
-                out[a, c, g] = s
+                out[a, c, g] = _waves(x, y, z, K, phase, amp, gstart[g], gstart[g + 1])
     return out
 
 
@@ -88,7 +97,9 @@ def _node_index(i0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def grid_fields(ra, dec, K, phase, amp, gstart, use_numba: bool = True) -> np.ndarray:
     """(n, G) fields at (ra, dec) deg, interpolated from the global grid. Only the grid columns
     and rows next to the points are evaluated (RA wrap handled by the index, not the angle)."""
-    ra = np.mod(np.asarray(ra, np.float64), 360.0)
+    ra = np.asarray(ra, np.float64)
+    if len(ra) == 0 or not (ra.min() >= 0.0 and ra.max() < 360.0):  # mod of [0, 360) is the identity
+        ra = np.mod(ra, 360.0)
     dec = np.clip(np.asarray(dec, np.float64), -90.0, 90.0)
     x, y = ra / STEP, (dec + 90.0) / STEP
     i0 = np.minimum(np.floor(x).astype(np.int64), NRA - 1)

@@ -253,6 +253,51 @@ def from_fits_records(rec: np.ndarray, release: str = "dr9") -> np.ndarray:
     return out
 
 
+class _PackedColumns(dict):
+    """The kept rows' columns (lower-case name -> (n,) or (n, k) array). Each column of the
+    release's :class:`.sim_k_pack.PackPlan` is also copied into the plan's F / I matrices when
+    it is assigned, while it is still in the cache. A column must not be changed in place
+    after it is assigned (assign it again instead)."""
+
+    def __init__(self, release: str, n: int):
+        super().__init__()
+        plan, _ = _pack_plan(release)
+        self._plan = plan
+        self._F, self._I = plan.matrices(n)
+        self._slots = _slot_map(release)
+        self._done: set[str] = set()
+
+    def __setitem__(self, name: str, v) -> None:
+        super().__setitem__(name, v)
+        hit = self._slots.get(name)
+        if hit is None:
+            return
+        is_f, s = hit
+        M = self._F if is_f else self._I
+        v = np.asarray(v)
+        if v.ndim == 2:
+            M[s:s + v.shape[1]] = v.T
+        else:
+            M[s] = v
+        self._done.add(name)
+
+    def matrices(self) -> tuple[np.ndarray, np.ndarray]:
+        """(F, I), every slot filled (checked)."""
+        missing = set(self._slots) - self._done
+        if missing:
+            raise KeyError(f"packed columns never assigned: {sorted(missing)}")
+        return self._F, self._I
+
+
+@functools.cache
+def _slot_map(release: str) -> dict[str, tuple[bool, int]]:
+    """lower-case column name -> (float matrix?, first slot) of the release's pack plan."""
+    plan, _ = _pack_plan(release)
+    out = {nm.lower(): (True, s) for nm, s in plan.frow.items()}
+    out.update({nm.lower(): (False, s) for nm, s in plan.irow.items()})
+    return out
+
+
 # ---------------------------------------------------------------- the brick
 def _candidates(b: dict, seed: int, density: float | None):
     """Truth sources that can land in the brick image, and the mask-making objects around it."""
@@ -278,6 +323,17 @@ def _candidates(b: dict, seed: int, density: float | None):
     return t, cand, star_clusters(cells, seed), sinb
 
 
+def _sorted_by(idx: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """``idx`` ordered by ``key[idx]``, ties in ``idx`` order (as a stable sort; numpy's
+    quicksort when the keys are distinct, ~6x faster than its stable sort)."""
+    v = key[idx]
+    o = np.argsort(v)
+    vs = v[o]
+    if len(vs) > 1 and not (vs[1:] > vs[:-1]).all():  # ties (or NaN): the stable sort decides
+        o = np.argsort(v, kind="stable")
+    return idx[o]
+
+
 class _DiskTester:
     """Which points lie inside any of a set of disks: the points' flat-sky offsets (arcsec)
     from the brick centre, sorted by y for :func:`.sim_k_disks.disks_kernel`."""
@@ -287,7 +343,7 @@ class _DiskTester:
         self.n = len(ra)
         dx, dy = _offsets_arcsec(ra, dec, b["ra"], b["dec"])
         self.dx, self.dy = np.ascontiguousarray(dx, np.float64), np.ascontiguousarray(dy, np.float64)
-        self.ysort = np.argsort(self.dy, kind="stable")
+        self.ysort = np.argsort(self.dy)  # any order of equal y gives the same answers
         self.ys = self.dy[self.ysort]
 
     def __call__(self, cra, cdec, radius_arcsec) -> np.ndarray:
@@ -429,10 +485,9 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
     ibx, iby = np.round(bx), np.round(by)
     inb = (ibx >= 0) & (ibx <= NPIX - 1) & (iby >= 0) & (iby <= NPIX - 1)
     keep = inb & (ti >= 0)
-    order = np.argsort(np.where(keep, ra_m, np.inf), kind="stable")[: int(keep.sum())]
-    k = order
+    k = _sorted_by(np.flatnonzero(keep), ra_m)
     nk = len(k)
-    cols: dict[str, np.ndarray] = {}
+    cols = _PackedColumns(rel, nk)  # packed columns are copied into the pack matrices when assigned
     # filler randoms keyed by the source uid (16-bit uniforms, table normals): duplicate rows
     # of a source in neighbouring bricks agree in every column but the brick-specific ones
     uid_k = np.ascontiguousarray(t["uid"][k])
@@ -466,8 +521,9 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
     aref = ref | tyc2
     g = {kk: v[k] for kk, v in gm.items()}
     cols["ref_cat"] = np.where(ref, b"G2", np.where(tyc2, b"T2", b""))
-    cols["ref_id"] = tyc_id[k]
-    cols["ref_id"][ref] = gaia_source_id(tt["uid"][ref], tt["ra"][ref], tt["dec"][ref])
+    ref_id = tyc_id[k]
+    ref_id[ref] = gaia_source_id(tt["uid"][ref], tt["ra"][ref], tt["dec"][ref])
+    cols["ref_id"] = ref_id
     for c, v, e in (("pmra", g["pmra"], g["pm_err"]), ("pmdec", g["pmdec"], g["pm_err"]),
                     ("parallax", g["parallax"], g["parallax_err"])):
         cols[c] = np.where(aref, v, 0.0)
@@ -591,14 +647,13 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
     # ---- aperture photometry: numba kernels write straight into the record buffer (below)
     ap_in = {}
     for bd in OPT:
-        ap_in[bd] = (tt[f"flux_{bd}"].astype(np.float64), cols[f"flux_{bd}"].astype(np.float64),
+        ap_in[bd] = (tt[f"flux_{bd}"], cols[f"flux_{bd}"],  # cast to float64 where BrickRecords stacks them
                      sig_p[bd][k] ** 2 + sg_k**2, 4 * np.pi * sig_p[bd][k] ** 2,
-                     cols[f"psfdepth_{bd}"].astype(np.float64), cols[f"fracmasked_{bd}"])
+                     cols[f"psfdepth_{bd}"], cols[f"fracmasked_{bd}"])
     for bd in WISE:
         nea_w = 4 * np.pi * (WISE_FWHM[bd] * FWHM_TO_SIGMA) ** 2
-        ap_in[bd] = (tt[f"flux_{bd}"].astype(np.float64), cols[f"flux_{bd}"].astype(np.float64),
-                     (WISE_FWHM[bd] * FWHM_TO_SIGMA) ** 2 + sg_k**2, np.full(nk, nea_w),
-                     cols[f"psfdepth_{bd}"].astype(np.float64), np.zeros(nk))
+        ap_in[bd] = (tt[f"flux_{bd}"], cols[f"flux_{bd}"], (WISE_FWHM[bd] * FWHM_TO_SIGMA) ** 2 + sg_k**2,
+                     nea_w, cols[f"psfdepth_{bd}"], 0.0)
 
     # ---- mask bits
     _in_all = _in  # the candidates' disk tester, at the same (catalog) positions
@@ -724,8 +779,11 @@ class BrickRecords:
         plan, strings = _pack_plan(release)
         self._plan = plan
         self._S, self._soffs, self._sstart = string_matrix(fdt, strings, cols, n)
-        self._F, self._I = plan.matrices(n)
-        plan.fill(self._F, self._I, cols)
+        if isinstance(cols, _PackedColumns):
+            self._F, self._I = cols.matrices()
+        else:
+            self._F, self._I = plan.matrices(n)
+            plan.fill(self._F, self._I, cols)
         lay = _kernel_layout(release, seed)
         self._ap = ap = dict(lay["ap"], f=np.empty((len(lay["bands"]), 5, n)),
                              gauss=np.empty((len(lay["bands"]), lay["ap"]["radii"].shape[1], n)))

@@ -234,7 +234,8 @@ def cell_sources(cellids, seed: int, density: float | None = None, subcell_keep=
         order.append(2 * c_of + 1)
     cs = CellSources.concat(parts)
     if len(parts) == 2:  # cell by cell, faint before bright (as the sources are numbered)
-        cs = cs.take(np.argsort(np.concatenate(order), kind="stable"))
+        key = np.concatenate(order)  # small non-negative ints: int16 keys get numpy's stable radix sort
+        cs = cs.take(np.argsort(key.astype(np.int16) if key.max(initial=0) < 32768 else key, kind="stable"))
     return cs
 
 
