@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 from scipy.special import ndtri
 
@@ -85,6 +86,34 @@ def _store_be(bits: int):
 
 
 _store_be16, _store_be32, _store_be64 = _store_be(16), _store_be(32), _store_be(64)
+
+
+@intrinsic
+def prefetch(typingctx, arr, pos):
+    """Hint the CPU to fetch element ``pos`` (flat index) of the C-contiguous array ``arr`` into
+    the L2 cache (``llvm.prefetch``, read, locality 2); no effect on values."""
+
+    def codegen(context, builder, signature, args):
+        ary, p = args
+        data = context.make_array(signature.args[0])(context, builder, ary).data
+        ptr = builder.bitcast(builder.gep(data, [p]), ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 2), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.void(arr, pos), codegen
+
+
+@njit(cache=True, inline="always")
+def prefetch_rows(M, i0, i1):
+    """Prefetch columns i0 and i1 - 1 (the ends of a short run) of every row of the
+    C-contiguous 2-D array ``M`` (0 <= i0 < i1 <= M.shape[1])."""
+    n = M.shape[1]
+    for r in range(M.shape[0]):
+        prefetch(M, r * n + i0)
+        prefetch(M, r * n + i1 - 1)
 
 
 @njit(cache=True, inline="always")

@@ -21,6 +21,7 @@ import numpy as np
 from numba import njit
 
 from .sim_k_apflux import apflux_rows
+from .sim_k_common import prefetch_rows
 from .sim_k_lc import lc_rows
 from .sim_k_pack import bytes_rows, pack_rows
 
@@ -36,9 +37,24 @@ def record_block_kernel(buf, i0, i1, uid, table, F, foffs, fcodes, I, ioffs, ico
     rows at a time (every column of those rows is written while they are in the L1 cache)."""
     zz = np.empty(ap_radii.shape[1] + 1)
     zl, zq = np.empty(ne), np.zeros(ne)
+    n = uid.shape[0]
+    # the per-row inputs as 2-D (rows of n), to prefetch the next sub-block's values of every
+    # input row while this one is written (~400 input rows: too many streams for the hardware)
+    apf = ap_f.reshape((ap_f.shape[0] * ap_f.shape[1], n))
+    apg = ap_gauss.reshape((ap_gauss.shape[0] * ap_gauss.shape[1], n))
+    lcf = lc_f.reshape((lc_f.shape[0] * lc_f.shape[1], n))
+    lci = lc_i.reshape((lc_i.shape[0] * lc_i.shape[1], n))
     for a0 in range(i0, i1, SUB_ROWS):
         a1 = min(a0 + SUB_ROWS, i1)
         r0 = a0 - i0
+        b1 = min(a1 + SUB_ROWS, n)
+        if a1 < b1:
+            prefetch_rows(F, a1, b1)
+            prefetch_rows(I, a1, b1)
+            prefetch_rows(apf, a1, b1)
+            prefetch_rows(apg, a1, b1)
+            prefetch_rows(lcf, a1, b1)
+            prefetch_rows(lci, a1, b1)
         pack_rows(buf, r0, a0, a1, F, foffs, fcodes, I, ioffs, icodes)
         bytes_rows(buf, r0, a0, a1, S, soffs, sstart)
         for b in range(ap_offs.shape[0]):
