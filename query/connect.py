@@ -164,12 +164,19 @@ def connect(lake: str | os.PathLike, threads: int | None = None, read_only: bool
     "Permission Error: Cannot access file ...", and the lock cannot be lifted on this
     connection. Bring other data in with ``con.register(name, arrow_table_or_dataframe)``.
     ``read_only=False`` gives an unlocked connection (the lake is then read-only by convention).
+
+    Parquet footers are cached on the connection (``parquet_metadata_cache``): open a new
+    connection after an ``etl build`` that rewrote the lake.
     """
     root = Path(lake).resolve()  # absolute leaf paths: views and the allowed paths match exactly
     cats = catalogs(root)
     con = duckdb.connect(":memory:")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
+    # keep parsed Parquet footers between queries (a leaf's footer is 182 columns x ~300 row
+    # groups): a 1-arcmin SQL cone() on the 11.8M-row lake drops from 572 to 345 ms CPU.
+    # DuckDB re-reads a footer when the file's mtime is not older than the cached read.
+    con.execute("SET parquet_metadata_cache = true")
     macros.install(con)
     for name, cat in cats.items():
         if not cat.files:

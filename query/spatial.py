@@ -378,6 +378,15 @@ def _read_region_rows(path: str, rgs: list[int], columns, region: Region):
     return t, (None if mask.all() else mask), pos.num_rows
 
 
+def _select(t: pa.Table, mask: np.ndarray) -> pa.Table:
+    """Rows of ``t`` where ``mask`` (same rows as ``Table.filter``). A sparse mask goes through
+    ``take``: for ~60 of 2,048 full-width rows (a 1-arcmin cone) filter costs 2-7 ms, take
+    0.4 ms; for dense masks filter is the cheaper (54 vs 70 ms at 95% of 82k rows)."""
+    if mask.mean() < 0.5:
+        return t.take(pa.array(np.flatnonzero(mask)))
+    return t.filter(pa.array(mask))
+
+
 def _resolve(lake, catalog: str | None) -> Catalog:
     if isinstance(lake, Catalog):
         return lake
@@ -432,7 +441,7 @@ def search(lake, region: Region, catalog: str | None = None, columns=None, where
         t, mask, n = _read_region_rows(path, rgs, read_cols, region)
         scanned += n
         if t is not None:
-            pieces.append(t if mask is None else t.filter(pa.array(mask)))
+            pieces.append(t if mask is None else _select(t, mask))
     if pieces:
         out = pa.concat_tables(pieces)
     else:
