@@ -12,9 +12,9 @@ from numba import njit
 def pairs_kernel(x, y, r):
     """(n_pairs, 2) int64 array of the pairs (i < j) at distance <= r, sorted by (i, j).
 
-    Points are counting-sorted into cells (a stable order, no comparison sort) with their
-    coordinates copied in cell order, and each point scans the 3 cell rows around it as 3
-    contiguous runs of the sorted points."""
+    Points are counting-sorted into cells one radius wide (coordinates copied in cell order);
+    each unordered pair is found once, from the half stencil of its first point's cell, then
+    the pairs are counting-sorted by i and each i's few partners by j."""
     n = x.shape[0]
     if n < 2:
         return np.zeros((0, 2), np.int64)
@@ -27,10 +27,11 @@ def pairs_kernel(x, y, r):
         b = int((y[i] - y0) / r)
         cx[i], cy[i] = a, b
         ncx, ncy = max(ncx, a + 1), max(ncy, b + 1)
-    start = np.zeros(ncx * ncy + 1, np.int64)
+    nc = ncx * ncy
+    start = np.zeros(nc + 1, np.int64)
     for i in range(n):
         start[cy[i] * ncx + cx[i] + 1] += 1
-    for c in range(ncx * ncy):
+    for c in range(nc):
         start[c + 1] += start[c]
     fill = start[:-1].copy()
     idx = np.empty(n, np.int64)
@@ -41,34 +42,60 @@ def pairs_kernel(x, y, r):
         idx[q], xs[q], ys[q] = i, x[i], y[i]
         fill[c] = q + 1
     r2 = r * r
-    out = np.empty((max(16, n), 2), np.int64)
+    # each unordered pair once: a point against the later points of its own cell, the next
+    # cell of its row and the three cells of the next row (half stencil)
+    pa = np.empty(max(16, n), np.int64)
+    pb = np.empty(max(16, n), np.int64)
     m = 0
-    for i in range(n):
-        m0 = m
-        xi, yi = x[i], y[i]
-        glo, ghi = max(cx[i] - 1, 0), min(cx[i] + 2, ncx)
-        for gy in range(max(cy[i] - 1, 0), min(cy[i] + 2, ncy)):
-            row = gy * ncx
-            for q in range(start[row + glo], start[row + ghi]):
-                j = idx[q]
-                if j <= i:
-                    continue
-                dx, dy = xi - xs[q], yi - ys[q]
+    for q in range(n):
+        i = idx[q]
+        c = cy[i] * ncx + cx[i]
+        xi, yi = xs[q], ys[q]
+        gx, gy = cx[i], cy[i]
+        for seg in range(3):
+            if seg == 0:
+                lo, hi = q + 1, start[c + 1] if gx + 1 >= ncx else start[c + 2]
+            elif gy + 1 < ncy:
+                if seg == 1:
+                    row = c + ncx
+                    lo, hi = start[row - 1 if gx > 0 else row], start[row + 2 if gx + 1 < ncx else row + 1]
+                else:
+                    break
+            else:
+                break
+            for p in range(lo, hi):
+                dx, dy = xi - xs[p], yi - ys[p]
                 if dx * dx + dy * dy <= r2:
-                    if m == out.shape[0]:
-                        bigger = np.empty((2 * m, 2), np.int64)
-                        bigger[:m] = out
-                        out = bigger
-                    out[m, 0], out[m, 1] = i, j
+                    if m == pa.shape[0]:
+                        pa2, pb2 = np.empty(2 * m, np.int64), np.empty(2 * m, np.int64)
+                        pa2[:m], pb2[:m] = pa, pb
+                        pa, pb = pa2, pb2
+                    j = idx[p]
+                    pa[m], pb[m] = min(i, j), max(i, j)
                     m += 1
-        for a in range(m0 + 1, m):  # the few partners of i in increasing j (insertion sort)
-            v = out[a, 1]
-            b = a - 1
-            while b >= m0 and out[b, 1] > v:
-                out[b + 1, 1] = out[b, 1]
-                b -= 1
-            out[b + 1, 1] = v
-    return out[:m].copy()
+    # sort by (i, j): counting sort on i, then insertion sort of each i's few partners
+    cnt = np.zeros(n + 1, np.int64)
+    for e in range(m):
+        cnt[pa[e] + 1] += 1
+    for i in range(n):
+        cnt[i + 1] += cnt[i]
+    out = np.empty((m, 2), np.int64)
+    for e in range(m):
+        q = cnt[pa[e]]
+        out[q, 0], out[q, 1] = pa[e], pb[e]
+        cnt[pa[e]] = q + 1
+    s0 = 0
+    for e in range(1, m + 1):
+        if e == m or out[e, 0] != out[s0, 0]:
+            for a in range(s0 + 1, e):
+                v = out[a, 1]
+                b = a - 1
+                while b >= s0 and out[b, 1] > v:
+                    out[b + 1, 1] = out[b, 1]
+                    b -= 1
+                out[b + 1, 1] = v
+            s0 = e
+    return out
 
 
 def pairs_np(x, y, r) -> np.ndarray:

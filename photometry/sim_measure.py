@@ -467,7 +467,8 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
     in_cl = _in(clusters["ra"], clusters["dec"], clusters["radius"].astype(np.float64))
     lg = np.take(t_all, np.flatnonzero(large_gal))
     in_gal = _in(lg["ra"], lg["dec"], 3.0 * lg["shape_r"].astype(np.float64) + 5.0)
-    in_gal &= ~np.isin(t["uid"], lg["uid"])
+    lg_t = (np.cumsum(cand) - 1)[np.flatnonzero(large_gal & cand)]  # the galaxies themselves among t
+    in_gal[lg_t] = False  # (uids are unique: the same rows as ~np.isin(t["uid"], lg["uid"]))
     forced = pointsource | in_brt | in_cl | in_gal
 
     # ---- dchisq of the candidate models and the type
@@ -523,7 +524,7 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
     cols["ra_ivar"] = ra_ivar[k]
     cols["dec_ivar"] = ra_ivar[k]
     cols["bx"], cols["by"] = bx[k], by[k]
-    cols["dchisq"] = dch[k]
+    cols["dchisq"] = np.take(dch, k, axis=0)
     ebv = tt["ebv"].astype(np.float64)
     cols["ebv"] = ebv
     cols["mjd_min"], cols["mjd_max"] = cond["mjd_min"][k], cond["mjd_max"][k]
@@ -536,9 +537,8 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
     at[k] = np.arange(nk)
     kg, kt = at[gi], at[ti2]
     kg_ok, kt_ok = kg >= 0, kt >= 0
-    g = {}
+    g = dict(zip(_GAIA_KEYS, np.ones((len(_GAIA_KEYS), nk))))
     for kk in _GAIA_KEYS:  # Gaia, then Tycho astrometry, of the kept rows; 1 elsewhere
-        g[kk] = np.ones(nk)
         g[kk][kg[kg_ok]] = gmeas[kk][kg_ok]
         if kk in tyc:
             g[kk][kt[kt_ok]] = tyc[kk][kt_ok]
@@ -588,7 +588,7 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
         cols[f"psfdepth_{bd}"] = cond[f"psfdepth_{bd}"][k]
 
     # ---- shapes of the chosen model
-    zs = z[18:24][:, k]
+    zs = np.take(z[18:24], k, axis=1)
     re_t = np.maximum(tt["shape_r"].astype(np.float64), 0.05)
     sp_r = sig_pk["r"]
     s_k = snr[k]
@@ -691,9 +691,11 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
     any_bits = np.array([ANYMASK.value(nm) for nm in ("BADPIX", "INTERP", "CR", "EDGE", "TRANS")], np.int64)[:, None]
     any_p = np.array([0.01, 0.01, 0.03, 0.005, 0.005])[:, None]
     maskbits = np.where(primary, 0, MASKBITS.value("NPRIMARY"))
+    Uo = U[_F_OPT:_F_OPT + 10 * len(OPT)].reshape(len(OPT), 10, nk)  # per band: 10 filler uniforms
+    am_all = ((Uo[:, 4:9] < any_p) * any_bits).sum(axis=1)  # distinct bits: the sum is the OR
     for bd in OPT:
         u = U[_F_OPT + 10 * OPT.index(bd):]
-        am = ((u[4:9] < any_p) * any_bits).sum(axis=0)  # distinct bits: the sum is the OR
+        am = am_all[OPT.index(bd)]
         am |= np.where(satur[bd], ANYMASK.value("SATUR"), 0)
         allm = am & np.where(u[9] < 0.1, ANYMASK.value("BADPIX") | ANYMASK.value("SATUR"), 0)
         cols[f"anymask_{bd}"], cols[f"allmask_{bd}"] = am, allm
@@ -707,16 +709,17 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
         wm = np.where(core, WISEMASK.value("BRIGHT"), 0) | np.where(halo & (U[_F_MISC + int(bd[1])] < 0.3), WISEMASK.value("HALO"), 0)
         cols[f"wisemask_{bd}"] = wm
         maskbits |= np.where(wm != 0, MASKBITS.value(f"WISEM{bd[1]}"), 0)
-    maskbits |= np.where(in_brt[k], MASKBITS.value("BRIGHT"), 0)
-    maskbits |= np.where(in_med[k], MASKBITS.value("MEDIUM"), 0)
-    maskbits |= np.where(in_gal[k], MASKBITS.value("GALAXY"), 0)
+    in_brt_k, in_med_k, in_gal_k = in_brt[k], in_med[k], in_gal[k]
+    maskbits |= np.where(in_brt_k, MASKBITS.value("BRIGHT"), 0)
+    maskbits |= np.where(in_med_k, MASKBITS.value("MEDIUM"), 0)
+    maskbits |= np.where(in_gal_k, MASKBITS.value("GALAXY"), 0)
     maskbits |= np.where(in_cl[k], MASKBITS.value("CLUSTER"), 0)
     cols["maskbits"] = maskbits
     mmk = np.full(nk, np.inf)
     ri = np.flatnonzero(ref)
     mmk[ri] = mask_mag(np.take(tt, ri))
     fb = np.where(forced[k], FITBITS.value("FORCED_POINTSOURCE"), 0)
-    fb |= np.where((in_brt[k] | in_med[k] | in_gal[k]) & is_psf, FITBITS.value("FIT_BACKGROUND"), 0)
+    fb |= np.where((in_brt_k | in_med_k | in_gal_k) & is_psf, FITBITS.value("FIT_BACKGROUND"), 0)
     fb |= np.where(hit_r & ~is_psf, FITBITS.value("HIT_RADIUS_LIMIT"), 0)
     fb |= np.where(hit_n & (ti == 4), FITBITS.value("HIT_SERSIC_LIMIT"), 0)
     fb |= np.where(ref, FITBITS.value("GAIA"), 0)

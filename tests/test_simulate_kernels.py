@@ -195,6 +195,9 @@ def test_pairs_kernel_matches_numpy_and_kdtree():
     kd = cKDTree(np.stack([x, y], 1)).query_pairs(8.0, output_type="ndarray")
     assert {tuple(p) for p in kd} == {tuple(p) for p in got}
     assert pairs_kernel(x[:1], y[:1], 8.0).shape == (0, 2)
+    # integer positions: shared cells, ties and pairs at exactly the radius
+    xi, yi = np.round(x[:700] / 4), np.round(y[:700] / 4)
+    assert np.array_equal(pairs_kernel(xi, yi, 8.0), pairs_np(xi, yi, 8.0))
 
 
 @pytest.mark.parametrize("rel", ["dr9", "dr4"])
