@@ -754,6 +754,7 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
     lc_in = {bd: (tt[f"flux_{bd}"], cols[f"flux_ivar_{bd}"], cols[f"fracflux_{bd}"], nep, cond[f"nobs_{bd}"][k])
              for bd in ("w1", "w2")}
     recs = BrickRecords(rel, seed, cols, uid_k, ap_in, lc_in, mjd0, tt["kind"] == 2)
+    recs.brick = b  # the brick's grid row (for the writer's header)
     return recs
 
 

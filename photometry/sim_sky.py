@@ -13,6 +13,8 @@ sizes (half-light radius) in arcsec.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from legacylake.catalogs_schema.constants import GAIA_BPRP_RANGE, GAIA_TO_DECAM
@@ -108,7 +110,8 @@ def cells_near(ra1: float, ra2: float, dec1: float, dec2: float, margin: float =
         w = 360.0 / n
         c_lo = int(np.floor((ra1 - mra) / w))
         c_hi = int(np.floor((ra1 + width + mra) / w))
-        cols = np.unique(np.arange(c_lo, c_hi + 1) % n)
+        span = np.arange(c_lo, c_hi + 1)
+        cols = np.arange(n) if len(span) >= n else np.sort(span % n)  # distinct: a sort is the unique
         out.append(offset[row] + cols + 1)
     return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
 
@@ -288,6 +291,7 @@ def make_truth(cs: CellSources, seed: int, with_sinb: bool = False):
 _MORPHS = np.array(MORPHS, dtype="U3")
 
 
+@functools.cache
 def _truth_constants() -> tuple:
     """(poly, bprp, vega, ext, zp, gext) arguments of :func:`.sim_k_truth.truth_kernel`."""
     k = max(len(GAIA_TO_DECAM[b]) for b in ("g", "r", "z"))

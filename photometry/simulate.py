@@ -57,8 +57,9 @@ def random_bricks(n: int, seed: int = 0, dec_range: tuple[float, float] = (-20.0
     return [str(x) for x in g["brickname"][pick]]
 
 
-def _header_cards(release_id: int | None, brickname: str, release: str, seed: int, density) -> list[tuple]:
-    b = bricks.brick(brickname)
+def _header_cards(release_id: int | None, brickname: str, release: str, seed: int, density,
+                  b: dict | None = None) -> list[tuple]:
+    b = bricks.brick(brickname) if b is None else b
     cards = [("BRICKNAM", brickname, "brick name"), ("BRICKID", int(b["brickid"]), "brick id"),
              ("RAMIN", float(b["ra1"])), ("RAMAX", float(b["ra2"])),
              ("DECMIN", float(b["dec1"])), ("DECMAX", float(b["dec2"])),
@@ -88,7 +89,7 @@ def write_brick(outdir: str | os.PathLike, brickname: str, release: str = "dr9",
     path = brick_path(outdir, brickname)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     write_blocks(path, recs.dtype, recs.n, recs.blocks(), dm,
-                 _header_cards(recs.release_id, brickname, rel, seed, density))
+                 _header_cards(recs.release_id, brickname, rel, seed, density, recs.brick))
     return path, recs.n
 
 
