@@ -1,7 +1,7 @@
 """``legacylake demo``: the whole chain on an embedded default, in a few minutes.
 
 Simulate a patch of sky as per-brick Tractor catalogs (and, where the photometry pipeline is
-installed, CCD images of one brick measured from pixels), build a HATS lake, run example SQL,
+installed, CCD images of a few bricks measured from pixels), build a HATS lake, run example SQL,
 crossmatch with a simulated Gaia catalog and draw two PNGs.
 """
 
@@ -15,8 +15,10 @@ import time
 #: The embedded default: a 0.75 x 0.5 deg patch near COSMOS (9 bricks, about 41,000 rows).
 DEFAULT_BOX = (150.0, 150.75, 2.0, 2.5)
 DEFAULT_SEED = 1
-#: Size (pixels) of the brick centre imaged by the photometry-from-pixels step.
-PIXEL_SIZE = 1200
+#: Bricks imaged and measured by the photometry-from-pixels step (those nearest the box centre).
+PIXEL_BRICKS = 3
+#: Size (pixels, 0.262"/px) of the central region of each of those bricks that is imaged.
+PIXEL_SIZE = 700
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="simulation seed")
     p.add_argument("--workers", type=int, default=2, help="processes for simulation and ETL")
     p.add_argument("--no-pixels", action="store_true", help="skip the photometry-from-pixels step")
+    p.add_argument("--pixel-bricks", type=int, default=PIXEL_BRICKS,
+                   help=f"bricks nearest the box centre imaged and measured from pixels (default {PIXEL_BRICKS})")
+    p.add_argument("--pixel-size", type=int, default=PIXEL_SIZE,
+                   help=f"central PIX x PIX region of each of those bricks (default {PIXEL_SIZE})")
     p.set_defaults(func=run)
 
 
@@ -55,17 +61,20 @@ def run(args) -> int:
     print(f"legacylake demo: box ra [{ra1}, {ra2}] dec [{dec1}, {dec2}], seed {args.seed}, output in {out}")
 
     n = 1
-    pixel_brick, pixel_cat = None, None
-    if not args.no_pixels and importlib.util.find_spec("legacylake.photometry.runbrick"):
-        pixel_brick, pixel_cat = _pixels(n, out, args)
+    if args.pixel_bricks < 0 or not 64 <= args.pixel_size <= 3600:
+        raise UserError(f"--pixel-bricks must be >= 0 and --pixel-size within 64..3600 px "
+                        f"(got {args.pixel_bricks}, {args.pixel_size})")
+    pixel_bricks, pixel_cat = [], None
+    if not args.no_pixels and args.pixel_bricks and importlib.util.find_spec("legacylake.photometry.runbrick"):
+        pixel_bricks, pixel_cat = _pixels(n, out, args)
         n += 1
 
     # Catalogs for the surrounding bricks
     from legacylake.photometry import simulate
 
     t = _step(n, "Simulate DR9 Tractor catalogs for the bricks of the box")
-    # the brick measured from pixels is not simulated again as a catalog
-    names = [b for b in simulate.bricks_for_box(ra1, ra2, dec1, dec2) if b != pixel_brick]
+    # the bricks measured from pixels are not simulated again as catalogs
+    names = [b for b in simulate.bricks_for_box(ra1, ra2, dec1, dec2) if b not in pixel_bricks]
     tractor_dir = os.path.join(out, "catalogs")
     # simulation is deterministic: bricks already on disk from an earlier run are kept as they are
     todo = [b for b in names if not os.path.exists(simulate.brick_path(tractor_dir, b))]
@@ -80,7 +89,8 @@ def run(args) -> int:
 
     t = _step(n, "Build the HATS lake (etl build), exactly once")
     lake = os.path.join(out, "lake")
-    sources = [tractor_dir] + ([pixel_cat] if pixel_cat else [])
+    # the measured catalogs' tree only (not run-brick's logs and metrics side files)
+    sources = [tractor_dir] + ([os.path.join(pixel_cat, "tractor")] if pixel_cat else [])
     summary = build(sources, lake, "dr9", workers=args.workers)
     for line in summary.lines():
         print(f"    {line}")
@@ -142,7 +152,7 @@ def run(args) -> int:
 
     # Pictures
     t = _step(n, "Draw a sky-density PNG and a colour-magnitude PNG")
-    pngs = _plots(con, out)
+    pngs = _plots(con, out, pixel_bricks)
     for p in pngs:
         print(f"    {p}")
     print(f"    ({time.time() - t:.1f} s)")
@@ -150,7 +160,8 @@ def run(args) -> int:
     print(f"\nDone in {time.time() - t_all:.0f} s. Everything is in {out}:")
     print(f"  catalogs/tractor/<AAA>/tractor-<brick>.fits   simulated DR9 Tractor catalogs")
     if pixel_cat:
-        print(f"  pixels/images, pixels/catalog                 simulated CCD images of {pixel_brick} and its measured catalog")
+        print(f"  pixels/images/<brick>, pixels/catalog         simulated CCD images of {', '.join(pixel_bricks)} "
+              f"and their measured catalogs")
     print(f"  lake/dr9/                                     the HATS catalog (lsdb.open_catalog, pandas, polars, Spark, DuckDB)")
     print(f"  gaia.parquet, gaia_x_dr9.parquet              the external catalog and the crossmatch")
     print("\nTry next:")
@@ -162,32 +173,43 @@ def run(args) -> int:
     return 0
 
 
-def _pixels(n: int, out: str, args) -> tuple[str, str]:
-    """Simulate CCD images of the centre of one brick and measure its catalog from the pixels.
+def _pixels(n: int, out: str, args) -> tuple[list[str], str]:
+    """Simulate CCD images of the centres of the ``--pixel-bricks`` bricks nearest the box centre
+    and measure their catalogs from the pixels (run-brick), each validated against its truth.
 
-    Returns (brickname, catalog directory)."""
+    Returns (bricknames, catalog directory holding tractor/<AAA>/tractor-<brick>.fits)."""
+    import numpy as np
+
     from legacylake.catalogs_schema import bricks
-    from legacylake.photometry import brick_validate, runbrick, sim_images
+    from legacylake.photometry import brick_validate, runbrick, sim_images, simulate
 
     ra1, ra2, dec1, dec2 = args.box
-    brick = str(bricks.brickname_of((ra1 + ra2) / 2 % 360, (dec1 + dec2) / 2))
-    t = _step(n, f"Photometry from pixels: simulated g, r, z exposures of brick {brick} "
-                 f"(its central {PIXEL_SIZE} x {PIXEL_SIZE} px), then photometry run-brick")
-    img_dir = os.path.join(out, "pixels", "images")
+    ra_c, dec_c = (ra1 + ra2) / 2 % 360, (dec1 + dec2) / 2
+    names = simulate.bricks_for_box(ra1, ra2, dec1, dec2)
+    rows = [bricks.brick(b) for b in names]
+    dra = (np.array([r["ra"] for r in rows]) - ra_c + 180.0) % 360.0 - 180.0
+    d2 = (dra * np.cos(np.deg2rad(dec_c))) ** 2 + (np.array([r["dec"] for r in rows]) - dec_c) ** 2
+    chosen = [names[i] for i in np.argsort(d2, kind="stable")[: args.pixel_bricks]]
+    size = args.pixel_size
+    t = _step(n, f"Photometry from pixels: simulated g, r, z exposures of {len(chosen)} bricks "
+                 f"({', '.join(chosen)}; the central {size} x {size} px of each), then photometry run-brick")
     cat_dir = os.path.join(out, "pixels", "catalog")
-    done = os.path.join(cat_dir, "tractor", brick[:3], f"tractor-{brick}.fits")
-    if not os.path.exists(done):
-        sim_images.simulate_images(brick, img_dir, seed=args.seed, size=PIXEL_SIZE, workers=args.workers)
-        print(f"    images: {img_dir} ({time.time() - t:.0f} s)")
-        runbrick.run_brick(brick, img_dir, cat_dir, workers=args.workers, progress=False)
-    v = brick_validate.validate(img_dir, cat_dir, brick)
-    print(f"    catalog: {done}: {v['n_catalog']} sources; against the truth: completeness at S/N > 8 "
-          f"{v['completeness_sn8']:.1%}, purity {v['purity']:.1%}, star/galaxy at S/N > 50 "
-          f"{v['star_galaxy_sn50']:.1%} ({time.time() - t:.0f} s)")
-    return brick, cat_dir
+    for brick in chosen:
+        tb = time.time()
+        img_dir = os.path.join(out, "pixels", "images", brick)
+        done = os.path.join(cat_dir, "tractor", brick[:3], f"tractor-{brick}.fits")
+        if not os.path.exists(done):
+            sim_images.simulate_images(brick, img_dir, seed=args.seed, size=size, workers=args.workers)
+            runbrick.run_brick(brick, img_dir, cat_dir, workers=args.workers, progress=False)
+        v = brick_validate.validate(img_dir, cat_dir, brick)
+        print(f"    {brick}: {v['n_catalog']} sources; against the truth: completeness at S/N > 8 "
+              f"{v['completeness_sn8']:.1%}, purity {v['purity']:.1%}, star/galaxy at S/N > 50 "
+              f"{v['star_galaxy_sn50']:.1%} ({time.time() - tb:.0f} s)")
+    print(f"    catalogs: {cat_dir}/tractor/ ({time.time() - t:.0f} s)")
+    return chosen, cat_dir
 
 
-def _plots(con, out: str) -> list[str]:
+def _plots(con, out: str, pixel_bricks: list[str]) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -201,6 +223,9 @@ def _plots(con, out: str) -> list[str]:
     ax.set_ylabel("Dec [deg]")
     ax.set_title("legacylake demo: primary sources per cell")
     fig.colorbar(hb, ax=ax, label="sources")
+    if pixel_bricks:
+        fig.text(0.01, 0.01, f"small squares: centres of {', '.join(pixel_bricks)} measured from simulated "
+                 "pixels (rest of those bricks not imaged)", fontsize=7)
     sky_png = os.path.join(out, "sky_density.png")
     fig.savefig(sky_png, dpi=100)
     plt.close(fig)
