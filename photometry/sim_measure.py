@@ -150,6 +150,10 @@ def tycho_measure(t: np.ndarray, seed: int) -> dict:
     """Tycho-2-like astrometry of truth stars (keys as :func:`gaia_measure`'s astrometry):
     position at TYCHO_EPOCH (deg; ~25-60 mas errors), proper motions (mas/yr, ~2.5 mas/yr
     errors), no parallax (0, error inf), and the Tycho id tyc1 * 10^6 + tyc2 * 10 + tyc3."""
+    if len(t) == 0:  # the usual case in a brick: no T2 rows (skip ~20 numpy calls)
+        e = np.zeros(0)
+        return {"ra": e, "dec": e.copy(), "pos_err_mas": e.copy(), "pmra": e.copy(), "pmdec": e.copy(),
+                "pm_err": e.copy(), "parallax": e.copy(), "parallax_err": e.copy(), "tyc_id": np.zeros(0, np.int64)}
     key = seed_key(seed, 14)
     z = normals(t["uid"], key, 0, 4)
     u = uniforms(t["uid"], key, 8, 2)
@@ -326,9 +330,9 @@ def _candidates(b: dict, seed: int, density: float | None):
     bx, by = brick_pixels(cs.ra, cs.dec, b)
     near = (bx > -margin_px) & (bx < NPIX + margin_px) & (by > -margin_px) & (by < NPIX + margin_px)
     is_bright = ((cs.uid >> 16) & 0xFF) == BRIGHT_SUB
-    t, sinb = make_truth(cs.take(near | is_bright), seed, with_sinb=True)
-    bx, by = brick_pixels(t["ra"], t["dec"], b)
-    cand = (bx > -margin_px) & (bx < NPIX + margin_px) & (by > -margin_px) & (by < NPIX + margin_px)
+    sel = near | is_bright
+    t, sinb = make_truth(cs.take(sel), seed, with_sinb=True)
+    cand = near[sel]  # the same positions: no second projection
     return t, cand, star_clusters(cells, seed), sinb
 
 
