@@ -6,6 +6,7 @@ model, TUNITs, and the given header cards. Same array in, same bytes out.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -15,6 +16,7 @@ from legacylake.catalogs_schema.columns import DataModel
 BLOCK = 2880
 
 
+@functools.lru_cache(maxsize=4096, typed=True)  # typed: True and 1 format differently
 def _card(key: str, value, comment: str = "") -> str:
     if isinstance(value, bool):
         v = f"{'T' if value else 'F':>20}"
