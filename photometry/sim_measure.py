@@ -478,7 +478,7 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
     # ---- dchisq of the candidate models and the type
     dch = np.empty((n, 5))
     dchisq_kernel(np.stack([sig_p[bd] for bd in OPT]), sa, sb_, sg, nser_t, np.stack([qb[bd] for bd in OPT]),
-                  qtot, np.ascontiguousarray(z[9:18].T), rel == "dr9", gal_sigma(SIMP_RADIUS, 1.0) ** 2, PROFILE_K, dch)
+                  qtot, z[9:18].T, rel == "dr9", gal_sigma(SIMP_RADIUS, 1.0) ** 2, PROFILE_K, dch)
     # which models the pipeline computes
     if rel == "dr9":
         dch[forced, 1:] = 0.0

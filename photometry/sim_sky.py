@@ -212,12 +212,12 @@ def cell_sources(cellids, seed: int, density: float | None = None, subcell_keep=
             k = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
             uid = (cellids[c_of] << 24) | (s_of.astype(np.int64) << 16) | k
             u = uniforms(uid, key, 0, 3)
-            Cs = C[c_of]
+            Cs = np.take(C, c_of, axis=0)
             ra = Cs[:, 0] + (s_of % NSUB + u[:, 0]) * Cs[:, 8]
             dec = np.rad2deg(np.arcsin(np.clip(Cs[:, 2] + (s_of // NSUB + u[:, 1]) * Cs[:, 9], -1, 1)))
             pop = np.where(u[:, 2] < Cs[:, 4], 0, np.where(u[:, 2] < Cs[:, 5], 1, 2))
             pops = np.array([FAINT_STAR[:3], FAINT_GAL[:3], FAINT_QSO[:3]], np.float64)  # by pop: lo, hi, alpha
-            lo, hi, al = pops[pop, 0], pops[pop, 1], pops[pop, 2]
+            lo, hi, al = np.take(pops[:, 0], pop), np.take(pops[:, 1], pop), np.take(pops[:, 2], pop)
             parts.append(CellSources(uid, ra, dec, pop.astype(np.int8), lo, hi, al))
             order.append(2 * c_of)
     nb = C[:, 7].astype(np.int64)
