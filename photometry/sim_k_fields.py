@@ -49,6 +49,33 @@ def node_kernel(cols, rows, K, phase, amp, gstart):
     return out
 
 
+@njit(cache=True)
+def stencil_kernel(i0, j0, wx, wy, K, phase, amp, gstart):
+    """(n, G) fields at points whose lower-left node is (RA index i0, Dec index j0), offsets
+    (wx, wy): each point's own four nodes (the values of :func:`node_kernel`) interpolated as
+    :func:`bilinear_kernel`. For scattered points, whose node block would be mostly unused."""
+    n, G = i0.shape[0], gstart.shape[0] - 1
+    out = np.empty((n, G))
+    d2r = math.pi / 180.0
+    v = np.empty((2, 2, G))
+    for p in range(n):
+        for da in range(2):
+            dec = ((j0[p] + da) * STEP - 90.0) * d2r
+            cd, sd = math.cos(dec), math.sin(dec)
+            for dc in range(2):
+                ra = ((i0[p] + dc) % NRA) * STEP * d2r
+                cra, sra = math.cos(ra), math.sin(ra)
+                x, y, z = cd * cra, cd * sra, sd
+                for g in range(G):
+                    v[da, dc, g] = _waves(x, y, z, K, phase, amp, gstart[g], gstart[g + 1])
+        fx, fy = wx[p], wy[p]
+        for g in range(G):
+            v0 = v[0, 0, g] * (1.0 - fx) + v[0, 1, g] * fx
+            v1 = v[1, 0, g] * (1.0 - fx) + v[1, 1, g] * fx
+            out[p, g] = v0 * (1.0 - fy) + v1 * fy
+    return out
+
+
 def node_np(cols, rows, K, phase, amp, gstart):
     """numpy twin of :func:`node_kernel`."""
     dec = np.deg2rad(rows * STEP - 90.0)[:, None]
@@ -94,9 +121,11 @@ def _node_index(i0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return nodes, np.searchsorted(nodes, i0)
 
 
-def grid_fields(ra, dec, K, phase, amp, gstart, use_numba: bool = True) -> np.ndarray:
+def grid_fields(ra, dec, K, phase, amp, gstart, use_numba: bool = True, dense: np.ndarray | None = None) -> np.ndarray:
     """(n, G) fields at (ra, dec) deg, interpolated from the global grid. Only the grid columns
-    and rows next to the points are evaluated (RA wrap handled by the index, not the angle)."""
+    and rows next to the points are evaluated (RA wrap handled by the index, not the angle).
+    ``dense`` (bool per point, numba only): the compact points sharing one node block; the
+    others (a few scattered ones) use their own four nodes (:func:`stencil_kernel`). Same values."""
     ra = np.asarray(ra, np.float64)
     if len(ra) == 0 or not (ra.min() >= 0.0 and ra.max() < 360.0):  # mod of [0, 360) is the identity
         ra = np.mod(ra, 360.0)
@@ -105,9 +134,18 @@ def grid_fields(ra, dec, K, phase, amp, gstart, use_numba: bool = True) -> np.nd
     i0 = np.minimum(np.floor(x).astype(np.int64), NRA - 1)
     j0 = np.minimum(np.floor(y).astype(np.int64), NDEC - 1)
     wx, wy = x - i0, y - j0
+    gs = np.asarray(gstart, np.int64)
+    if use_numba and dense is not None and len(i0) and not dense.all():
+        out = np.empty((len(i0), len(gs) - 1))
+        a, b = np.flatnonzero(dense), np.flatnonzero(~dense)
+        if len(a):
+            cols, ci = _node_index(i0[a])
+            urow, ri = _node_index(j0[a])
+            out[a] = bilinear_kernel(node_kernel(cols, urow, K, phase, amp, gs), ci, ri, wx[a], wy[a])
+        out[b] = stencil_kernel(i0[b], j0[b], wx[b], wy[b], K, phase, amp, gs)
+        return out
     cols, ci = _node_index(i0)
     urow, ri = _node_index(j0)
-    gs = np.asarray(gstart, np.int64)
     if use_numba:
         vals = node_kernel(cols, urow, K, phase, amp, gs)
         return bilinear_kernel(vals, ci, ri, wx, wy)

@@ -331,7 +331,7 @@ def _candidates(b: dict, seed: int, density: float | None):
     near = (bx > -margin_px) & (bx < NPIX + margin_px) & (by > -margin_px) & (by < NPIX + margin_px)
     is_bright = ((cs.uid >> 16) & 0xFF) == BRIGHT_SUB
     sel = near | is_bright
-    t, sinb = make_truth(cs.take(sel), seed, with_sinb=True)
+    t, sinb = make_truth(cs.take(sel), seed, with_sinb=True, dense=near[sel])  # the bright ones: scattered
     cand = near[sel]  # the same positions: no second projection
     return t, cand, star_clusters(cells, seed), sinb
 

@@ -115,11 +115,12 @@ def _field_set(seed: int, specs) -> tuple:
     return _FIELD_CACHE[key]
 
 
-def eval_fields(ra: np.ndarray, dec: np.ndarray, seed: int, specs: list[tuple[int, float, float]]) -> np.ndarray:
+def eval_fields(ra: np.ndarray, dec: np.ndarray, seed: int, specs: list[tuple[int, float, float]],
+                dense: np.ndarray | None = None) -> np.ndarray:
     """Several :class:`SmoothField` (salt, lmin, lmax) at (ra, dec) deg: (n, len(specs)),
     interpolated from the global grid of :mod:`.sim_k_fields` (same value for a position
-    whichever region is evaluated)."""
+    whichever region is evaluated; ``dense``: see :func:`.sim_k_fields.grid_fields`)."""
     from .sim_k_fields import grid_fields
 
     K, ph, amp, gstart = _field_set(seed, specs)
-    return grid_fields(ra, dec, K, ph, amp, gstart)
+    return grid_fields(ra, dec, K, ph, amp, gstart, dense=dense)

@@ -72,10 +72,12 @@ def star_factor(sinb: np.ndarray) -> np.ndarray:
     return ((1.12) / (np.abs(sinb) + 0.12)) ** 1.2
 
 
-def ebv_at(xyz: np.ndarray, seed: int, ra: np.ndarray, dec: np.ndarray, sinb: np.ndarray | None = None) -> np.ndarray:
+def ebv_at(xyz: np.ndarray, seed: int, ra: np.ndarray, dec: np.ndarray, sinb: np.ndarray | None = None,
+           dense: np.ndarray | None = None) -> np.ndarray:
     """A dust-like E(B-V) field, mag, at unit vectors ``xyz`` = (ra, dec) deg: cosec|b| law
-    times a smooth log-normal modulation (``sinb``: sin_gal_b(xyz) if already known)."""
-    f = eval_fields(ra, dec, seed, [(101, 0.2, 8.0)])[:, 0]
+    times a smooth log-normal modulation (``sinb``: sin_gal_b(xyz) if already known; ``dense``:
+    the compact points, see :func:`.sim_k_fields.grid_fields`)."""
+    f = eval_fields(ra, dec, seed, [(101, 0.2, 8.0)], dense=dense)[:, 0]
     sinb = sin_gal_b(xyz) if sinb is None else sinb
     return np.minimum(0.018 / (np.abs(sinb) + 0.04) * np.exp(0.35 * f), 3.0)
 
@@ -264,9 +266,10 @@ def _vega_ab(band: str) -> float:
     return WISE_VEGA_TO_AB[band]
 
 
-def make_truth(cs: CellSources, seed: int, with_sinb: bool = False):
+def make_truth(cs: CellSources, seed: int, with_sinb: bool = False, dense: np.ndarray | None = None):
     """All truth properties (TRUTH_DTYPE) of candidate sources ``cs``; with ``with_sinb`` also
-    sin(Galactic latitude) of each (computed on the way)."""
+    sin(Galactic latitude) of each (computed on the way). ``dense``: the sources close together
+    (a brick's), the others being few and scattered (the same values either way)."""
     key = seed_key(seed, 1)
     n = len(cs.uid)
     t = np.zeros(n, dtype=TRUTH_DTYPE)
@@ -279,7 +282,7 @@ def make_truth(cs: CellSources, seed: int, with_sinb: bool = False):
     m = _mag_draw(u[:, 0], cs.mlo, cs.mhi, cs.alpha)
     xyz = unit_vectors(cs.ra, cs.dec)
     sinb = sin_gal_b(xyz)
-    ebv = ebv_at(xyz, seed, cs.ra, cs.dec, sinb)
+    ebv = ebv_at(xyz, seed, cs.ra, cs.dec, sinb, dense=dense)
     t["ebv"] = ebv
     out, morph = truth_columns(np.ascontiguousarray(cs.pop), m, u, z, ebv, *_truth_constants())
     for j, name in enumerate(COLUMNS):

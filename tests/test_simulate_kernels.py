@@ -103,6 +103,13 @@ def test_field_kernels_match_numpy_and_truth():
     assert np.array_equal(eval_fields(ra[::5], dec[::5], 7, [(101, 0.2, 8.0)])[:, 0], g[::5])
     np.testing.assert_allclose(grid_fields(ra, dec, K, ph, amp, gs, use_numba=False),
                                grid_fields(ra, dec, K, ph, amp, gs), atol=1e-12)
+    # a compact group plus scattered points: the scattered ones on their own four nodes, same values
+    ra2 = np.r_[rng.uniform(150.0, 150.25, 400), rng.uniform(149.6, 150.7, 30), rng.uniform(359.9, 360, 5)]
+    dec2 = np.r_[rng.uniform(2.0, 2.25, 400), rng.uniform(1.6, 2.7, 30), rng.uniform(1.0, 1.1, 5)]
+    dense = np.arange(len(ra2)) < 400
+    assert np.array_equal(grid_fields(ra2, dec2, K, ph, amp, gs, dense=dense), grid_fields(ra2, dec2, K, ph, amp, gs))
+    assert np.array_equal(grid_fields(ra2, dec2, K, ph, amp, gs, dense=np.zeros(len(ra2), bool)),
+                          grid_fields(ra2, dec2, K, ph, amp, gs))
 
 
 @pytest.mark.parametrize("rel", ["dr9", "dr4"])
