@@ -39,7 +39,7 @@ def _seed_key(seed: int, salt: int) -> np.uint64:
 
 def uniforms(uid: np.ndarray, key: np.uint64, stream: int, k: int = 1) -> np.ndarray:
     """Uniforms in (0, 1), shape (n,) if k == 1 else (n, k): streams stream..stream+k-1 of each uid."""
-    if np.ndim(uid) == 1 and len(uid) >= 256:  # the numba twin (same bits) for big arrays
+    if np.ndim(uid) == 1 and len(uid) >= 16:  # the numba twin (same bits) but for tiny arrays
         from .sim_k_randoms import uniforms_kernel
 
         out = uniforms_kernel(np.ascontiguousarray(uid, dtype=np.int64), np.uint64(key), int(stream), int(k))
@@ -55,10 +55,10 @@ def uniforms(uid: np.ndarray, key: np.uint64, stream: int, k: int = 1) -> np.nda
 def normals(uid: np.ndarray, key: np.uint64, stream: int, k: int = 1) -> np.ndarray:
     """Standard normals, shape (n,) if k == 1 else (n, k): the table normals of
     :func:`.sim_k_common.normal_at` (16-bit quantiles, four per hash word, tails cut at
-    |z| = 4.3) of words stream+1.. of each uid; numba kernel for big arrays, same values."""
+    |z| = 4.3) of words stream+1.. of each uid; numba kernel but for tiny arrays, same values."""
     from .sim_k_common import NORMAL_TABLE, table_normals_np
 
-    if np.ndim(uid) == 1 and len(uid) >= 256:
+    if np.ndim(uid) == 1 and len(uid) >= 16:
         from .sim_k_randoms import table_normals_kernel
 
         out = table_normals_kernel(np.ascontiguousarray(uid, dtype=np.int64), np.uint64(key), int(stream), int(k),

@@ -67,6 +67,15 @@ def sin_gal_b(xyz: np.ndarray) -> np.ndarray:
     return xyz[..., 0] * g[0] + xyz[..., 1] * g[1] + xyz[..., 2] * g[2]
 
 
+def _sin_gal_b_radec(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    """:func:`sin_gal_b` of ``unit_vectors(ra, dec)`` (deg) with the same operations, without
+    building the (n, 3) vectors."""
+    r, d = np.deg2rad(ra), np.deg2rad(dec)
+    c = np.cos(d)
+    g = _GAL[2]
+    return (c * np.cos(r)) * g[0] + (c * np.sin(r)) * g[1] + np.sin(d) * g[2]
+
+
 def star_factor(sinb: np.ndarray) -> np.ndarray:
     """Star counts relative to the Galactic pole: rises ~15x towards the plane."""
     return ((1.12) / (np.abs(sinb) + 0.12)) ** 1.2
@@ -280,9 +289,8 @@ def make_truth(cs: CellSources, seed: int, with_sinb: bool = False, dense: np.nd
     u = uniforms(cs.uid, key, 3, 6)  # magnitude, morphology, angle, ellipticity, misc
     z = normals(cs.uid, key, 10, 8)
     m = _mag_draw(u[:, 0], cs.mlo, cs.mhi, cs.alpha)
-    xyz = unit_vectors(cs.ra, cs.dec)
-    sinb = sin_gal_b(xyz)
-    ebv = ebv_at(xyz, seed, cs.ra, cs.dec, sinb, dense=dense)
+    sinb = _sin_gal_b_radec(cs.ra, cs.dec)
+    ebv = ebv_at(None, seed, cs.ra, cs.dec, sinb, dense=dense)
     t["ebv"] = ebv
     out, morph = truth_columns(np.ascontiguousarray(cs.pop), m, u, z, ebv, *_truth_constants())
     for j, name in enumerate(COLUMNS):
