@@ -1,6 +1,7 @@
-"""A block of FITS catalog records in one numba call: the scalar and string columns (:mod:`.sim_k_pack`),
-the aperture fluxes of every band (:mod:`.sim_k_apflux`) and the unWISE light curves of W1/W2
-(:mod:`.sim_k_lc`), for rows i0..i1 of a brick, written into rows 0..i1-i0 of ``buf``.
+"""A block of FITS catalog records in one numba call: the scalar and string columns
+(:mod:`.sim_k_pack`), the aperture fluxes of every band (:mod:`.sim_k_apflux`) and the unWISE
+light curves of W1/W2 (:mod:`.sim_k_lc`), for rows i0..i1 of a brick, written into rows
+0..i1-i0 of ``buf``.
 
 The writer fills a block of a few hundred rows (inside the L2 cache) and hands it to the
 file before the next one, so the ~2 kB records are written once into cache and copied once
@@ -10,8 +11,13 @@ stacked: apflux ``ap_f[b] = (ftrue, fmodel, nea_psf, depth, fracmasked)`` (n-vec
 ``ap_gauss[b]`` (8, n) of :func:`.sim_k_apflux.aperture_gauss` (rows beyond ``ap_nr[b]``
 unused); light curves ``lc_f[b] = (ftrue, flux_ivar, fracflux)``, ``lc_i[b] = (nep, nobs)``.
 
+Within a block, SUB_ROWS rows get every column before the next ones (their ~34 kB of records
+stay in L1), and the next SUB_ROWS rows' inputs (~400 input rows of F, I, apflux and lc
+matrices: more streams than the hardware prefetcher follows) are prefetched into L2.
+
 numba's on-disk cache of this kernel holds the compiled callees too and is keyed on this file
-only: after editing :mod:`.sim_k_pack`, :mod:`.sim_k_apflux` or :mod:`.sim_k_lc`, delete
+only: after editing :mod:`.sim_k_pack`, :mod:`.sim_k_apflux`, :mod:`.sim_k_lc` or
+:mod:`.sim_k_common`, delete
 ``photometry/__pycache__/sim_k_record*.nb*`` (a fresh checkout compiles everything anew).
 """
 

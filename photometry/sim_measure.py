@@ -710,7 +710,8 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
         mw = _mag(t_all[f"flux_{bd}"][wsrc])
         core = _in(t_all["ra"][wsrc], t_all["dec"][wsrc], 25.0 * 10 ** (0.2 * (15.0 - mw)))
         halo = _in(t_all["ra"][wsrc], t_all["dec"][wsrc], 60.0 * 10 ** (0.2 * (15.0 - mw)))
-        wm = np.where(core, WISEMASK.value("BRIGHT"), 0) | np.where(halo & (U[_F_MISC + int(bd[1])] < 0.3), WISEMASK.value("HALO"), 0)
+        wm = np.where(core, WISEMASK.value("BRIGHT"), 0) | np.where(halo & (U[_F_MISC + int(bd[1])] < 0.3),
+                                                                    WISEMASK.value("HALO"), 0)
         cols[f"wisemask_{bd}"] = wm
         maskbits |= np.where(wm != 0, MASKBITS.value(f"WISEM{bd[1]}"), 0)
     in_brt_k, in_med_k, in_gal_k = in_brt[k], in_med[k], in_gal[k]
@@ -841,9 +842,9 @@ class BrickRecords:
             return
         p, ap, lc = self._plan, self._ap, self._lc
         record_block_kernel(buf, i0, i1, self.uid, NORMAL_TABLE, self._F, p.foffs, p.fcodes, self._I, p.ioffs,
-                            p.icodes, self._S, self._soffs, self._sstart, ap["offs"], ap["keys"], ap["f"], ap["gauss"], ap["radii"], ap["nr"],
-                            ap["opt"], lc["offs"], lc["keys"], lc["f"], lc["i"], self._mjd0, self._qso,
-                            self._mjd_f8, self._ne)
+                            p.icodes, self._S, self._soffs, self._sstart, ap["offs"], ap["keys"], ap["f"],
+                            ap["gauss"], ap["radii"], ap["nr"], ap["opt"], lc["offs"], lc["keys"], lc["f"], lc["i"],
+                            self._mjd0, self._qso, self._mjd_f8, self._ne)
 
     def records(self) -> np.ndarray:
         """All rows as one FITS-layout structured array."""
