@@ -211,6 +211,8 @@ def gaia_check(images_dir: str, outdir: str, brick: str, match_arcsec: float = 1
     import fitsio
     from scipy.spatial import cKDTree
 
+    from legacylake.catalogs_schema.astrometry import mjd_to_year, propagate
+
     from .runbrick import _gaia_flux, _gaia_refs
     c = fitsio.read(os.path.join(outdir, "tractor", brick[:3], f"tractor-{brick}.fits"))
     g = _gaia_refs(images_dir, brick)
@@ -218,16 +220,12 @@ def gaia_check(images_dir: str, outdir: str, brick: str, match_arcsec: float = 1
     if g is None or not len(c):
         return out
     mjd = np.where(c["MJD_MAX"] > 0, 0.5 * (c["MJD_MIN"] + c["MJD_MAX"]), np.nan)
-    epoch = 2000.0 + (np.nanmean(mjd) - 51544.5) / 365.25 if np.isfinite(mjd).any() else 2015.5
-    dt = epoch - g["REF_EPOCH"]
-    dec0 = float(np.median(c["DEC"]))
-    cosd = np.cos(np.deg2rad(dec0))
-    gra = g["RA"] + g["PMRA"] * dt / 3.6e6 / cosd
-    gdec = g["DEC"] + g["PMDEC"] * dt / 3.6e6
+    epoch = float(mjd_to_year(np.nanmean(mjd))) if np.isfinite(mjd).any() else 2015.5
+    gra, gdec = propagate(g["RA"], g["DEC"], g["PMRA"], g["PMDEC"], epoch - g["REF_EPOCH"])
     # reference rows carry the catalogue position at REF_EPOCH: move them to the same epoch
     cdt = np.where(c["REF_EPOCH"] > 0, epoch - c["REF_EPOCH"], 0.0)
-    c_ra = c["RA"] + c["PMRA"] * cdt / 3.6e6 / cosd
-    c_dec = c["DEC"] + c["PMDEC"] * cdt / 3.6e6
+    c_ra, c_dec = propagate(c["RA"], c["DEC"], c["PMRA"], c["PMDEC"], cdt)
+    cosd = np.cos(np.deg2rad(float(np.median(c["DEC"]))))  # tangent-plane scale of the matching
     # the area: Gaia stars inside the catalog's bx/by box less 2 px (nobs > 0 over the region)
     from legacylake.catalogs_schema import bricks
     gx, gy = bricks.brick_wcs(brick).all_world2pix(np.column_stack([gra, gdec]), 0).T

@@ -64,12 +64,10 @@ def _refs_at_epoch(refs: np.ndarray, mjd: float) -> np.ndarray:
     """``refs`` with RA_FIT/DEC_FIT (deg): RA/DEC moved by PMRA/PMDEC (mas/yr) from REF_EPOCH
     to ``mjd`` (parallax neglected)."""
     from numpy.lib import recfunctions as rfn
-    dt = 2000.0 + (mjd - 51544.5) / 365.25 - refs["REF_EPOCH"].astype(np.float64)
-    cosd = np.maximum(np.cos(np.deg2rad(refs["DEC"])), 1e-6)
-    pmra = np.nan_to_num(refs["PMRA"].astype(np.float64))
-    pmdec = np.nan_to_num(refs["PMDEC"].astype(np.float64))
-    ra = np.mod(refs["RA"] + pmra * dt / 3.6e6 / cosd, 360.0)
-    dec = refs["DEC"] + pmdec * dt / 3.6e6
+
+    from legacylake.catalogs_schema.astrometry import mjd_to_year, propagate
+    dt = mjd_to_year(mjd) - refs["REF_EPOCH"].astype(np.float64)
+    ra, dec = propagate(refs["RA"], refs["DEC"], refs["PMRA"], refs["PMDEC"], dt)
     return rfn.append_fields(refs, ["RA_FIT", "DEC_FIT"], [ra, dec], usemask=False)
 
 

@@ -21,8 +21,9 @@ image size), with its own Moffat (beta 3.5) PSF whose FWHM scatters by 10% aroun
 sky's seeing (:mod:`.sim_conditions`), Gaussian sky noise from the point-source depth,
 one bad column, cosmic rays, and saturated stars with bleed trails along columns. Masked
 pixels have DQ bits and zero inverse variance. ``size`` renders only the central
-``size`` x ``size`` brick pixels (for fast tests). Source Poisson noise and proper motion
-are not simulated.
+``size`` x ``size`` brick pixels (for fast tests). Stars move with their proper motion: each
+exposure draws them at its own epoch (MJD_OBS), truth positions are at the truth EPOCH
+(2015.5). Source Poisson noise and parallax are not simulated.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import warnings
 import numpy as np
 
 from legacylake.catalogs_schema import ANYMASK, bricks
+from legacylake.catalogs_schema.astrometry import mjd_to_year, propagate
 from legacylake.catalogs_schema.constants import PIXSCALE_ARCSEC
 
 from .image import tan_wcs
@@ -138,7 +140,10 @@ def render_exposure(ex: dict, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray
     img = galsim.ImageF(w, h, xmin=0, ymin=0)
     psf = _moffat(ex["fwhm"])
     band = ex["band"]
-    xy = wcs.all_world2pix(np.column_stack([truth["ra"], truth["dec"]]), 0)
+    # stars where they are at this exposure's epoch (truth positions are at truth["epoch"])
+    ra, dec = propagate(truth["ra"], truth["dec"], truth["pmra"], truth["pmdec"],
+                        mjd_to_year(ex["mjd"]) - truth["epoch"])
+    xy = wcs.all_world2pix(np.column_stack([ra, dec]), 0)
     gsp = galsim.GSParams(folding_threshold=5e-3, maxk_threshold=1e-3)
     for t, (x, y) in zip(truth, xy):
         flux = float(t[f"flux_{band}"])

@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from legacylake.catalogs_schema.astrometry import propagate  # noqa: F401 - also legacylake.query.xmatch.propagate
 from legacylake.errors import UserError
 
 from . import xmatch_kernels as K_
@@ -86,29 +87,6 @@ def cells_around(hp29: np.ndarray, order: int) -> np.ndarray:
     if pix.shape[0] == 0:
         return np.empty((0, 9), np.int64)
     return cn.neighbours(pix.astype(np.uint64), order).astype(np.int64)
-
-
-def propagate(ra_deg, dec_deg, pmra_masyr, pmdec_masyr, dt_yr):
-    """Move positions by proper motion over ``dt_yr`` years (pmra includes cos(dec)), on the sphere.
-
-    NaN proper motions or epochs leave the position unchanged. Returns (ra, dec) in degrees.
-    """
-    ra = np.radians(np.asarray(ra_deg, np.float64))
-    dec = np.radians(np.asarray(dec_deg, np.float64))
-    mas = math.radians(1.0 / 3.6e6)
-    pmra = np.nan_to_num(np.asarray(pmra_masyr, np.float64)) * mas
-    pmdec = np.nan_to_num(np.asarray(pmdec_masyr, np.float64)) * mas
-    dt = np.nan_to_num(np.broadcast_to(np.asarray(dt_yr, np.float64), ra.shape))
-    sa, ca, sd, cd = np.sin(ra), np.cos(ra), np.sin(dec), np.cos(dec)
-    x, y, z = cd * ca, cd * sa, sd
-    # unit vectors towards +RA and +Dec
-    px, py = -sa, ca
-    qx, qy, qz = -sd * ca, -sd * sa, cd
-    x = x + (px * pmra + qx * pmdec) * dt
-    y = y + (py * pmra + qy * pmdec) * dt
-    z = z + (qz * pmdec) * dt
-    norm = np.sqrt(x * x + y * y + z * z)
-    return np.degrees(np.arctan2(y, x)) % 360.0, np.degrees(np.arcsin(np.clip(z / norm, -1, 1)))
 
 
 @dataclass

@@ -187,3 +187,24 @@ def test_flux_pulls_definition(run, tmp_path):
         flux_pulls(str(d), str(o), BRICK, sigma="file")
     p3 = flux_pulls(str(d), str(o), BRICK, sigma="diagonal")
     assert p3["sigma"] == "diagonal" and len(p3["used"]["r"]) == len(used) - 1
+
+
+def test_exposures_draw_stars_at_their_epoch():
+    """A star with a proper motion of 1000 mas/yr lands 4" north in an exposure 4 years after
+    its truth epoch (centroid of the rendered image, no noise beyond the simulator's own)."""
+    from legacylake.catalogs_schema.astrometry import MJD_J2000, JULIAN_YEAR_DAYS
+    from legacylake.photometry.image import tan_wcs
+    from legacylake.photometry.sim_images import render_exposure
+    from legacylake.photometry.sim_sky import TRUTH_DTYPE
+
+    t = np.zeros(1, TRUTH_DTYPE)
+    t["ra"], t["dec"], t["morph"], t["flux_r"] = 150.0, 2.0, "PSF", 200.0
+    t["pmdec"], t["epoch"] = 1000.0, 2015.5
+    ex = dict(band="r", ra=150.0, dec=2.0, shape=(101, 101), fwhm=1.2, sig1=1e-4, seed=1,
+              mjd=MJD_J2000 + (2019.5 - 2000.0) * JULIAN_YEAR_DAYS)
+    data, ivar, _ = render_exposure(ex, t)
+    data = np.where(ivar > 0, data, 0.0)
+    yy, xx = np.mgrid[:101, :101]
+    cx, cy = (data * xx).sum() / data.sum(), (data * yy).sum() / data.sum()
+    x0, y0 = tan_wcs(150.0, 2.0, (101, 101), 0.262).all_world2pix([[150.0, 2.0 + 4.0 / 3600]], 0)[0]
+    assert abs(cx - x0) < 0.1 and abs(cy - y0) < 0.1
