@@ -20,21 +20,6 @@ def table_normals_kernel(uid, key, stream, k, table):
 
 
 @njit(cache=True)
-def uniforms16_kernel(uid, key, k):
-    """(n, k) uniforms (v + 0.5) / 65536 from the 16-bit chunks of hashes 1, 2, ... of each uid."""
-    out = np.empty((uid.shape[0], k))
-    for i in range(uid.shape[0]):
-        base = uid_base(uid[i], key)
-        for w in range((k + 3) // 4):
-            h = mix64(base + np.uint64(w + 1) * np.uint64(0x94D049BB133111EB))
-            for q in range(4):
-                j = 4 * w + q
-                if j < k:
-                    out[i, j] = (np.float64((h >> np.uint64(16 * q)) & np.uint64(0xFFFF)) + 0.5) * (1.0 / 65536.0)
-    return out
-
-
-@njit(cache=True)
 def uniforms_kernel(uid, key, stream, k):
     """(n, k) uniforms in (0, 1), 53-bit, streams stream..stream+k-1 of each uid: the numba twin
     of :func:`.sim_random.uniforms` (same bits)."""
@@ -66,7 +51,8 @@ def table_normals_t_kernel(uid, key, stream, k, table):
 
 @njit(cache=True)
 def uniforms16_t_kernel(uid, key, k):
-    """(k, n) uniforms: the transpose of :func:`uniforms16_kernel` (rows contiguous)."""
+    """(k, n) uniforms (v + 0.5) / 65536 from the 16-bit chunks of hashes 1, 2, ... of each uid
+    (row j = uniform j of every uid, contiguous; numpy twin: :func:`.sim_measure.uniforms16`, transposed)."""
     n = uid.shape[0]
     out = np.empty((k, n))
     for i in range(n):

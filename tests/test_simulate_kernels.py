@@ -222,12 +222,11 @@ def test_select_kernel_matches_rules(rel):
 
 
 def test_random_kernels_match_numpy():
-    from legacylake.photometry.sim_k_randoms import table_normals_kernel, uniforms16_kernel
+    from legacylake.photometry.sim_k_randoms import table_normals_kernel
 
     uid = np.random.default_rng(8).integers(0, 1 << 60, 3000)
     key = seed_key(2, 5)
     assert np.array_equal(table_normals_kernel(uid, key, 3, 13, NORMAL_TABLE), table_normals_np(uid, key, 3, 13))
-    assert np.array_equal(uniforms16_kernel(uid, key, 44), uniforms16(uid, key, 44))
     # the transposed (k, n) variants: same values, rows contiguous
     from legacylake.photometry.sim_k_randoms import table_normals_t_kernel, uniforms16_t_kernel
 
