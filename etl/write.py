@@ -43,8 +43,11 @@ from .mapping import map_columns
 ROW_GROUP_ROWS = 2_048
 #: Order of the point map (row counts per cell) the tasks return.
 POINT_MAP_ORDER = 8  # default order of the per-leaf row counts
-#: zstd level 1: within a few % of level 3's size at about half the CPU (see bench/RESULTS.md).
-COMPRESSION = ("zstd", 1)
+#: LZ4 (written as Parquet's LZ4_RAW codec, read by pyarrow, DuckDB, polars, Spark >= 3.4):
+#: leaves decode 1.6-1.7x faster than with zstd level 1 and write with ~1/3 less CPU, for
+#: files ~18% larger (bench/RESULTS.md, "query ... round 2"). A cone with all columns is
+#: decode-bound, so decode speed is what the lake is tuned for.
+COMPRESSION = ("lz4", None)
 #: FITS files a task reads ahead of the one it merges.
 PREFETCH = 2
 #: Bytes of rows a task may hold for a later input before it spills the rows needed last.

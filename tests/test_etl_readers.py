@@ -30,6 +30,15 @@ def test_no_partition_names_among_columns(dataset):
     assert not {"Norder", "Dir", "Npix", "norder", "dir", "npix"} & set(schema.names)
 
 
+def test_leaves_are_lz4_raw(dataset):
+    import glob
+
+    import duckdb
+    leaf = glob.glob(os.path.join(dataset, "Norder=*", "Dir=*", "*.parquet"))[0]
+    codecs = {r[0] for r in duckdb.sql(f"select distinct compression from parquet_metadata('{leaf}')").fetchall()}
+    assert codecs == {"LZ4_RAW"}
+
+
 def test_pandas(dataset):
     import pandas as pd
     df = pd.read_parquet(dataset)
@@ -81,5 +90,17 @@ def test_spark(dataset):
         assert types["Norder"] in ("int", "bigint") and "Npix" not in types
         rows = df.groupBy("Norder", "Dir").count().collect()
         assert sum(r["count"] for r in rows) == NROWS
+        # values decoded from the LZ4_RAW pages equal pyarrow's
+        import numpy as np
+        import pyarrow.dataset as pds
+        from pyspark.sql import functions as F
+        got = df.agg(F.sum("flux_g").alias("f"), F.sum(F.element_at("dchisq", 2)).alias("d"),
+                     F.max("_healpix_29").alias("h")).collect()[0]
+        t = pds.dataset(dataset, format="parquet", exclude_invalid_files=True).to_table(
+            columns=["flux_g", "dchisq", "_healpix_29"])
+        dch = np.stack(t.column("dchisq").to_numpy(zero_copy_only=False))
+        assert got["f"] == pytest.approx(float(np.sum(t.column("flux_g").to_numpy(), dtype=np.float64)), rel=1e-9)
+        assert got["d"] == pytest.approx(float(np.sum(dch[:, 1], dtype=np.float64)), rel=1e-9)
+        assert got["h"] == int(np.max(t.column("_healpix_29").to_numpy()))
     finally:
         spark.stop()
