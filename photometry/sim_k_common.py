@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
+from llvmlite.binding import llvm_version_info
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -88,6 +89,10 @@ def _store_be(bits: int):
 _store_be16, _store_be32, _store_be64 = _store_be(16), _store_be(32), _store_be(64)
 
 
+#: llvm.prefetch's mangled name: opaque pointers (p0) from LLVM 15 on, i8* before.
+_PREFETCH_NAME = "llvm.prefetch.p0" if llvm_version_info >= (15,) else "llvm.prefetch.p0i8"
+
+
 @intrinsic
 def prefetch(typingctx, arr, pos):
     """Hint the CPU to fetch element ``pos`` (flat index) of the C-contiguous array ``arr`` into
@@ -99,7 +104,7 @@ def prefetch(typingctx, arr, pos):
         ptr = builder.bitcast(builder.gep(data, [p]), ir.IntType(8).as_pointer())
         i32 = ir.IntType(32)
         fnty = ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        fn = cgutils.get_or_insert_function(builder.module, fnty, _PREFETCH_NAME)
         builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 2), ir.Constant(i32, 1)])
         return context.get_dummy_value()
 
