@@ -6,6 +6,8 @@
 """
 
 from .build import Summary, build
+from .snapshot import history, vacuum
+from .upgrade import upgrade
 from .verify import VerifyReport, verify
 
-__all__ = ["build", "verify", "Summary", "VerifyReport"]
+__all__ = ["build", "verify", "upgrade", "history", "vacuum", "Summary", "VerifyReport"]

@@ -1,14 +1,12 @@
-"""``legacylake etl build``: plan, write in parallel, commit exactly once.
+"""``legacylake etl build``: plan, write in parallel, publish one new snapshot.
 
-Commit protocol (a SIGKILL at any point leaves the lake equal to before the build or after
-it, and the next build finishes or redoes the work):
-
-1. leaf files are written to ``legacylake/staging`` (flat names, outside the HATS layout);
-2. a journal (new manifest, staged -> final moves, files to delete) is written atomically;
-3. staged leaves are renamed into ``dataset/Norder=k/Dir=d/Npix=n.parquet``, the metadata
-   files are rewritten (properties last), leaves of split partitions are deleted, the
-   manifest is replaced and the journal removed. A build that finds a journal replays it
-   first (every step is idempotent); staging without a journal is discarded.
+A build holds the catalog's writer lock (:mod:`legacylake.etl.lock`) from start to end.
+Leaves it rewrites, and the margins they change, are written to ``legacylake/staging``;
+the new snapshot is assembled there (unchanged leaves hard-linked from the current one) and
+published by one atomic rename of ``collection.properties``
+(:mod:`legacylake.etl.snapshot`). A SIGKILL at any point leaves every reader on the old
+snapshot or on the new one, never between; the next build discards what was left and
+redoes the work.
 """
 
 from __future__ import annotations
@@ -22,8 +20,13 @@ import numpy as np
 
 from legacylake.errors import UserError
 
+from . import layout
 from . import manifest as mf
-from .hats_meta import write_metadata
+from . import snapshot
+from .hats_meta import write_margin_metadata, write_metadata
+from .lock import CatalogLock
+from .margin import DEFAULT_MARGIN_ARCSEC, PartitionMap, check_margin, ring
+from .margin_write import MarginItem, MarginJob, run_margin_job
 from .mapping import MAPPINGS, can_map, target_model
 from .mapping import describe as describe_mappings
 from .healpix import FOOTPRINT_ORDER, pixel_range, shift
@@ -31,6 +34,9 @@ from .plan import InputFile, Reject, discover, exact_footprint, inspect_all, pla
 from .read import lake_schema
 from .write import (ROW_GROUP_ROWS, FootprintError, ReadError, SeamJob, Source, Task,
                     _lower_bound, run_task, split_seam_files)
+
+#: errno values that mean the disk (or quota) is full.
+_FULL = {28, 122}  # ENOSPC, EDQUOT
 
 DEFAULT_THRESHOLD = 1_000_000
 DEFAULT_HIGHEST_ORDER = 10
@@ -64,6 +70,11 @@ class Summary:
     seam_files: int = 0                 # files feeding several tasks (read once, handed as shards)
     seconds: float = 0.0
     nothing_to_do: bool = False
+    snapshot: int | None = None         # version published by this build (None: nothing published)
+    leaves_linked: int = 0              # unchanged leaves shared with the previous snapshot
+    margin_rows: int = 0                # rows of the margin catalog
+    margins_written: int = 0            # margin leaves written (the others are shared)
+    recovered: list = field(default_factory=list)   # leftovers of a killed writer removed
 
     @property
     def rows_per_s(self) -> float:
@@ -90,52 +101,28 @@ class Summary:
             f"seam files: {self.seam_files}",
             f"time: {self.seconds:.1f} s, {self.rows_per_s:,.0f} rows/s",
         ]
+        if self.snapshot is not None:
+            out.insert(-1, f"snapshot v{self.snapshot:06d} published: {self.leaves_linked} unchanged leaves "
+                           f"shared; margin {self.margin_rows:,} rows, {self.margins_written} margin leaves written")
+        if self.recovered:
+            out.insert(1, f"removed what a killed build left: {', '.join(self.recovered)}")
         for p, r in self.rejects:
             out.append(f"rejected: {r}")
         return out
 
 
-# ------------------------------------------------------------------ commit / recovery
+# ------------------------------------------------------------------ test hook
+
+#: Named points where a test may SIGKILL a build ($LEGACYLAKE_ETL_CRASH_AT).
+CRASH_POINTS = ("leaf", "tasks-done", "margins", "snapshot", "renamed", "pointer-written", "published")
+
 
 def crash_point(name: str) -> None:
     """Test hook: SIGKILL this process at the named point when $LEGACYLAKE_ETL_CRASH_AT says so
-    (points: leaf, tasks-done, journal, move, metadata, deletes)."""
+    (see :data:`CRASH_POINTS`)."""
     if os.environ.get("LEGACYLAKE_ETL_CRASH_AT") == name:
         import signal
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def apply_journal(catalog_dir: str) -> bool:
-    """Finish a commit whose journal exists (idempotent). Returns True if there was one."""
-    jp = mf.journal_path(catalog_dir)
-    if not os.path.exists(jp):
-        return False
-    import json
-    with open(jp) as fh:
-        j = json.load(fh)
-    crash_point("journal")
-    for staged, final in j["moves"]:
-        if os.path.exists(staged):
-            os.makedirs(os.path.dirname(final), exist_ok=True)
-            os.replace(staged, final)
-            crash_point("move")
-    man = j["manifest"]
-    write_metadata(catalog_dir, man, lake_schema(man["model"]))
-    crash_point("metadata")
-    for p in j["deletes"]:
-        if os.path.exists(p):
-            os.remove(p)
-            crash_point("deletes")
-    mf.write_json_atomic(mf.manifest_path(catalog_dir), man)
-    os.remove(jp)
-    mf.clear_staging(catalog_dir)
-    return True
-
-
-def recover(catalog_dir: str) -> None:
-    """Roll a committed-but-unfinished build forward; discard an uncommitted one."""
-    if not apply_journal(catalog_dir):
-        mf.clear_staging(catalog_dir)
 
 
 # ------------------------------------------------------------------ planning helpers
@@ -271,41 +258,83 @@ def _seam_jobs(files: list, n_jobs: int, staging: str) -> list[SeamJob]:
 def build(sources, lake: str, catalog: str, threshold: int | None = None,
           highest_order: int | None = None, workers: int | None = None,
           scheduler: str | None = None, row_group_rows: int = ROW_GROUP_ROWS,
-          progress: bool = False, map_to: str | None = None) -> Summary:
-    """Ingest FITS catalogs (files or directory trees) into the HATS catalog ``lake/catalog``.
+          progress: bool = False, map_to: str | None = None,
+          margin_arcsec: float | None = None, wait: bool = False) -> Summary:
+    """Ingest FITS catalogs (files or directory trees) into the HATS collection ``lake/catalog``.
 
     Exactly once: files already ingested and unchanged are skipped; changed files replace
-    their rows; new files are added by rewriting only the partitions they touch.
+    their rows; new files are added by rewriting only the partitions they touch, and the
+    margins (``margin_arcsec``, default 10, fixed by the first build) of the partitions
+    around them. The result is published as one new snapshot.
     Returns a :class:`Summary`; bad inputs are in ``summary.rejects`` (never raised).
     Raises :class:`UserError` for mistakes that stop the whole build (mixed data models,
-    options that contradict the catalog). ``map_to`` (a model or release, e.g. ``"dr9"``)
+    options that contradict the catalog, a full disk) and
+    :class:`~legacylake.etl.lock.CatalogLocked` when another writer holds the catalog
+    (``wait=True`` waits for it). ``map_to`` (a model or release, e.g. ``"dr9"``)
     converts inputs of other data models to it by a documented mapping
     (:mod:`legacylake.etl.mapping`); without it, mixed models are refused."""
-    from tqdm import tqdm
-
     t0 = time.time()
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
     cat_dir = os.path.abspath(os.path.join(os.fspath(lake), catalog))
     workers = workers or os.cpu_count() or 1
-    os.makedirs(cat_dir, exist_ok=True)
-    recover(cat_dir)
-    man = mf.load(cat_dir) or mf.empty_manifest(catalog)
+    with CatalogLock(cat_dir, wait=wait, command="etl build") as lock:
+        try:
+            summary = _build_locked(sources, cat_dir, catalog, threshold, highest_order, workers,
+                                    scheduler, row_group_rows, progress, map_to, margin_arcsec, t0)
+        finally:
+            if layout.resolve(cat_dir) is None and not layout.snapshot_versions(cat_dir):
+                _remove_unused(cat_dir, lock)
+    return summary
+
+
+def _remove_unused(cat_dir: str, lock: CatalogLock) -> None:
+    """Remove a catalog folder that holds nothing but this build's state (nothing published:
+    a build with no valid input leaves no empty catalog behind)."""
+    import shutil
+
+    if set(os.listdir(cat_dir)) <= {layout.STATE}:
+        lock.release_and_remove()
+        shutil.rmtree(cat_dir, ignore_errors=True)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and (getattr(exc, "errno", None) in _FULL
+                                         or "No space left on device" in str(exc)
+                                         or "Disk quota exceeded" in str(exc))
+
+
+def _build_locked(sources, cat_dir, catalog, threshold, highest_order, workers, scheduler,
+                  row_group_rows, progress, map_to, margin_arcsec, t0) -> Summary:
+    from tqdm import tqdm
+
+    from .upgrade import needs_upgrade, upgrade_locked
+
+    summary = Summary(cat_dir)
+    summary.recovered = snapshot.recover(cat_dir)
+    if needs_upgrade(cat_dir):
+        print(f"upgrading {cat_dir} to a snapshot collection (legacylake etl upgrade)", file=sys.stderr)
+        upgrade_locked(cat_dir, workers=workers, progress=progress, margin_arcsec=margin_arcsec)
+    cur = layout.resolve(cat_dir)
+    man = mf.read(cur.manifest_path) if cur else mf.empty_manifest(catalog)
     if man["threshold"] is not None:
         for name, given, have in (("threshold", threshold, man["threshold"]),
-                                  ("highest-order", highest_order, man["highest_order"])):
-            if given is not None and int(given) != int(have):
-                raise UserError(f"{cat_dir}: catalog was built with --{name} {have}; cannot change it to {given}")
+                                  ("highest-order", highest_order, man["highest_order"]),
+                                  ("margin-arcsec", margin_arcsec, man.get("margin_arcsec"))):
+            if given is not None and have is not None and float(given) != float(have):
+                raise UserError(f"{cat_dir}: catalog was built with --{name} {have:g}; cannot change it to {given:g}")
         threshold, highest_order = int(man["threshold"]), int(man["highest_order"])
+        margin_arcsec = man.get("margin_arcsec") or margin_arcsec
     threshold = int(threshold or DEFAULT_THRESHOLD)
     highest_order = int(DEFAULT_HIGHEST_ORDER if highest_order is None else highest_order)
+    margin_arcsec = float(DEFAULT_MARGIN_ARCSEC if margin_arcsec is None else margin_arcsec)
     if not 0 <= highest_order <= FOOTPRINT_ORDER:
         raise UserError(f"--highest-order must be between 0 and {FOOTPRINT_ORDER} (got {highest_order})")
     if threshold < 1:
         raise UserError(f"--threshold must be positive (got {threshold})")
+    m = check_margin(margin_arcsec, highest_order)
     plan_order = highest_order
 
-    summary = Summary(cat_dir)
     paths, summary.skipped = discover(sources)
     missing = [p for p in paths if not os.path.exists(p)]
     summary.files = len(paths)
@@ -326,16 +355,11 @@ def build(sources, lake: str, catalog: str, threshold: int | None = None,
         else:
             to_inspect.append(p)
     bar = tqdm(total=len(to_inspect), desc="inspect inputs", unit="file", disable=not progress, file=sys.stderr)
-    good, rejects = inspect_all(to_inspect, plan_order, ingested, workers=max(2, workers), progress=bar)
+    new, rejects = inspect_all(to_inspect, plan_order, ingested, workers=max(2, workers), progress=bar)
     bar.close()
     rejects += [(p, f"{p}: no such file") for p in missing]
-    for f in good:
+    for f in new:
         summary.notes += f.notes
-
-    # unchanged / changed / new
-    new: list[InputFile] = []
-    for f in good:
-        new.append(f)
 
     # one data model per catalog (inputs of another model only through a documented mapping)
     target = None
@@ -349,9 +373,9 @@ def build(sources, lake: str, catalog: str, threshold: int | None = None,
                                 f"(mappings: {describe_mappings()})")
     models = {target} if target else {f.model for f in new} | ({man["model"]} if man["model"] else set())
     if len(models) > 1:
-        counts = {m: sum(f.model == m for f in new) for m in models}
-        desc = ", ".join(f"{m} ({counts[m]} new file(s){', the catalog' if m == man['model'] else ''})"
-                         for m in sorted(models))
+        counts = {m_: sum(f.model == m_ for f in new) for m_ in models}
+        desc = ", ".join(f"{m_} ({counts[m_]} new file(s){', the catalog' if m_ == man['model'] else ''})"
+                         for m_ in sorted(models))
         hint = ""
         for a in models:
             for b in models:
@@ -378,49 +402,69 @@ def build(sources, lake: str, catalog: str, threshold: int | None = None,
     new = accepted
     summary.rejects = rejects
 
-    for p, t in retimed.items():
-        man["files"][p] = {**man["files"][p], "mtime_ns": t}
+    if retimed and cur is not None:
+        # only the manifest's record of modification times changes (legacylake's own
+        # bookkeeping beside the HATS folders: no partition, no metadata)
+        for p, t in retimed.items():
+            man["files"][p] = {**man["files"][p], "mtime_ns": t}
+        mf.write_json_atomic(cur.manifest_path, man)
+    summary.total_rows = sum(v["rows"] for v in man["partitions"].values())
+    summary.partitions = len(man["partitions"])
     if not new:
-        if retimed:   # only the manifest's modification times change (no partition, no metadata)
-            mf.write_json_atomic(mf.manifest_path(cat_dir), man)
         summary.nothing_to_do = bool(man["partitions"]) or not paths
-        summary.total_rows = sum(v["rows"] for v in man["partitions"].values())
-        summary.partitions = len(man["partitions"])
         summary.seconds = time.time() - t0
-        if rejects and man["model"] is None and not man["partitions"]:
-            pass
         return summary
 
     model = target or man["model"] or new[0].model
-    while True:
-        try:
-            results, plan = _write(cat_dir, man, new, model, threshold, highest_order, plan_order,
-                                   workers, scheduler, row_group_rows, progress)
-            break
-        except FootprintError as exc:
-            mf.clear_staging(cat_dir)
-            f = next(f for f in new if f.path == exc.path)
-            try:
-                exact_footprint(f, plan_order)
-            except Reject as r:
-                rejects.append((f.path, str(r)))
-                new.remove(f)
-        except ReadError as exc:
-            mf.clear_staging(cat_dir)
-            rejects.append((exc.path, str(exc)))
-            new = [f for f in new if f.path != exc.path]
-        if not new:
-            summary.seconds = time.time() - t0
-            return summary
-
-    _commit(cat_dir, man, new, model, threshold, highest_order, results, plan, summary, rejects)
+    settings = {"model": model, "threshold": threshold, "highest_order": highest_order,
+                "margin_arcsec": margin_arcsec, "margin_order": m}
+    staging = os.path.join(layout.staging_root(cat_dir), f"{os.getpid()}-{time.time_ns()}")
+    try:
+        with _Runner(workers, scheduler, progress) as runner:
+            while True:
+                try:
+                    results, plan = _write(cur, man, new, settings, workers, scheduler,
+                                           row_group_rows, staging, runner)
+                    break
+                except FootprintError as exc:
+                    _clear(staging)
+                    f = next(f for f in new if f.path == exc.path)
+                    try:
+                        exact_footprint(f, plan_order)
+                    except Reject as r:
+                        rejects.append((f.path, str(r)))
+                        new.remove(f)
+                except ReadError as exc:
+                    _clear(staging)
+                    rejects.append((exc.path, str(exc)))
+                    new = [f for f in new if f.path != exc.path]
+                if not new:
+                    summary.seconds = time.time() - t0
+                    return summary
+            _commit(cat_dir, catalog, cur, man, new, settings, results, plan, summary, rejects,
+                    staging, runner, row_group_rows)
+    except BaseException as exc:
+        _clear(staging)
+        if _disk_full(exc):
+            raise UserError(f"{cat_dir}: no space left on the device while writing the new snapshot "
+                            f"({exc.__class__.__name__}: {str(exc).splitlines()[0]}); staging removed, "
+                            f"the catalog is unchanged") from None
+        raise
     summary.seconds = time.time() - t0
     return summary
 
 
-def _write(cat_dir, man, new, model, threshold, highest_order, plan_order, workers, scheduler,
-           row_group_rows, progress):
-    """Plan partitions and run the write tasks. Returns (task results, plan dict)."""
+def _clear(path: str) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _write(cur, man, new, settings, workers, scheduler, row_group_rows, staging, runner):
+    """Plan partitions and run the write tasks (leaves and margin shards into ``staging``).
+    Returns (task results, plan dict)."""
+    model, threshold = settings["model"], settings["threshold"]
+    highest_order = plan_order = settings["highest_order"]
     existing = {mf.parse_key(k) for k in man["partitions"]}
     hist: dict[int, float] = {}
     for v in man["partitions"].values():
@@ -472,7 +516,6 @@ def _write(cat_dir, man, new, model, threshold, highest_order, plan_order, worke
                               if old_files.get(f.path, {}).get("status") == "ingested"})
     # a directory of this build's own: a worker orphaned by a killed build cannot write into
     # the staging of the next one
-    staging = os.path.join(mf.staging_dir(cat_dir), f"{os.getpid()}-{time.time_ns()}")
     os.makedirs(staging, exist_ok=True)
     # a file whose footprint meets the leaves of one task is read by that task; a file
     # feeding several (a brick on the seam between two tasks' runs) is read once by a seam
@@ -490,7 +533,7 @@ def _write(cat_dir, man, new, model, threshold, highest_order, plan_order, worke
             if par is not None and par not in olds:
                 olds.append(par)
         for par in olds:
-            srcs.append(Source("parquet", mf.leaf_path(cat_dir, *par), exclude_bricks=replaced_bricks))
+            srcs.append(Source("parquet", cur.leaf(*par), exclude_bricks=replaced_bricks))
         group_srcs.append(srcs)
     seam = []
     for f in new:
@@ -505,19 +548,18 @@ def _write(cat_dir, man, new, model, threshold, highest_order, plan_order, worke
                 lb = _lower_bound(fp, int(rl[0]), int(rh[-1]))
                 dests.append((i, rl, rh, int(rl[0]) if lb is None else lb))
             seam.append((f.path, True, dests))
-    with _Runner(workers, scheduler, progress) as runner:
-        seam_results = []
-        if seam:
-            jobs = _seam_jobs(seam, 2 * workers if not scheduler else 4 * workers, staging)
-            seam_results = runner.run(split_seam_files, jobs, "split seam files")
-            for r in seam_results:
-                for tid, lo, path, _ in r["shards"]:
-                    group_srcs[tid].append(Source("shard", path, lower=lo))
-        mapped = {f.path: f.model for f in new if f.model != model}
-        tasks = [Task(i, list(g), group_srcs[i], model, staging, row_group_rows, plan_order,
-                      source_models=mapped)
-                 for i, g in enumerate(groups)]
-        results = seam_results + runner.run(run_task, tasks, "write partitions")
+    seam_results = []
+    if seam:
+        jobs = _seam_jobs(seam, 2 * workers if not scheduler else 4 * workers, staging)
+        seam_results = runner.run(split_seam_files, jobs, "split seam files")
+        for r in seam_results:
+            for tid, lo, path, _ in r["shards"]:
+                group_srcs[tid].append(Source("shard", path, lower=lo))
+    mapped = {f.path: f.model for f in new if f.model != model}
+    tasks = [Task(i, list(g), group_srcs[i], model, staging, row_group_rows, plan_order,
+                  source_models=mapped, margin_order=settings["margin_order"], partitions=leaves)
+             for i, g in enumerate(groups)]
+    results = seam_results + runner.run(run_task, tasks, "write partitions")
     crash_point("tasks-done")
 
     # every good row of every new file must have landed in a partition
@@ -546,31 +588,43 @@ def _write(cat_dir, man, new, model, threshold, highest_order, plan_order, worke
                      "parent_of": parent_of}
 
 
-def _commit(cat_dir, man, new, model, threshold, highest_order, results, plan, summary, rejects):
+def _commit(cat_dir, catalog, cur, man, new, settings, results, plan, summary, rejects, staging,
+            runner, row_group_rows):
+    """Assemble the new snapshot in ``staging`` and publish it."""
     leaf_res = {}
     for r in results:
         leaf_res.update(r.get("leaves", {}))
     existing, touched, acc = plan["existing"], plan["touched"], plan["acc"]
-    new_man = {**man, "model": model, "threshold": threshold, "highest_order": highest_order,
+    new_man = {**man, **{k: settings[k] for k in ("model", "threshold", "highest_order", "margin_arcsec")},
                "files": dict(man["files"]), "partitions": dict(man["partitions"])}
-    moves, deletes = [], []
+    version = max([cur.version if cur else 0] + layout.snapshot_versions(cat_dir)) + 1
+    root = os.path.join(staging, "snapshot")
+    primary = os.path.join(root, catalog)
+    touched_set = set(touched)
+    removed = []
     for leaf in touched:
         key = mf.pixel_key(*leaf)
         res = leaf_res.get(leaf)
         if res is None:  # leaf ended up empty
             new_man["partitions"].pop(key, None)
             if leaf in existing:
-                deletes.append(mf.leaf_path(cat_dir, *leaf))
+                removed.append(leaf)
             continue
-        moves.append([res["file"], mf.leaf_path(cat_dir, *leaf)])
+        dst = os.path.join(primary, layout.leaf_relpath(*leaf))
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        os.replace(res["file"], dst)
         new_man["partitions"][key] = {"rows": res["rows"], "cells": res["cells"]}
-        summary.bytes_written += os.path.getsize(res["file"])
     leaves_now = set(plan["leaves"])
     for leaf in existing:
         if leaf not in leaves_now:
             new_man["partitions"].pop(mf.pixel_key(*leaf), None)
-            deletes.append(mf.leaf_path(cat_dir, *leaf))
+            removed.append(leaf)
             summary.partitions_deleted += 1
+    final = sorted(mf.parse_key(k) for k in new_man["partitions"])
+    for leaf in final:
+        if leaf not in touched_set:
+            snapshot.link_or_copy(cur.leaf(*leaf), os.path.join(primary, layout.leaf_relpath(*leaf)))
+            summary.leaves_linked += 1
     for f in new:
         a = acc[f.path]
         f.hash = a.get("hash") or f.hash
@@ -593,11 +647,101 @@ def _commit(cat_dir, man, new, model, threshold, highest_order, results, plan, s
     for p, reason in rejects:
         if p not in new_man["files"] or new_man["files"][p].get("status") != "ingested":
             new_man["files"][p] = {"status": "rejected", "reason": reason}
-    summary.partitions_written = len(moves)
+    summary.partitions_written = len([l for l in touched if l in leaf_res])
     summary.peak_pending_rows = max((r.get("peak_pending_rows", 0) for r in results), default=0)
     summary.spilled_rows = sum(r.get("spilled_rows", 0) for r in results)
     summary.seam_files = sum(len(r["files"]) for r in results if "shards" in r)
     summary.partitions = len(new_man["partitions"])
     summary.total_rows = sum(v["rows"] for v in new_man["partitions"].values())
-    mf.write_json_atomic(mf.journal_path(cat_dir), {"moves": moves, "deletes": deletes, "manifest": new_man})
-    apply_journal(cat_dir)
+
+    schema = lake_schema(settings["model"])
+    write_metadata(primary, new_man, schema)
+    changed = [l for l in touched] + removed
+    mname = write_margins(root, catalog, cur, man, new_man, settings, final,
+                          {l for l in touched if l in leaf_res}, changed, results, runner,
+                          row_group_rows, summary)
+    crash_point("margins")
+    linked = summary.leaves_linked
+    commit = {"version": version, "created": snapshot.now_utc(), "parent": cur.version if cur else None,
+              "files_added": len(summary.ingested), "files_replaced": len(summary.replaced),
+              "files_rejected": len(rejects), "rows_added": summary.rows, "rows": summary.total_rows,
+              "partitions": summary.partitions, "partitions_written": summary.partitions_written,
+              "leaves_linked": linked, "margin_rows": summary.margin_rows}
+    finish_snapshot(root, new_man, man, commit, summary)
+    crash_point("snapshot")
+    snapshot.publish(cat_dir, root, catalog, version, mname, crash_point)
+    summary.snapshot = version
+    _clear(staging)
+    try:
+        os.rmdir(layout.staging_root(cat_dir))
+    except OSError:
+        pass
+
+
+def finish_snapshot(root: str, new_man: dict, old_man: dict, commit: dict, summary: Summary) -> None:
+    """Record the commit (sizes measured on the assembled folder) and write the manifest."""
+    total = snapshot.tree_bytes(root)
+    shared = sum(os.lstat(os.path.join(r, n)).st_size for r, _, ns in os.walk(root) for n in ns
+                 if os.lstat(os.path.join(r, n)).st_nlink > 1)
+    commit["bytes"] = total
+    commit["bytes_written"] = total - shared
+    summary.bytes_written = commit["bytes_written"]
+    new_man["history"] = list(old_man.get("history", [])) + ([old_man["commit"]] if old_man.get("commit") else [])
+    new_man["commit"] = commit
+    new_man["format"] = mf.FORMAT
+    mf.write_json_atomic(os.path.join(root, "manifest.json"), new_man)
+
+
+def write_margins(root, catalog, cur, old_man, new_man, settings, final, written, changed, results,
+                  runner, row_group_rows, summary) -> str:
+    """Write the margin catalog of the snapshot at ``root``: margins of partitions near a
+    changed one are (re)built from the write tasks' shards and the edge rows of unchanged
+    neighbours; the others are hard-linked from the current snapshot. Returns its folder name."""
+    from .healpix import shift as _shift
+
+    arcsec, m = settings["margin_arcsec"], settings["margin_order"]
+    mname = layout.margin_name(catalog, arcsec)
+    mdir = os.path.join(root, mname)
+    os.makedirs(mdir, exist_ok=True)
+    pmap = PartitionMap(final)
+    old_parts = old_man.get("margin_partitions") or {}
+    reuse = (cur is not None and cur.margin is not None and old_man.get("margin_order") == m
+             and os.path.basename(cur.margin) == mname)
+    ch = sorted((pixel_range(*l) for l in changed))
+    ch_lo = np.array([a for a, _ in ch], np.int64)
+    ch_hi = np.maximum.accumulate(np.array([b for _, b in ch], np.int64)) if ch else np.zeros(0, np.int64)
+    shards: dict = {}
+    for r in results:
+        for leaf, path, _ in r.get("margin", []):
+            shards.setdefault(tuple(leaf), []).append(path)
+    items, parts = [], {}
+    for leaf in final:
+        cells = ring(leaf[0], leaf[1], m)
+        own = pmap.owner(cells << _shift(m))
+        neigh = {pmap.leaves[i] for i in np.unique(own[own >= 0])}
+        lo, hi = cells << _shift(m), (cells + 1) << _shift(m)
+        j = np.searchsorted(ch_lo, hi, side="left") - 1     # last changed range starting below hi
+        hit = bool(np.any((j >= 0) & (ch_hi[np.maximum(j, 0)] > lo))) if len(ch_lo) else False
+        out = os.path.join(mdir, layout.leaf_relpath(*leaf))
+        key = mf.pixel_key(*leaf)
+        if reuse and not hit and leaf not in written:
+            if key in old_parts:
+                snapshot.link_or_copy(cur.margin_leaf(*leaf), out)
+                parts[leaf] = old_parts[key]
+            continue
+        items.append(MarginItem(leaf, out, shards.get(leaf, []),
+                                [os.path.join(root, catalog, layout.leaf_relpath(*s))
+                                 for s in sorted(neigh) if s not in written]))
+    if items:
+        n_jobs = max(1, min(len(items), 2 * runner.workers))
+        jobs = [MarginJob(j, items[j::n_jobs], m, settings["model"], row_group_rows) for j in range(n_jobs)]
+        for r in runner.run(run_margin_job, jobs, "write margins"):
+            for leaf, rows in r["margin_leaves"].items():
+                parts[tuple(leaf)] = rows
+                summary.margins_written += 1
+    new_man["margin_order"] = m
+    new_man["margin_partitions"] = {mf.pixel_key(*l): int(v) for l, v in sorted(parts.items())}
+    summary.margin_rows = int(sum(parts.values()))
+    write_margin_metadata(mdir, mname, f"../{catalog}", {l: v for l, v in parts.items()},
+                          lake_schema(settings["model"]), arcsec, m)
+    return mname

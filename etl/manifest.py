@@ -1,37 +1,19 @@
-"""The catalog's manifest (what was ingested) and its commit journal, both JSON, atomic.
+"""A snapshot's manifest (what the catalog ingested), JSON, written atomically.
 
-Layout inside a catalog directory ``LAKE/NAME``::
-
-    legacylake/manifest.json   committed state: inputs (path, size, mtime, hash, rows, data
-                               model, status, per-brick rows) and partitions (rows, row counts
-                               per cell at the plan order)
-    legacylake/journal.json    present only while a commit is being applied (roll forward)
-    legacylake/staging/        leaf files of the build in progress (flat names)
+``snapshots/vNNNNNN/manifest.json`` (see :mod:`legacylake.etl.layout`) holds the inputs
+(path, size, mtime, hash, rows, data model, status, per-brick rows), the partitions (rows,
+row counts per cell at the plan order), the build settings, the commit that made the
+snapshot (``commit``) and the commits before it (``history``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 
-FORMAT = 1
+from . import layout
 
-
-def state_dir(catalog_dir: str) -> str:
-    return os.path.join(catalog_dir, "legacylake")
-
-
-def manifest_path(catalog_dir: str) -> str:
-    return os.path.join(state_dir(catalog_dir), "manifest.json")
-
-
-def journal_path(catalog_dir: str) -> str:
-    return os.path.join(state_dir(catalog_dir), "journal.json")
-
-
-def staging_dir(catalog_dir: str) -> str:
-    return os.path.join(state_dir(catalog_dir), "staging")
+FORMAT = 2
 
 
 def write_json_atomic(path: str, obj) -> None:
@@ -47,16 +29,21 @@ def write_json_atomic(path: str, obj) -> None:
 
 def empty_manifest(catalog: str) -> dict:
     return {"format": FORMAT, "catalog": catalog, "model": None, "threshold": None,
-            "highest_order": None, "files": {}, "partitions": {}}
+            "highest_order": None, "margin_arcsec": None, "files": {}, "partitions": {},
+            "history": []}
+
+
+def read(path: str) -> dict:
+    with open(path) as fh:
+        return json.load(fh)
 
 
 def load(catalog_dir: str) -> dict | None:
-    """The committed manifest, or None when the catalog has none yet."""
-    p = manifest_path(catalog_dir)
-    if not os.path.exists(p):
+    """The manifest of the catalog's current snapshot, or None when nothing is published."""
+    snap = layout.resolve(catalog_dir)
+    if snap is None or not os.path.exists(snap.manifest_path):
         return None
-    with open(p) as fh:
-        return json.load(fh)
+    return read(snap.manifest_path)
 
 
 def pixel_key(order: int, npix: int) -> str:
@@ -66,13 +53,3 @@ def pixel_key(order: int, npix: int) -> str:
 def parse_key(key: str) -> tuple[int, int]:
     k, n = key.split("/")
     return int(k), int(n)
-
-
-def leaf_path(catalog_dir: str, order: int, npix: int) -> str:
-    """Final path of a leaf file in the HATS layout."""
-    d = (npix // 10_000) * 10_000
-    return os.path.join(catalog_dir, "dataset", f"Norder={order}", f"Dir={d}", f"Npix={npix}.parquet")
-
-
-def clear_staging(catalog_dir: str) -> None:
-    shutil.rmtree(staging_dir(catalog_dir), ignore_errors=True)

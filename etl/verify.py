@@ -1,8 +1,11 @@
-"""``legacylake etl verify``: check a catalog against its manifest and the HATS layout.
+"""``legacylake etl verify``: check a catalog's current snapshot against its manifest and
+the HATS layout.
 
 Checks: per-brick row counts equal the manifest's; no duplicate (release, brickid, objid);
 every row inside its partition's pixel and rows sorted by ``_healpix_29``; partition files,
-``partition_info.csv``, ``_metadata`` and ``hats.properties`` agree with the manifest.
+``partition_info.csv``, ``_metadata`` and ``hats.properties`` agree with the manifest; the
+margin catalog holds exactly the rows of the other partitions in each partition's margin
+ring (recomputed from the ``_healpix_29`` of every row).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow.parquet as pq
 
+from . import layout
 from . import manifest as mf
 from .healpix import pixel_range
 
@@ -39,14 +43,22 @@ class VerifyReport:
 
 def verify(lake: str, catalog: str, max_problems: int = 50) -> VerifyReport:
     """Verify ``lake/catalog``; problems are listed in the report (nothing raised for them)."""
-    cat = os.path.abspath(os.path.join(os.fspath(lake), catalog))
-    rep = VerifyReport(cat)
-    man = mf.load(cat)
-    if man is None:
-        rep.problems.append(f"{cat}: no legacylake manifest (not built by legacylake etl build)")
+    from .upgrade import needs_upgrade
+
+    cat_dir = os.path.abspath(os.path.join(os.fspath(lake), catalog))
+    rep = VerifyReport(cat_dir)
+    if not os.path.isdir(os.fspath(lake)):
+        rep.problems.append(f"{lake}: no such lake")
         return rep
-    if os.path.exists(mf.journal_path(cat)):
-        rep.problems.append(f"{cat}: an unfinished commit (journal.json); run etl build again to finish it")
+    snap = layout.resolve(cat_dir)
+    if snap is None or not os.path.exists(snap.manifest_path):
+        rep.problems.append(f"{cat_dir}: no published snapshot with a legacylake manifest"
+                            + (" (old single-folder layout: run legacylake etl upgrade)" if needs_upgrade(cat_dir)
+                               else " (not built by legacylake etl build)"))
+        return rep
+    man = mf.read(snap.manifest_path)
+    cat = snap.primary
+    rep.catalog_dir = f"{cat_dir} (snapshot v{snap.version:06d})"
     parts = {mf.parse_key(k): v for k, v in man["partitions"].items()}
     rep.partitions = len(parts)
 
@@ -59,7 +71,7 @@ def verify(lake: str, catalog: str, max_problems: int = 50) -> VerifyReport:
                 order = int(os.path.basename(os.path.dirname(root)).split("=")[1])
                 on_disk.add((order, int(n[5:-8])))
     for p in sorted(on_disk - set(parts)):
-        rep.problems.append(f"partition file {mf.leaf_path(cat, *p)} is not in the manifest")
+        rep.problems.append(f"partition file {snap.leaf(*p)} is not in the manifest")
     for p in sorted(set(parts) - on_disk):
         rep.problems.append(f"partition {p[0]}/{p[1]} of the manifest has no file")
 
@@ -80,7 +92,7 @@ def verify(lake: str, catalog: str, max_problems: int = 50) -> VerifyReport:
             fp = rg.column(0).file_path
             md_rows[fp] = md_rows.get(fp, 0) + rg.num_rows
         for p, v in parts.items():
-            rel = os.path.relpath(mf.leaf_path(cat, *p), ds)
+            rel = os.path.relpath(snap.leaf(*p), ds)
             if md_rows.get(rel, 0) != v["rows"]:
                 rep.problems.append(f"_metadata has {md_rows.get(rel, 0)} rows for {rel}, manifest {v['rows']}")
     except OSError:
@@ -97,8 +109,9 @@ def verify(lake: str, catalog: str, max_problems: int = 50) -> VerifyReport:
     # rows: inside their pixel, sorted, per-brick counts, duplicates
     keys = []
     brick_counts: dict[int, int] = {}
+    margin_expect = _MarginCount(man, parts)
     for p in sorted(set(parts) & on_disk):
-        path = mf.leaf_path(cat, *p)
+        path = snap.leaf(*p)
         try:
             t = pq.read_table(path, columns=["_healpix_29", "release", "brickid", "objid"])
         except Exception as exc:
@@ -114,6 +127,7 @@ def verify(lake: str, catalog: str, max_problems: int = 50) -> VerifyReport:
             rep.problems.append(f"{path}: {out} rows outside pixel Norder={p[0]} Npix={p[1]}")
         if len(hp) > 1 and np.any(np.diff(hp) < 0):
             rep.problems.append(f"{path}: rows not sorted by _healpix_29")
+        margin_expect.add(p, hp)
         rel = t.column("release").to_numpy(zero_copy_only=False).astype(np.int64)
         bid = t.column("brickid").to_numpy(zero_copy_only=False).astype(np.int64)
         oid = t.column("objid").to_numpy(zero_copy_only=False).astype(np.int64)
@@ -144,5 +158,58 @@ def verify(lake: str, catalog: str, max_problems: int = 50) -> VerifyReport:
         if expected.get(b, 0) != brick_counts.get(b, 0):
             rep.problems.append(f"brick {b}: {brick_counts.get(b, 0)} rows in the catalog, "
                                 f"manifest {expected.get(b, 0)} (from {owners.get(b, '?')})")
+    if margin_expect.m is not None:
+        _check_margin(snap, man, margin_expect, rep)
     del rep.problems[max_problems:]
     return rep
+
+
+class _MarginCount:
+    """Rows each partition's margin must hold, counted from every row's ``_healpix_29``."""
+
+    def __init__(self, man: dict, parts: dict):
+        from .margin import PartitionMap
+
+        self.m = man.get("margin_order")
+        self.pmap = PartitionMap(parts) if self.m is not None else None
+        self.count = np.zeros(len(parts), dtype=np.int64)
+
+    def add(self, leaf, hp: np.ndarray) -> None:
+        from .margin import route_edge_rows
+
+        if self.m is None:
+            return
+        _, targets = route_edge_rows(hp, leaf, self.pmap, self.m)
+        self.count += np.bincount(targets, minlength=len(self.count))
+
+
+def _check_margin(snap, man: dict, expect: _MarginCount, rep: VerifyReport) -> None:
+    from .margin import in_cells, ring
+
+    if snap.margin is None or not os.path.isdir(snap.margin):
+        rep.problems.append(f"{snap.catalog_dir}: the snapshot has no margin catalog")
+        return
+    listed = {mf.parse_key(k): v for k, v in (man.get("margin_partitions") or {}).items()}
+    for i, leaf in enumerate(expect.pmap.leaves):
+        want = int(expect.count[i])
+        path = snap.margin_leaf(*leaf)
+        have = 0
+        if os.path.exists(path):
+            t = pq.read_table(path, columns=["_healpix_29", "release", "brickid", "objid"])
+            hp = t.column("_healpix_29").to_numpy()
+            have = t.num_rows
+            lo, hi = pixel_range(*leaf)
+            if np.any((hp >= lo) & (hp < hi)):
+                rep.problems.append(f"{path}: margin rows inside their own partition")
+            if not np.all(in_cells(hp, ring(leaf[0], leaf[1], expect.m), expect.m)):
+                rep.problems.append(f"{path}: margin rows outside the partition's margin ring")
+            k = ((t.column("release").to_numpy().astype(np.int64) << 48)
+                 | (t.column("brickid").to_numpy().astype(np.int64) << 24) | t.column("objid").to_numpy())
+            if len(np.unique(k)) != len(k):
+                rep.problems.append(f"{path}: duplicate rows in the margin")
+        if have != want:
+            rep.problems.append(f"margin of partition {leaf[0]}/{leaf[1]}: {have} rows, expected {want} "
+                                f"(recomputed from the partitions' rows)")
+        if listed.get(leaf, 0) != have:
+            rep.problems.append(f"margin of partition {leaf[0]}/{leaf[1]}: manifest lists {listed.get(leaf, 0)} "
+                                f"rows, file has {have}")

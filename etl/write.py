@@ -118,6 +118,8 @@ class Task:
     point_map_order: int = POINT_MAP_ORDER
     pending_bytes: int = PENDING_BYTES
     source_models: dict = field(default_factory=dict)   # path -> data model, files mapped to ``model``
+    margin_order: int | None = None   # route edge rows to the margins of other partitions
+    partitions: list = field(default_factory=list)      # [(order, npix)] of the whole new catalog
 
 
 def leaf_name(order: int, npix: int) -> str:
@@ -147,6 +149,7 @@ class _LeafWriter:
         self.buf: list[pa.Table] = []
         self.buf_rows = 0
         self.results: dict = {}
+        self.margin = _MarginRows(task) if task.margin_order is not None else None
 
     def _open(self, i: int) -> None:
         self._close()
@@ -204,6 +207,8 @@ class _LeafWriter:
                 if i != self.cur:
                     self._open(i)
                 piece = t.slice(start, end - start)
+                if self.margin is not None:
+                    self.margin.add(self.task.leaves[i], piece, hp[start:end])
                 self.buf.append(piece)
                 self.buf_rows += piece.num_rows
                 self.rows += piece.num_rows
@@ -222,6 +227,60 @@ class _LeafWriter:
 
     def finish(self) -> None:
         self._close()
+        if self.margin is not None:
+            self.margin.flush()
+
+
+class _MarginRows:
+    """Rows of a task's leaves that belong to other partitions' margins, gathered per target
+    partition and written as hp-sorted Arrow IPC shards (``results``: [(target, path, rows)])."""
+
+    #: bytes held before the shards are written
+    HOLD_BYTES = 32 << 20
+
+    def __init__(self, task: Task):
+        from .margin import PartitionMap
+
+        self.task = task
+        self.pmap = PartitionMap(task.partitions)
+        self.m = int(task.margin_order)
+        self.held: dict[int, list] = {}
+        self.nbytes = 0
+        self.seq = 0
+        self.results: list = []
+
+    def add(self, leaf, piece: pa.Table, hp: np.ndarray) -> None:
+        from .margin import route_edge_rows
+
+        rows, targets = route_edge_rows(hp, leaf, self.pmap, self.m)
+        if not len(rows):
+            return
+        order = np.argsort(targets, kind="stable")
+        rows, targets = rows[order], targets[order]
+        cuts = np.flatnonzero(np.diff(targets)) + 1
+        for r, t in zip(np.split(rows, cuts), np.split(targets, cuts)):
+            part = piece.take(pa.array(r))
+            self.held.setdefault(int(t[0]), []).append(part)
+            self.nbytes += part.nbytes
+        if self.nbytes > self.HOLD_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        import pyarrow.ipc as ipc
+
+        d = os.path.join(self.task.staging, "margin")
+        os.makedirs(d, exist_ok=True)
+        for t, parts in sorted(self.held.items()):
+            k, n = self.pmap.leaves[t]
+            table = pa.concat_tables(parts)
+            path = os.path.join(d, f"t{self.task.task_id}-{k}-{n}-{self.seq}.arrow")
+            with ipc.new_file(path + ".tmp", table.schema) as w:
+                w.write_table(table)
+            os.replace(path + ".tmp", path)
+            self.results.append(((k, n), path, table.num_rows))
+        self.seq += 1
+        self.held.clear()
+        self.nbytes = 0
 
 
 def _in_ranges(hp: np.ndarray, los: np.ndarray, his: np.ndarray) -> np.ndarray:
@@ -651,4 +710,5 @@ def run_task(task: Task) -> dict:
     out.finish()
     release_memory()
     return {"task_id": task.task_id, "leaves": out.results, "files": files,
+            "margin": out.margin.results if out.margin is not None else [],
             "peak_pending_rows": stats["peak_pending"], "spilled_rows": stats["spilled_rows"]}

@@ -1,16 +1,20 @@
 """``connect(LAKE)``: a DuckDB connection with a view per catalog of a HATS lake and the SQL functions.
 
-A lake is a folder of HATS catalogs (``LAKE/NAME/hats.properties``). Each catalog ``NAME``
-becomes a view ``NAME`` over its leaf files (``dataset/Norder=*/Dir=*/Npix=*.parquet``,
-without the hive partition columns) and a view ``NAME_derived`` that adds Astro Data Lab's
+A lake is a folder of catalogs: HATS collections written by ``legacylake etl``
+(``LAKE/NAME/collection.properties`` pointing at the current snapshot) or plain HATS
+catalogs (``LAKE/NAME/hats.properties``). Each catalog ``NAME`` becomes a view ``NAME`` over
+the leaf files of the snapshot current when the connection is opened (resolved once: a
+build that publishes a new snapshot later does not change what this connection reads),
+without the hive partition columns, and a view ``NAME_derived`` that adds Astro Data Lab's
 derived columns (``mag_g``, ``dered_mag_r``, ``snr_z``, ``g_r``, ``nest4096``, ...).
-A single catalog folder may be passed too. The connection is locked to reading the lake's
-leaf files (:func:`lock_to_lake`).
+A single catalog folder may be passed too. The connection only reads the lake
+(:class:`LakeConnection`, :func:`lock_to_lake`).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -22,12 +26,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import UserError
+from ..etl import layout
 from . import macros
 
 
 @dataclass(frozen=True)
 class Catalog:
-    """One HATS catalog of a lake: name, folder, partitions (order, pixel) and leaf paths."""
+    """One HATS catalog of a lake: name, folder (the snapshot's HATS catalog for a
+    collection), partitions (order, pixel) and leaf paths."""
 
     name: str
     path: Path
@@ -35,6 +41,8 @@ class Catalog:
     pixels: np.ndarray  # int64, per partition
     files: tuple[str, ...]
     properties: dict[str, str]
+    snapshot: int | None = None      # version of the collection's snapshot (None: plain HATS)
+    margin: Path | None = None       # its margin catalog folder, if any
 
     @property
     def schema(self) -> pa.Schema:
@@ -60,29 +68,25 @@ def _schema(path: str, first_file: str) -> pa.Schema:
     return pq.read_schema(first_file)
 
 
-def _read_properties(path: Path) -> dict[str, str]:
-    out = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            k, v = line.split("=", 1)
-            out[k.strip()] = v.strip()
-    return out
-
-
 def _leaf(root: Path, order: int, pix: int) -> Path:
     return root / "dataset" / f"Norder={order}" / f"Dir={(pix // 10000) * 10000}" / f"Npix={pix}.parquet"
 
 
 def open_catalog(path: str | os.PathLike) -> Catalog:
-    """Read a catalog's properties and partition list (partition_info.csv, else the leaf files)."""
-    root = Path(path)
+    """Read a catalog's properties and partition list (partition_info.csv, else the leaf files).
+
+    ``path`` is a collection (its current snapshot is resolved, once) or a HATS catalog."""
+    return _open(Path(path))
+
+
+def _open_hats(root: Path, name: str | None = None, snapshot: int | None = None,
+               margin: str | None = None) -> Catalog:
     props_file = root / "hats.properties"
     if not props_file.is_file():
         props_file = root / "properties"
     if not props_file.is_file():
         raise UserError(f"{root}: not a HATS catalog (no hats.properties)")
-    props = _read_properties(props_file)
+    props = layout.read_properties(props_file)
     info = root / "partition_info.csv"
     if info.is_file():
         import csv
@@ -99,7 +103,8 @@ def open_catalog(path: str | os.PathLike) -> Catalog:
         orders = np.array([int(p.parent.parent.name.split("=")[1]) for p in leaves], dtype=np.int64)
         pixels = np.array([int(p.stem.split("=")[1]) for p in leaves], dtype=np.int64)
     files = tuple(str(_leaf(root, int(o), int(p))) for o, p in zip(orders, pixels))
-    return Catalog(root.name, root, orders, pixels, files, props)
+    return Catalog(name or root.name, root, orders, pixels, files, props, snapshot,
+                   Path(margin) if margin else None)
 
 
 def _mtime(p: Path) -> float:
@@ -110,13 +115,28 @@ def _mtime(p: Path) -> float:
 
 
 @functools.lru_cache(maxsize=256)
-def _open_cached(path: str, props_mtime: float, info_mtime: float) -> Catalog:
-    return open_catalog(path)
+def _open_cached(path: str, props_mtime: float, info_mtime: float, name: str | None = None,
+                 snapshot: int | None = None, margin: str | None = None) -> Catalog:
+    return _open_hats(Path(path), name, snapshot, margin)
 
 
 def _open(root: Path) -> Catalog:
-    """open_catalog, cached until hats.properties or partition_info.csv change."""
+    """The catalog at ``root``: a collection's current snapshot (resolved now; a snapshot
+    never changes, so its partition list is cached), or a plain HATS catalog (cached until
+    hats.properties or partition_info.csv change)."""
+    if (root / layout.COLLECTION_FILE).is_file():
+        try:
+            snap = layout.resolve(root)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        if not os.path.isdir(snap.primary):
+            raise UserError(f"{root}: collection.properties points at {snap.primary}, which is missing")
+        return _open_cached(snap.primary, 0.0, 0.0, root.name, snap.version, snap.margin)
     return _open_cached(str(root), _mtime(root / "hats.properties"), _mtime(root / "partition_info.csv"))
+
+
+def _is_catalog(path: Path) -> bool:
+    return (path / layout.COLLECTION_FILE).is_file() or (path / "hats.properties").is_file()
 
 
 def catalogs(lake: str | os.PathLike) -> dict[str, Catalog]:
@@ -124,16 +144,16 @@ def catalogs(lake: str | os.PathLike) -> dict[str, Catalog]:
     root = Path(lake)
     if not root.is_dir():
         raise UserError(f"{root}: no such lake folder")
-    if (root / "hats.properties").is_file():
+    if _is_catalog(root):
         cat = _open(root)
         return {cat.name: cat}
     out = {}
     for sub in sorted(root.iterdir()):
-        if sub.is_dir() and (sub / "hats.properties").is_file():
+        if sub.is_dir() and _is_catalog(sub):
             out[sub.name] = _open(sub)
     if not out:
-        raise UserError(f"{root}: not a lake (no folder with hats.properties; "
-                        "expected LAKE/<catalog>/hats.properties, as legacylake etl writes)")
+        raise UserError(f"{root}: not a lake (no catalog folder: expected LAKE/<catalog>/collection.properties "
+                        "as legacylake etl writes, or LAKE/<catalog>/hats.properties)")
     return out
 
 
@@ -150,32 +170,38 @@ def parquet_scan(files) -> str:
     return f"read_parquet({_file_list(files)}, hive_partitioning = false, union_by_name = false)"
 
 
-def connect(lake: str | os.PathLike, threads: int | None = None, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+def connect(lake: str | os.PathLike, threads: int | None = None, read_only: bool = True,
+            progress_bar: bool = False) -> "LakeConnection | duckdb.DuckDBPyConnection":
     """A DuckDB connection with a view per catalog of ``lake``, ``<catalog>_derived`` views and
     the SQL function library (:mod:`legacylake.query.macros`).
 
-    The lake's path is kept in the connection (DuckDB variable ``legacylake_lake``, see
-    :func:`lake_of`); use :func:`catalogs` for the partition lists. The crossmatch table macros
-    ``xmatch_nearest(ext, catalog, radius_arcsec)`` and ``xmatch_all(...)`` are registered too.
+    Each catalog's current snapshot is resolved once, here: the views read that snapshot's
+    leaves for the life of the connection, whatever builds publish meanwhile (open a new
+    connection to see them; ``etl vacuum`` must keep the snapshot while the connection is
+    used). The lake's path and the snapshots are kept in the connection (see :func:`lake_of`).
+    The crossmatch table macros ``xmatch_nearest(ext, catalog, radius_arcsec)`` and
+    ``xmatch_all(...)`` are registered too.
 
-    ``read_only`` (default): the connection is locked to the lake's leaf files. DuckDB's external
-    access is disabled with the leaf files as its only ``allowed_paths``, so ``COPY ... TO``,
-    ``EXPORT DATABASE``, ``ATTACH`` and reading or writing any other file fail with DuckDB's
-    "Permission Error: Cannot access file ...", and the lock cannot be lifted on this
-    connection. Bring other data in with ``con.register(name, arrow_table_or_dataframe)``.
-    ``read_only=False`` gives an unlocked connection (the lake is then read-only by convention).
+    ``read_only`` (default): a :class:`LakeConnection`, which refuses statements that write
+    files or change the sandbox (COPY, EXPORT, ATTACH, DETACH, INSTALL, LOAD) by their DuckDB
+    statement type, and relation methods that write files (``to_parquet``, ``to_csv``, ...).
+    DuckDB's external access is disabled with the leaf files as its only ``allowed_paths`` and
+    the configuration is locked (``lock_configuration``), so no ``SET`` can lift the sandbox
+    (nor change any other setting: pass ``threads`` and ``progress_bar`` here). In-memory
+    tables, macros and ``con.register(name, arrow_table_or_dataframe)`` stay allowed.
+    ``read_only=False`` gives a plain, unlocked ``duckdb.DuckDBPyConnection``.
 
-    Parquet footers are cached on the connection (``parquet_metadata_cache``): open a new
-    connection after an ``etl build`` that rewrote the lake.
+    Parquet footers are cached on the connection (``parquet_metadata_cache``).
     """
     root = Path(lake).resolve()  # absolute leaf paths: views and the allowed paths match exactly
     cats = catalogs(root)
     con = duckdb.connect(":memory:")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
+    if progress_bar:
+        con.execute("SET enable_progress_bar = true")  # DuckDB's bar on stderr for queries > 2 s
     # keep parsed Parquet footers between queries (a leaf's footer is 182 columns x ~300 row
     # groups): a 1-arcmin SQL cone() on the 11.8M-row lake drops from 572 to 345 ms CPU.
-    # DuckDB re-reads a footer when the file's mtime is not older than the cached read.
     con.execute("SET parquet_metadata_cache = true")
     macros.install(con)
     for name, cat in cats.items():
@@ -190,41 +216,165 @@ def connect(lake: str | os.PathLike, threads: int | None = None, read_only: bool
         if re.fullmatch(r"dr\d+", name):  # Astro Data Lab's name for the same table: ls_dr9.tractor
             con.execute(f"CREATE SCHEMA IF NOT EXISTS ls_{name}")
             con.execute(f"CREATE VIEW ls_{name}.tractor AS SELECT * FROM {_sql_name(name + '_derived')}")
-    path = str(root).replace("'", "''")
-    con.execute(f"SET VARIABLE legacylake_lake = '{path}'")
+    con.execute("SET VARIABLE legacylake_lake = ?", [str(root)])
+    con.execute("SET VARIABLE legacylake_catalogs = ?",
+                [json.dumps({n: [str(c.path), c.snapshot, str(c.margin) if c.margin else None]
+                             for n, c in cats.items()})])
     from .xmatch import register_xmatch  # xmatch_all / xmatch_nearest table macros
 
     register_xmatch(con)
-    if read_only:
-        lock_to_lake(con, cats)
-    return con
+    if not read_only:
+        return con
+    lock_to_lake(con, cats)
+    return LakeConnection(con)
 
 
 def lock_to_lake(con: duckdb.DuckDBPyConnection, cats: dict[str, Catalog]) -> None:
-    """Disable DuckDB's external access on ``con`` except reading the catalogs' leaf files.
+    """Disable DuckDB's external access on ``con`` except reading the catalogs' leaf files, and
+    lock its configuration (no ``SET`` can undo this on the connection).
 
-    After this no SQL on ``con`` can create, replace or delete a file (COPY TO, EXPORT, ATTACH,
-    temp-directory changes, extension installs) nor read files outside the lake; it cannot be
-    undone on the connection. One gap remains, a DuckDB limitation: ``allowed_paths`` is one list
-    for reading and writing, so ``COPY ... TO '<an existing leaf file>' (USE_TMP_FILE false)``
-    is not refused by DuckDB (``legacylake sql`` refuses every statement but SELECT/EXPLAIN).
+    After this no SQL on ``con`` can create, replace or delete a file other than the leaves
+    (COPY TO, EXPORT, ATTACH, temp-directory changes, extension installs) nor read files
+    outside the lake. ``allowed_paths`` is one list for reading and writing (a DuckDB
+    limitation), so writing over a leaf itself is refused by :class:`LakeConnection`.
     """
     files = [f for cat in cats.values() for f in cat.files]
     if files:
         con.execute(f"SET allowed_paths = {_file_list(files)}")
     con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+#: Statement types a lake connection refuses (they write files or open other databases).
+REFUSED_STATEMENTS = frozenset({"COPY", "EXPORT", "ATTACH", "DETACH", "LOAD", "COPY_DATABASE", "EXTENSION"})
+#: Methods of connections and relations that write files or change the sandbox.
+_REFUSED_METHODS = frozenset({"to_parquet", "write_parquet", "to_csv", "write_csv", "install_extension",
+                              "load_extension", "register_filesystem", "unregister_filesystem"})
+
+
+def refuse_writes(sql: str) -> None:
+    """UserError if any statement of ``sql`` writes files or changes the sandbox (by DuckDB's
+    statement types; the text is parsed by DuckDB, never matched with patterns)."""
+    try:
+        stmts = duckdb.extract_statements(sql)
+    except duckdb.Error:
+        return  # DuckDB reports the syntax error itself when the text runs
+    for st in stmts:
+        kind = str(st.type).split(".")[-1].upper()
+        if kind in REFUSED_STATEMENTS:
+            what = "INSTALL/LOAD" if kind == "LOAD" else kind
+            raise UserError(f"{what} statements are refused on a lake connection (it only reads the lake; "
+                            "bring other data in with con.register(name, arrow_table))")
+
+
+class _Guarded:
+    """Forwards attributes to a DuckDB object, refusing the methods that write files and
+    wrapping the connections and relations it returns."""
+
+    def __init__(self, obj):
+        object.__setattr__(self, "_obj", obj)
+
+    def __getattr__(self, name):
+        if name in _REFUSED_METHODS:
+            raise UserError(f"{name}() is refused on a lake connection (it would write files); "
+                            "fetch the result (e.g. .to_arrow_table()) and write it yourself")
+        attr = getattr(self._obj, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            return _wrap(attr(*args, **kwargs))
+
+        return call
+
+    def __setattr__(self, name, value):
+        setattr(self._obj, name, value)
+
+    def __repr__(self) -> str:
+        return repr(self._obj)
+
+
+def _wrap(x):
+    if isinstance(x, duckdb.DuckDBPyConnection):
+        return LakeConnection(x)
+    if isinstance(x, duckdb.DuckDBPyRelation):
+        return LakeRelation(x)
+    return x
+
+
+class LakeRelation(_Guarded):
+    """A DuckDB relation from a :class:`LakeConnection` (file-writing methods refused)."""
+
+    def __iter__(self):
+        return iter(self._obj.fetchall())
+
+    def __len__(self) -> int:
+        return len(self._obj)
+
+    def __getitem__(self, key):
+        return _wrap(self._obj[key])
+
+
+class LakeConnection(_Guarded):
+    """A read-only DuckDB connection to a lake, as :func:`connect` returns it.
+
+    It behaves as a ``duckdb.DuckDBPyConnection`` (``sql``, ``execute``, ``register``,
+    ``fetchall``, ...; relations come back as :class:`LakeRelation`), but statements that
+    write files or change the sandbox are refused before DuckDB sees them
+    (:data:`REFUSED_STATEMENTS`). ``raw`` is the underlying DuckDB connection, for APIs that
+    insist on one (``duckdb.sql(..., connection=con.raw)``); it is locked by DuckDB itself
+    (external access, configuration) but does not refuse COPY over a leaf file.
+    """
+
+    @property
+    def raw(self) -> duckdb.DuckDBPyConnection:
+        return self._obj
+
+    def _checked(self, name):
+        fn = getattr(self._obj, name)
+
+        def call(query, *args, **kwargs):
+            if isinstance(query, str):
+                refuse_writes(query)
+            return _wrap(fn(query, *args, **kwargs))
+
+        return call
+
+    def __getattr__(self, name):
+        if name in ("sql", "query", "execute", "executemany", "from_query"):
+            return self._checked(name)
+        return super().__getattr__(name)
+
+    def execute(self, query, parameters=None):
+        refuse_writes(query) if isinstance(query, str) else None
+        self._obj.execute(query, parameters)
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._obj.close()
 
 
 def lake_of(con) -> tuple[Path, dict[str, Catalog]]:
-    """(lake path, catalogs) of a connection made by :func:`connect` (the path is kept in the
-    connection as the DuckDB variable ``legacylake_lake``)."""
+    """(lake path, catalogs) of a connection made by :func:`connect`: the snapshots it was
+    opened on (kept in the connection as DuckDB variables), not the ones current now."""
     try:
-        path = con.sql("SELECT getvariable('legacylake_lake')").fetchall()[0][0]
+        path, pinned = con.sql("SELECT getvariable('legacylake_lake'), getvariable('legacylake_catalogs')"
+                               ).fetchall()[0]
     except duckdb.Error:
-        path = None
+        path = pinned = None
     if not path:
         raise UserError("this DuckDB connection was not made by legacylake.query.connect")
-    return Path(path), catalogs(path)
+    if not pinned:
+        return Path(path), catalogs(path)
+    cats = {}
+    for name, (hats_dir, version, margin) in json.loads(pinned).items():
+        p = Path(hats_dir)
+        mt = (0.0, 0.0) if version is not None else (_mtime(p / "hats.properties"), _mtime(p / "partition_info.csv"))
+        cats[name] = _open_cached(str(p), *mt, name, version, margin)
+    return Path(path), cats
 
 
 def units_for(names, cats: dict[str, Catalog]) -> dict[str, str]:

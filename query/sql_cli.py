@@ -136,9 +136,8 @@ def _sql(args) -> int:
     from .run import query
 
     t0 = time.perf_counter()
-    con = connect(args.lake)
+    con = connect(args.lake, progress_bar=True)
     try:
-        con.execute("SET enable_progress_bar = true")  # DuckDB's bar on stderr for queries > 2 s
         res = query(con, text)
         _, cats = lake_of(con)
         return _emit(res, args, units_for(res.column_names, cats), time.perf_counter() - t0)
@@ -147,18 +146,17 @@ def _sql(args) -> int:
 
 
 def _search(args, region_fn) -> int:
-    from .connect import catalogs, units_for
-    from .spatial import search
+    from .connect import units_for
+    from .spatial import _resolve, search
 
-    cats = catalogs(args.lake)
+    cat = _resolve(args.lake, args.catalog)  # the catalog's current snapshot, resolved once
     region = region_fn()
     t0 = time.perf_counter()
     stats: dict = {}
-    res = search(args.lake, region, args.catalog, columns=args.columns, where=args.where, stats=stats,
-                 progress=True)
+    res = search(cat, region, columns=args.columns, where=args.where, stats=stats, progress=True)
     extra = (f"; read {stats['files_read']}/{stats['files_total']} files, {stats['row_groups_read']} row groups, "
              f"{stats['rows_scanned']} rows scanned")
-    return _emit(res, args, units_for(res.column_names, cats), time.perf_counter() - t0, extra)
+    return _emit(res, args, units_for(res.column_names, {cat.name: cat}), time.perf_counter() - t0, extra)
 
 
 def _cone(args) -> int:

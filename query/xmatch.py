@@ -740,10 +740,10 @@ def register_xmatch(con, lake: str | os.PathLike | None = None) -> None:
                 "SELECT * EXCLUDE (__xid) FROM p WHERE sep_arcsec <= radius_arcsec "
                 "QUALIFY row_number() OVER (PARTITION BY __xid ORDER BY sep_arcsec, lake_brickid, lake_objid) = 1")
     if lake is not None:
-        root = Path(os.fspath(lake))
+        from .connect import catalogs, parquet_scan
+
         existing = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() UNION ALL "
                                               "SELECT table_name FROM duckdb_tables()").fetchall()}
-        for d in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
-            if (d / "dataset").is_dir() and d.name not in existing:
-                glob = str(d / "dataset" / "Norder=*" / "Dir=*" / "Npix=*.parquet").replace("'", "''")
-                con.execute(f'CREATE VIEW "{d.name}" AS SELECT * FROM read_parquet(\'{glob}\', hive_partitioning=false)')
+        for name, cat in catalogs(lake).items():   # each catalog's current snapshot
+            if cat.files and name not in existing:
+                con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM {parquet_scan(cat.files)}')

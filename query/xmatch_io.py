@@ -24,34 +24,19 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from legacylake.errors import UserError
+from legacylake.etl import layout
+from legacylake.etl.layout import read_properties
 
 HP_COL = "_healpix_29"
 #: Columns of the partition path that readers of a hive-style HATS dataset may add.
 PARTITION_COLS = ("Norder", "Dir", "Npix")
 
 
-def read_properties(path: Path) -> dict[str, str]:
-    """key=value lines of a HATS ``hats.properties`` / ``properties`` / collection file."""
-    out: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        k, v = line.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
-
-
 def hats_catalog_dir(path: Path) -> Path | None:
-    """The catalog directory of a HATS catalog or collection at ``path`` (None if not HATS)."""
-    if (path / "hats.properties").is_file() or (path / "properties").is_file() and (path / "dataset").is_dir():
-        return path
-    if (path / "collection.properties").is_file():
-        props = read_properties(path / "collection.properties")
-        primary = props.get("hats_primary_table_url")
-        if primary and (path / primary).is_dir():
-            return path / primary
-    return None
+    """The catalog directory of a HATS catalog or collection at ``path`` (a collection's
+    current snapshot, resolved now; None if not HATS)."""
+    d = layout.hats_dir(path)
+    return Path(d) if d is not None else None
 
 
 @dataclass

@@ -16,6 +16,8 @@ from legacylake.catalogs_schema.random_table import random_brick_table
 from legacylake.etl import build, verify
 from legacylake.etl.testdata import patch_bricks, patch_files
 
+from _lake import dataset_dir
+
 
 def _write(path, arr):
     arr = arr.copy()
@@ -111,7 +113,7 @@ def test_real_desitarget_files(shared_data, tmp_path):
     rep = verify(lake, "dr8")
     assert rep.ok, rep.problems
     import pyarrow.dataset as pds
-    t = pds.dataset(os.path.join(lake, "dr8", "dataset"), format="parquet").to_table(columns=["type", "release"])
+    t = pds.dataset(dataset_dir(os.path.join(lake, "dr8")), format="parquet").to_table(columns=["type", "release"])
     assert set(t.column("type").to_pylist()) <= {"PSF", "REX", "EXP", "DEV", "COMP", "SER"}
     assert set(t.column("release").to_pylist()) == {8000}
 

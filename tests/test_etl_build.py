@@ -11,9 +11,11 @@ import pytest
 from legacylake.catalogs_schema import model
 from legacylake.etl import build, verify
 from legacylake.etl.healpix import healpix29, pixel_range
-from legacylake.etl.manifest import leaf_path, load
+from legacylake.etl.manifest import load
 from legacylake.etl.read import read_fits_table
 from legacylake.etl.testdata import patch_files
+
+from _lake import dataset_dir, leaf_path
 
 NBRICKS, ROWS = 10, 300
 
@@ -48,10 +50,15 @@ def test_hats_valid_and_lsdb_opens(lake):
     d, _, s = lake
     cat = str(d / "lake" / "dr9")
     assert is_valid_catalog(cat, strict=True)
-    hc = hats.read_hats(cat)
-    assert hc.catalog_info.total_rows == s.total_rows
+    hc = hats.read_hats(cat)   # a collection: the current snapshot and its margin
+    assert hc.main_catalog.catalog_info.total_rows == s.total_rows
     assert len(hc.get_healpix_pixels()) == s.partitions
-    df = lsdb.open_catalog(cat, columns=["ra", "dec", "flux_g"]).compute()
+    margin = hats.read_hats(hc.default_margin_catalog_dir)
+    assert margin.catalog_info.catalog_type == "margin" and margin.catalog_info.margin_threshold == 10.0
+    assert margin.catalog_info.total_rows == s.margin_rows > 0
+    lc = lsdb.open_catalog(cat, columns=["ra", "dec", "flux_g"])
+    assert lc.margin is not None and len(lc.margin.compute()) == s.margin_rows
+    df = lc.compute()
     assert len(df) == NBRICKS * ROWS
 
 
@@ -121,7 +128,7 @@ def test_values_round_trip_from_fits(lake):
     import pyarrow.dataset as pds
 
     d, paths, _ = lake
-    ds = pds.dataset(str(d / "lake" / "dr9" / "dataset"), format="parquet", partitioning="hive")
+    ds = pds.dataset(dataset_dir(d / "lake" / "dr9"), format="parquet", partitioning="hive")
     lakeT = ds.to_table(columns=["brickid", "objid", "type", "flux_g", "apflux_r", "brick_primary", "nobs_z"])
     key = lakeT.column("brickid").to_numpy().astype(np.int64) * 100000 + lakeT.column("objid").to_numpy()
     order = np.argsort(key)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 
 from legacylake.etl import build, verify
-from legacylake.etl.manifest import leaf_path, load
+from legacylake.etl.manifest import load
+
+from _lake import leaf_path
 from legacylake.etl.testdata import patch_files
 
 

@@ -11,7 +11,9 @@ import pytest
 from legacylake.catalogs_schema.random_table import write_random_bricks
 from legacylake.errors import UserError
 from legacylake.etl import build, verify
-from legacylake.etl.manifest import leaf_path, load
+
+from _lake import dataset_dir, hats_dir, leaf_path
+from legacylake.etl.manifest import load
 from legacylake.etl.testdata import patch_bricks, patch_files
 
 
@@ -27,7 +29,7 @@ def _leaf_stats(cat):
 
 def _all_keys(cat):
     import pyarrow.dataset as pds
-    t = pds.dataset(os.path.join(cat, "dataset"), format="parquet").to_table(columns=["release", "brickid", "objid"])
+    t = pds.dataset(dataset_dir(cat), format="parquet").to_table(columns=["release", "brickid", "objid"])
     return sorted(zip(*(t.column(c).to_pylist() for c in ("release", "brickid", "objid"))))
 
 
@@ -36,12 +38,12 @@ def test_rerun_changes_nothing(tmp_path):
     s1 = build([str(tmp_path / "in")], str(tmp_path / "lake"), "c", threshold=300, highest_order=9, workers=1)
     cat = str(tmp_path / "lake" / "c")
     before = _leaf_stats(cat)
-    props = os.stat(os.path.join(cat, "hats.properties")).st_mtime_ns
+    props = os.stat(os.path.join(cat, "collection.properties")).st_mtime_ns
     s2 = build([str(tmp_path / "in")], str(tmp_path / "lake"), "c", workers=1)
     assert s2.nothing_to_do and s2.unchanged == 6 and s2.partitions_written == 0
     assert "nothing to do" in "\n".join(s2.lines())
     assert _leaf_stats(cat) == before
-    assert os.stat(os.path.join(cat, "hats.properties")).st_mtime_ns == props
+    assert os.stat(os.path.join(cat, "collection.properties")).st_mtime_ns == props
     assert s2.total_rows == s1.total_rows == 900
 
 
@@ -157,7 +159,7 @@ def test_cli_verify_exit_codes(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "files: 2 seen, 2 ingested" in out and "rows/s" in out
     assert main(["etl", "verify", "--lake", lake, "--catalog", "c"]) == 0
-    os.remove(os.path.join(lake, "c", "partition_info.csv"))
+    os.remove(os.path.join(hats_dir(os.path.join(lake, "c")), "partition_info.csv"))
     assert main(["etl", "verify", "--lake", lake, "--catalog", "c"]) == 1
     assert "partition_info.csv" in capsys.readouterr().out
 
@@ -169,7 +171,7 @@ def test_touched_but_identical_brick_is_unchanged(tmp_path):
     build(paths, lake, "c", threshold=1000, highest_order=8, workers=1)
     cat = os.path.join(lake, "c")
     before = _leaf_stats(cat)
-    props = os.stat(os.path.join(cat, "hats.properties")).st_mtime_ns
+    props = os.stat(os.path.join(cat, "collection.properties")).st_mtime_ns
     recorded = load(cat)["files"][paths[0]]["hash"]
     # the content hash the manifest records is the one content_hash computes
     from legacylake.etl.write import content_hash
@@ -180,7 +182,7 @@ def test_touched_but_identical_brick_is_unchanged(tmp_path):
     s = build(paths, lake, "c", workers=1)
     assert s.replaced == [] and s.ingested == [] and s.unchanged == 3 and s.nothing_to_do
     assert _leaf_stats(cat) == before
-    assert os.stat(os.path.join(cat, "hats.properties")).st_mtime_ns == props
+    assert os.stat(os.path.join(cat, "collection.properties")).st_mtime_ns == props
     # the new mtime is remembered: the next run does not hash the file again
     assert load(cat)["files"][paths[0]]["mtime_ns"] == os.stat(paths[0]).st_mtime_ns
     # one byte of a row changed, same size: replaced

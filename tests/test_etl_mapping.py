@@ -14,6 +14,8 @@ from legacylake.errors import UserError
 from legacylake.etl import build, verify
 from legacylake.etl.testdata import patch_bricks
 
+from _lake import dataset_dir, hats_dir
+
 
 def _inputs(tmp_path):
     names = patch_bricks(2, 200.0, 15.0)
@@ -38,9 +40,9 @@ def test_two_models_refused_then_mapped(tmp_path):
     assert s.ok and s.total_rows == 270
     assert verify(lake, "c").ok
     cat = os.path.join(lake, "c")
-    props = open(os.path.join(cat, "hats.properties")).read()
+    props = open(os.path.join(hats_dir(cat), "hats.properties")).read()
     assert "legacylake_data_model=dr9-tractor" in props and "dr4,dr9" in props
-    tab = pds.dataset(os.path.join(cat, "dataset"), format="parquet").to_table()
+    tab = pds.dataset(dataset_dir(cat), format="parquet").to_table()
     release = tab["release"].to_numpy()
     old = release < 5000
     assert old.sum() == 150

@@ -1,4 +1,5 @@
-"""pandas, polars, Spark and DuckDB read LAKE/NAME/dataset: right rows and types, and the
+"""pandas, polars, Spark and DuckDB read the dataset/ folder of a catalog's current snapshot
+(``open_catalog(LAKE/NAME).path / "dataset"``): right rows and types, and the
 hive partition directories (Norder=/Dir=/Npix=) do not clash with any column (hats issues
 367 and 368: the leaves hold no Norder/Dir/Npix columns, so a reader's partition columns
 are the only ones of those names)."""
@@ -11,6 +12,7 @@ import pytest
 
 from legacylake.etl import build
 from legacylake.etl.testdata import patch_files
+from legacylake.query import open_catalog
 
 NROWS = 8 * 150
 
@@ -21,7 +23,7 @@ def dataset(tmp_path_factory):
     paths = patch_files(d / "in", 8, 150, ra=10.0, dec=0.0)
     s = build(paths, str(d / "lake"), "cat", threshold=400, highest_order=8, workers=1)
     assert s.partitions > 1
-    return str(d / "lake" / "cat" / "dataset")
+    return str(open_catalog(d / "lake" / "cat").path / "dataset")
 
 
 def test_no_partition_names_among_columns(dataset):

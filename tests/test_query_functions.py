@@ -200,31 +200,53 @@ def test_connection_cannot_write_into_the_lake(query_lake, tmp_path):
     before = (leaf.read_bytes(), sorted(p.name for p in leaf.parent.iterdir()))
     c = connect(query_lake)
     n = c.sql("SELECT count(*) FROM dr9").fetchall()[0][0]
-    for sql in (f"COPY (SELECT 1 AS a) TO '{leaf.parent / 'new.parquet'}'",
+    # writing statements are refused by their DuckDB statement type, before DuckDB runs them,
+    # whatever the target (a leaf itself included) and however the call is made
+    for sql in (f"COPY (SELECT 1 AS a) TO '{leaf}' (FORMAT parquet, USE_TMP_FILE false)",
                 f"COPY (SELECT * FROM dr9 LIMIT 5) TO '{leaf}'",
-                f"COPY (SELECT 1 AS a) TO '{query_lake / 'dr9' / 'x.csv'}'",
+                f"COPY (SELECT 1 AS a) TO '{leaf.parent / 'new.parquet'}'",
+                f"COPY (SELECT 1 AS a) TO '{tmp_path / 'elsewhere.csv'}'",
+                f"SELECT 1; COPY (SELECT 1 AS a) TO '{tmp_path / 'elsewhere.csv'}'",
                 f"EXPORT DATABASE '{query_lake / 'exported'}'",
                 f"ATTACH '{query_lake / 'db.duckdb'}'",
-                f"COPY (SELECT 1 AS a) TO '{tmp_path / 'elsewhere.csv'}'",
-                f"SELECT * FROM read_csv('{tmp_path / 'elsewhere.csv'}')"):
-        with pytest.raises(duckdb.Error, match="Permission Error: Cannot access"):
+                "ATTACH ':memory:' AS other",
+                "INSTALL httpfs", "LOAD httpfs"):
+        for run in (c.execute, c.sql, c.query, lambda q: c.cursor().execute(q)):
+            with pytest.raises(UserError, match="refused on a lake connection"):
+                run(sql)
+    # relation methods that write files are refused too
+    for method in ("write_parquet", "to_parquet", "to_csv", "write_csv"):
+        with pytest.raises(UserError, match="refused on a lake connection"):
+            getattr(c.sql("SELECT * FROM dr9 LIMIT 1"), method)(str(leaf))
+    # DuckDB's own sandbox: no other file is readable, and no SET can lift it
+    with pytest.raises(duckdb.Error, match="Permission Error: Cannot access"):
+        c.execute(f"SELECT * FROM read_csv('{tmp_path / 'elsewhere.csv'}')")
+    for sql in ("SET enable_external_access = true", "SET lock_configuration = false",
+                "RESET lock_configuration", "SET allowed_paths = ['/']", "PRAGMA threads = 1"):
+        with pytest.raises(duckdb.Error, match="configuration has been locked"):
             c.execute(sql)
-    with pytest.raises(duckdb.Error, match="external access"):  # the lock cannot be lifted
-        c.execute("SET enable_external_access = true")
     with pytest.raises(UserError, match="only reads the lake's files"):
         query(c, f"SELECT * FROM read_parquet('{tmp_path / 'x.parquet'}')")
     assert (leaf.read_bytes(), sorted(p.name for p in leaf.parent.iterdir())) == before
     assert not (query_lake / "exported").exists() and not (query_lake / "db.duckdb").exists()
     assert not (tmp_path / "elsewhere.csv").exists()
-    # ordinary queries, the derived view, SQL spatial tables and registered Arrow tables still work
+    # ordinary queries, the derived view, SQL spatial tables, in-memory tables, variables and
+    # registered Arrow tables still work
     assert c.sql("SELECT count(*) FROM dr9").fetchall()[0][0] == n
+    assert c.execute("SELECT count(*) FROM dr9").fetchall()[0][0] == n
     assert c.sql("SELECT count(mag_r) FROM dr9_derived").fetchall()[0][0] > 0
     ra, dec = c.sql("SELECT ra, dec FROM dr9 LIMIT 1").fetchall()[0]
     assert query(c, f"SELECT count(*) AS n FROM cone('dr9', {ra}, {dec}, 0.01)")["n"][0].as_py() >= 1
     c.register("pts", pa.table({"x": [1, 2, 3]}))
     assert c.sql("SELECT sum(x) FROM pts").fetchall()[0][0] == 6
-    c.execute("SET threads = 1")  # ordinary settings stay changeable
+    c.execute("CREATE TEMP TABLE t AS SELECT * FROM dr9 LIMIT 3")
+    c.execute("SET VARIABLE k = 2")
+    assert c.sql("SELECT count(*) * getvariable('k') FROM t").fetchall()[0][0] == 6
+    assert c.sql("SELECT 1 AS a").filter("a = 1").project("a").to_arrow_table().num_rows == 1
     c.close()
+    t = connect(query_lake, threads=1)  # settings are given when the connection is made
+    assert t.sql("SELECT current_setting('threads')").fetchall()[0][0] == 1
+    t.close()
     free = connect(query_lake, read_only=False)  # the opt-out: an unlocked connection
     free.execute(f"COPY (SELECT 1 AS a) TO '{tmp_path / 'free.csv'}'")
     assert (tmp_path / "free.csv").exists()

@@ -177,8 +177,10 @@ def test_real_gaia_chunks_against_etl_lake(shared_data, tmp_path):
     # brute force: same nearest neighbours as astropy over the whole lake
     import glob
 
+    from legacylake.query import open_catalog
+
     lake = pa.concat_tables(pq.read_table(f, columns=["ra", "dec", "brickid", "objid"])
-                            for f in glob.glob(str(tmp_path / "lake" / "dr9" / "dataset" / "Norder=*" / "*" / "*.parquet")))
+                            for f in glob.glob(str(open_catalog(tmp_path / "lake" / "dr9").path / "dataset" / "Norder=*" / "*" / "*.parquet")))
     j, sep, _ = SkyCoord(gaia["ra"] * u.deg, gaia["dec"] * u.deg).match_to_catalog_sky(
         SkyCoord(lake.column("ra").to_numpy() * u.deg, lake.column("dec").to_numpy() * u.deg))
     ok = sep.arcsec <= 1.0
