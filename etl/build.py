@@ -113,16 +113,20 @@ class Summary:
 
 # ------------------------------------------------------------------ test hook
 
-#: Named points where a test may SIGKILL a build ($LEGACYLAKE_ETL_CRASH_AT).
+#: Named points where a test may SIGKILL ($LEGACYLAKE_ETL_CRASH_AT=name) or pause
+#: ($LEGACYLAKE_ETL_PAUSE_AT=name:seconds) a build.
 CRASH_POINTS = ("leaf", "tasks-done", "margins", "snapshot", "renamed", "pointer-written", "published")
 
 
 def crash_point(name: str) -> None:
-    """Test hook: SIGKILL this process at the named point when $LEGACYLAKE_ETL_CRASH_AT says so
-    (see :data:`CRASH_POINTS`)."""
+    """Test hook: SIGKILL this process at the named point when $LEGACYLAKE_ETL_CRASH_AT says so,
+    or sleep there when $LEGACYLAKE_ETL_PAUSE_AT does (see :data:`CRASH_POINTS`)."""
     if os.environ.get("LEGACYLAKE_ETL_CRASH_AT") == name:
         import signal
         os.kill(os.getpid(), signal.SIGKILL)
+    pause = os.environ.get("LEGACYLAKE_ETL_PAUSE_AT", "")
+    if pause.split(":")[0] == name:
+        time.sleep(float(pause.split(":")[1]))
 
 
 # ------------------------------------------------------------------ planning helpers
@@ -454,10 +458,15 @@ def _build_locked(sources, cat_dir, catalog, threshold, highest_order, workers, 
     return summary
 
 
-def _clear(path: str) -> None:
+def _clear(staging: str) -> None:
+    """Remove a build's staging folder, and the staging root once it is empty."""
     import shutil
 
-    shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        os.rmdir(os.path.dirname(staging))
+    except OSError:
+        pass
 
 
 def _write(cur, man, new, settings, workers, scheduler, row_group_rows, staging, runner):
@@ -672,10 +681,6 @@ def _commit(cat_dir, catalog, cur, man, new, settings, results, plan, summary, r
     snapshot.publish(cat_dir, root, catalog, version, mname, crash_point)
     summary.snapshot = version
     _clear(staging)
-    try:
-        os.rmdir(layout.staging_root(cat_dir))
-    except OSError:
-        pass
 
 
 def finish_snapshot(root: str, new_man: dict, old_man: dict, commit: dict, summary: Summary) -> None:

@@ -57,6 +57,22 @@ def link_or_copy(src: str, dst: str) -> bool:
     return False
 
 
+def fsync_tree(root: str) -> None:
+    """fsync the files written for a snapshot (hard-linked ones are on disk already) and
+    every folder of it, so that a power cut after the publish cannot leave a pointer to
+    files the disk never received."""
+    for d, _, names in os.walk(root):
+        for n in names:
+            p = os.path.join(d, n)
+            if os.lstat(p).st_nlink == 1:
+                fd = os.open(p, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        _fsync_dir(d)
+
+
 def _fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -92,7 +108,7 @@ def publish(catalog_dir: str, staged_root: str, name: str, version: int, margin:
     the collection at it. Returns the snapshot folder."""
     final = layout.snapshot_dir(catalog_dir, version)
     os.makedirs(os.path.dirname(final), exist_ok=True)
-    os.sync()  # the snapshot's files reach the disk before anything points at them
+    fsync_tree(staged_root)  # the snapshot's files reach the disk before anything points at them
     os.rename(staged_root, final)
     _fsync_dir(os.path.dirname(final))
     crash("renamed")
