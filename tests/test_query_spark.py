@@ -61,3 +61,20 @@ def test_fold_names():
     assert lspark.fold_names("no_wisemask(wisemask_w1, 'bright')") == "((wisemask_w1 & 1) = 0)"
     with pytest.raises(UnknownBitError, match="GALAXXY.*valid names"):
         lspark.fold_names("has_maskbits(maskbits, 'GALAXXY')")
+
+
+def test_register_lake_reads_one_snapshot_of_a_collection(spark, tmp_path):
+    """On a lake built by the ETL (a collection of snapshots) the Spark views read the snapshot
+    current when they were registered, whatever a later build publishes."""
+    from legacylake.etl import build
+    from legacylake.etl.testdata import patch_files
+
+    paths = patch_files(tmp_path / "in", 6, 120, ra=20.0, dec=-3.0)
+    lake = str(tmp_path / "lake")
+    build(paths[:4], lake, "c", threshold=200, highest_order=9, workers=1)
+    assert lspark.register_lake(spark, lake) == ["c", "c_derived"]
+    assert spark.sql("SELECT count(*) AS n FROM c").collect()[0]["n"] == 480
+    build(paths, lake, "c", workers=1)
+    assert spark.sql("SELECT count(*) AS n FROM c_derived").collect()[0]["n"] == 480
+    lspark.register_lake(spark, lake)
+    assert spark.sql("SELECT count(*) AS n FROM c").collect()[0]["n"] == 720
