@@ -36,7 +36,7 @@ def main() -> None:
     from etl_vs_hats_import import make_inputs
     import pyarrow.parquet as pq
 
-    from legacylake.etl import build
+    from legacylake.etl import build, layout
     from legacylake.query import connect, cone_search
 
     paths = make_inputs(os.path.join(a.workdir, "in"), max(a.bricks, 500), a.rows)[: a.bricks]
@@ -53,7 +53,7 @@ def main() -> None:
         t0 = time.perf_counter()
         s = build(paths, lake, "dr9", workers=a.workers, row_group_rows=rg)
         t_build = time.perf_counter() - t0
-        files = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(lake, "dr9", "dataset"))
+        files = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(layout.hats_dir(os.path.join(lake, "dr9")), "dataset"))
                  for f in fs if f.startswith("Npix=")]
         footer = sum(pq.ParquetFile(f).metadata.serialized_size for f in files)
         ngroups = sum(pq.ParquetFile(f).metadata.num_row_groups for f in files)

@@ -44,6 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from legacylake.catalogs_schema import bricks, constants, model
+from legacylake.etl import layout
 from legacylake.query import catalogs, cone_search, connect
 from legacylake.query.spatial import Region, footer, plan
 from legacylake.query.synthlake import write_lake
@@ -116,7 +117,7 @@ def ensure_full_lake(lake: Path, rows: int) -> Path:
     cat = lake / "dr9"
     per_brick = 6000
     nb = max(1, rows // per_brick)
-    if (cat / "hats.properties").exists():
+    if layout.hats_dir(cat) is not None:
         return cat
     g = bricks.grid()
     side = int(np.ceil(np.sqrt(nb))) * 0.25 + 0.25
@@ -139,7 +140,7 @@ def sim_box(nbricks: int) -> tuple[float, float, float, float]:
 def ensure_sim_lake(work: Path, nbricks: int, keep_fits: bool = False) -> Path:
     """Simulate ~``nbricks`` DR9 bricks and ingest them with the ETL (once; reused after)."""
     cat = work / "lake" / "dr9"
-    if (cat / "hats.properties").exists() and (cat / "partition_info.csv").exists():
+    if layout.hats_dir(cat) is not None:
         return cat
     box = [str(x) for x in sim_box(nbricks)]
     work.mkdir(parents=True, exist_ok=True)

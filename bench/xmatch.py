@@ -73,7 +73,9 @@ def setup_dr9(work: Path, lake: Path, gaia: Path, ext_rows: int) -> None:
     if (work / "done").exists():
         return
     rng = np.random.default_rng(42)
-    files = sorted((lake / "dr9" / "dataset").glob("Norder=*/Dir=*/Npix=*.parquet"))
+    from legacylake.etl import layout
+
+    files = sorted((Path(layout.hats_dir(lake / "dr9")) / "dataset").glob("Norder=*/Dir=*/Npix=*.parquet"))
     cols = ["ra", "dec", "release", "brickid", "objid"]
     lk = pa.concat_tables(pq.read_table(f, columns=cols) for f in files)
     ra, dec = lk.column("ra").to_numpy(), lk.column("dec").to_numpy()
@@ -139,8 +141,10 @@ def run_engine(name: str, work: Path) -> dict:
         ext = pq.read_table(work / "ext.parquet")
         import glob
 
+        from legacylake.etl import layout
+
         lake = pa.concat_tables(pq.read_table(f, columns=["ra", "dec", "brickid", "objid"]) for f in
-                                sorted(glob.glob(str(work / "lake" / "dr9" / "dataset" / "Norder=*" / "*" / "*.parquet"))))
+                                sorted(glob.glob(str(Path(layout.hats_dir(work / "lake" / "dr9")) / "dataset" / "Norder=*" / "*" / "*.parquet"))))
         j, sep, _ = SkyCoord(ext["ra"].to_numpy() * u.deg, ext["dec"].to_numpy() * u.deg).match_to_catalog_sky(
             SkyCoord(lake["ra"].to_numpy() * u.deg, lake["dec"].to_numpy() * u.deg))
         ok = sep.arcsec <= 1.0
@@ -183,9 +187,9 @@ def main() -> None:
     subprocess.run([sys.executable, __file__, "--setup-only", "--work", a.work, "--lake-rows", str(a.lake_rows),
                     "--ext-rows", str(a.ext_rows)] + extra, check=True, stderr=subprocess.DEVNULL)
     if a.dr9_lake:
-        from legacylake.query.xmatch_io import read_properties
+        from legacylake.etl.layout import hats_dir, read_properties
 
-        nl = int(read_properties(work / "lake" / "dr9" / "hats.properties")["hats_nrows"])
+        nl = int(read_properties(Path(hats_dir(work / "lake" / "dr9")) / "hats.properties")["hats_nrows"])
         print(f"data: DR9 lake {nl:,} rows (full DR9 rows), external {a.ext_rows:,} rows "
               f"({(work / 'done').read_text().strip()}) (setup {time.time() - t:.0f} s)")
     else:
