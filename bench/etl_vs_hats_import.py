@@ -1,7 +1,7 @@
 """Benchmark: ``legacylake etl build`` vs hats-import on the same DR9 Tractor FITS files.
 
     python bench/etl_vs_hats_import.py --bricks 500 --rows 4000 [--sizes 0.25,1] [--workers 2]
-        [--input sim|random]
+        [--input sim|random] [--peer collection|catalog] [--baseline-python PY]
 
 Writes DR9 tractor files (all 181 columns) for a compact block of bricks near (150, 10):
 by default simulated bricks (``legacylake.photometry.simulate.write_bricks``, a realistic
@@ -10,7 +10,15 @@ sky; ``--rows`` sets the mean rows per brick through the source density), or wit
 consistent with the brick grid, exactly ``--rows`` rows per brick). Then runs each
 tool in its own child process, one after the other, sampling the resident memory of the
 whole process tree (the child and all its workers) every 0.1 s. Prints rows/s of each, the
-ratio, and peak RSS, for each input size (``--sizes`` are fractions of ``--bricks``).
+ratio, peak RSS, CPU seconds of the process tree and output bytes, for each input size
+(``--sizes`` are fractions of ``--bricks``).
+
+Both tools make the same product: a HATS collection with a 10-arcsec margin catalog
+(``--peer collection``: hats-import's ``CollectionArguments`` with ``add_margin``; ``--peer
+catalog`` runs hats-import without the margin, as earlier rounds did). hats-import keeps its
+own defaults (zstd level 15 leaves); ours writes LZ4 (see RESULTS.md). ``--baseline-python``
+runs ``legacylake etl build`` a second time in the same run with another interpreter (e.g. a
+venv holding an older checkout), for an A/B of our own code.
 """
 
 from __future__ import annotations
@@ -105,16 +113,21 @@ def run_ours(paths, out, workers, threshold, order):
             "seam_files": s.seam_files, "peak_held": s.peak_pending_rows}
 
 
-def run_hats_import(paths, out, workers, threshold, order):
+def run_hats_import(paths, out, workers, threshold, order, margin: bool = True):
     from dask.distributed import Client
     from hats_import.catalog.arguments import ImportArguments
+    from hats_import.collection.arguments import CollectionArguments
     from hats_import.pipeline import pipeline_with_client
 
-    args = ImportArguments(
-        output_artifact_name="hats_import", input_file_list=paths, file_reader="fits",
-        ra_column="RA", dec_column="DEC", output_path=out, pixel_threshold=threshold,
-        highest_healpix_order=order, progress_bar=False, resume=False,
-        tmp_dir=os.path.join(out, "tmp"))
+    kw = dict(input_file_list=paths, file_reader="fits", ra_column="RA", dec_column="DEC",
+              pixel_threshold=threshold, highest_healpix_order=order)
+    if margin:
+        args = (CollectionArguments(output_artifact_name="hats_import", output_path=out, progress_bar=False,
+                                    resume=False, tmp_dir=os.path.join(out, "tmp"))
+                .catalog(**kw).add_margin(margin_threshold=10.0, is_default=True))
+    else:
+        args = ImportArguments(output_artifact_name="hats_import", output_path=out, progress_bar=False,
+                               resume=False, tmp_dir=os.path.join(out, "tmp"), **kw)
     with Client(n_workers=workers, threads_per_worker=1, processes=True,
                 dashboard_address=None) as client:
         pipeline_with_client(args, client)
@@ -125,7 +138,10 @@ def child(tool: str, paths_file: str, out: str, workers: int, threshold: int, or
     with open(paths_file) as fh:
         paths = json.load(fh)
     t0 = time.time()
-    res = (run_ours if tool == "ours" else run_hats_import)(paths, out, workers, threshold, order)
+    if tool == "ours":
+        res = run_ours(paths, out, workers, threshold, order)
+    else:
+        res = run_hats_import(paths, out, workers, threshold, order, margin=tool == "hats_import")
     res["seconds"] = time.time() - t0
     print("RESULT " + json.dumps(res), flush=True)
 
@@ -150,21 +166,37 @@ def tree_rss(pid: int, per_proc: dict | None = None) -> int:
     return total
 
 
-def measure(tool, paths, workdir, workers, threshold, order):
+def tree_bytes(path: str) -> int:
+    """Bytes of the distinct files under ``path`` (hard links counted once)."""
+    seen, total = set(), 0
+    for r, _, names in os.walk(path):
+        for n in names:
+            st = os.lstat(os.path.join(r, n))
+            if st.st_ino not in seen:
+                seen.add(st.st_ino)
+                total += st.st_size
+    return total
+
+
+def measure(tool, paths, workdir, workers, threshold, order, python=None):
     out = os.path.join(workdir, f"out_{tool}")
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
     pf = os.path.join(workdir, "paths.json")
     with open(pf, "w") as fh:
         json.dump(paths, fh)
-    cmd = [sys.executable, __file__, "--child", tool, "--paths-file", pf, "--out", out,
+    cmd = [python or sys.executable, os.path.abspath(__file__), "--child", tool, "--paths-file", pf, "--out", out,
            "--workers", str(workers), "--threshold", str(threshold), "--order", str(order)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     peak = 0
     per_proc: dict = {}
-    while proc.poll() is None:
+    rusage = None
+    while rusage is None:
         peak = max(peak, tree_rss(proc.pid, per_proc))
         time.sleep(0.1)
+        pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            rusage, proc.returncode = ru, os.waitstatus_to_exitcode(status)
     outtxt = proc.stdout.read()
     line = [l for l in outtxt.splitlines() if l.startswith("RESULT ")]
     if proc.returncode != 0 or not line:
@@ -174,6 +206,8 @@ def measure(tool, paths, workdir, workers, threshold, order):
     res["main_mib"] = per_proc.get(proc.pid, 0) / 2**20
     others = sorted((v for k, v in per_proc.items() if k != proc.pid), reverse=True)
     res["largest_child_mib"] = others[0] / 2**20 if others else 0.0
+    res["cpu_s"] = rusage.ru_utime + rusage.ru_stime   # the child and the workers it reaped
+    res["out_bytes"] = tree_bytes(out)
     shutil.rmtree(out, ignore_errors=True)
     return res
 
@@ -190,7 +224,11 @@ def main() -> None:
     ap.add_argument("--order", type=int, default=10, help="highest HEALPix order")
     ap.add_argument("--workdir", default="/tmp/legacylake_bench_etl")
     ap.add_argument("--skip-peer", action="store_true")
-    ap.add_argument("--child", choices=["ours", "hats_import"])
+    ap.add_argument("--peer", choices=["collection", "catalog"], default="collection",
+                    help="hats-import with a 10-arcsec margin (collection, as ours) or the catalog alone")
+    ap.add_argument("--baseline-python", default=None, metavar="PY",
+                    help="also run ours with this interpreter (an older checkout), same run")
+    ap.add_argument("--child", choices=["ours", "hats_import", "hats_import_catalog"])
     ap.add_argument("--paths-file")
     ap.add_argument("--out")
     a = ap.parse_args()
@@ -215,16 +253,26 @@ def main() -> None:
         ours = measure("ours", sub, a.workdir, a.workers, a.threshold, a.order)
         r_ours = nrows / ours["seconds"]
         print(f"legacylake etl : {ours['seconds']:7.1f} s  {r_ours:9,.0f} rows/s  peak RSS {ours['peak_rss_mib']:7.0f} MiB"
+              f"  CPU {ours['cpu_s']:7.1f} s  output {ours['out_bytes'] / 2**20:8.1f} MiB"
               f"  ({ours['partitions']} partitions, {ours['file_reads']} file reads of {len(sub)} files, "
               f"{ours['seam_files']} seam files, peak {ours['peak_held']:,} rows held, {ours['spilled']:,} rows spilled)")
         print(f"                 peak RSS of the build process {ours['main_mib']:.0f} MiB, "
               f"of the largest worker {ours['largest_child_mib']:.0f} MiB")
+        if a.baseline_python:
+            base = measure("ours", sub, a.workdir, a.workers, a.threshold, a.order, python=a.baseline_python)
+            r_base = nrows / base["seconds"]
+            print(f"baseline (ours, {a.baseline_python}): {base['seconds']:7.1f} s  {r_base:9,.0f} rows/s  "
+                  f"peak RSS {base['peak_rss_mib']:7.0f} MiB  CPU {base['cpu_s']:7.1f} s  "
+                  f"output {base['out_bytes'] / 2**20:8.1f} MiB")
+            print(f"ratio (ours/baseline rows/s): {r_ours / r_base:.3f}x; CPU ratio {ours['cpu_s'] / base['cpu_s']:.3f}")
         if a.skip_peer:
             continue
-        peer = measure("hats_import", sub, a.workdir, a.workers, a.threshold, a.order)
+        tool = "hats_import" if a.peer == "collection" else "hats_import_catalog"
+        peer = measure(tool, sub, a.workdir, a.workers, a.threshold, a.order)
         r_peer = nrows / peer["seconds"]
-        print(f"hats-import    : {peer['seconds']:7.1f} s  {r_peer:9,.0f} rows/s  peak RSS {peer['peak_rss_mib']:7.0f} MiB")
-        print(f"ratio (ours/hats-import rows/s): {r_ours / r_peer:.2f}x")
+        print(f"hats-import ({a.peer}): {peer['seconds']:7.1f} s  {r_peer:9,.0f} rows/s  peak RSS "
+              f"{peer['peak_rss_mib']:7.0f} MiB  CPU {peer['cpu_s']:7.1f} s  output {peer['out_bytes'] / 2**20:8.1f} MiB")
+        print(f"ratio (ours/hats-import rows/s): {r_ours / r_peer:.2f}x; CPU {peer['cpu_s'] / ours['cpu_s']:.2f}x less")
 
 
 if __name__ == "__main__":

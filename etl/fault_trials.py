@@ -85,8 +85,8 @@ def same_state(a: dict, b: dict) -> tuple[bool, int]:
 
 
 def _commit_started(cat_dir: str) -> bool:
-    return bool(glob.glob(os.path.join(layout.staging_root(cat_dir), "*", "snapshot", "manifest.json"))
-                or glob.glob(os.path.join(layout.staging_root(cat_dir), "*", "snapshot", "*", "hats.properties")))
+    return bool(glob.glob(os.path.join(layout.staging_root(cat_dir), "*", "snapshot", "*", "hats.properties"))
+                or len(layout.snapshot_versions(cat_dir)) > 1)
 
 
 def run_trial(base_lake: str, work: str, catalog: str, paths: list[str], old_rows: int, new_rows: int,
@@ -118,9 +118,11 @@ def run_trial(base_lake: str, work: str, catalog: str, paths: list[str], old_row
 
 
 def run_trials(base_lake: str, work: str, catalog: str, paths: list[str], n_random: int, n_commit: int,
-               seed: int = 0, workers: int = 1, progress: bool = False) -> list[Trial]:
+               seed: int = 0, workers: int = 1, progress: bool = False, commit_window: float = 0.5) -> list[Trial]:
     """``n_random`` kills at uniform random times over a build and ``n_commit`` kills at
-    random times after its commit began, each on a fresh copy of ``base_lake``."""
+    random times up to ``commit_window`` seconds after its commit began (the primary
+    catalog's metadata is written; margins, manifest, fsync, rename and pointer follow), each
+    on a fresh copy of ``base_lake``."""
     from .build import build
 
     rng = np.random.default_rng(seed)
@@ -139,7 +141,7 @@ def run_trials(base_lake: str, work: str, catalog: str, paths: list[str], n_rand
     clean = lake_state(os.path.join(ref, catalog))
     new_rows = count_rows(ref, catalog)
     plan = [("random", float(rng.uniform(0.2, duration))) for _ in range(n_random)]
-    plan += [("commit", float(rng.uniform(0.0, 0.25))) for _ in range(n_commit)]
+    plan += [("commit", float(rng.uniform(0.0, commit_window))) for _ in range(n_commit)]
     out = []
     for i, (mode, delay) in enumerate(plan):
         out.append(run_trial(base_lake, work, catalog, paths, old_rows, new_rows, clean, mode, delay, workers))
