@@ -162,7 +162,8 @@ def run(args) -> int:
     if pixel_cat:
         print(f"  pixels/images/<brick>, pixels/catalog         simulated CCD images of {', '.join(pixel_bricks)} "
               f"and their measured catalogs")
-    print(f"  lake/dr9/                                     the HATS catalog (lsdb.open_catalog, pandas, polars, Spark, DuckDB)")
+    print(f"  lake/dr9/                                     the HATS collection: current snapshot + 10\" margin "
+          f"(lsdb.open_catalog, hats, DuckDB, Spark; `legacylake etl history --lake {lake} --catalog dr9`)")
     print(f"  gaia.parquet, gaia_x_dr9.parquet              the external catalog and the crossmatch")
     print("\nTry next:")
     print(f"  legacylake sql --lake {lake} \"SELECT type, count(*) FROM dr9 WHERE brick_primary GROUP BY type\"")
