@@ -142,14 +142,10 @@ def _history(args) -> int:
 
 
 def _vacuum(args) -> int:
-    from .lock import CatalogLock
     from .snapshot import vacuum
 
     cat = _catalog_dir(args.lake, args.catalog)
-    if args.keep < 1:
-        raise UserError(f"--keep must be at least 1 (got {args.keep})")
-    with CatalogLock(cat, wait=args.wait, command="etl vacuum"):
-        removed, freed = vacuum(cat, args.keep)
+    removed, freed = vacuum(cat, args.keep, wait=args.wait)
     names = ", ".join(f"v{v:06d}" for v in removed) or "none"
     print(f"catalog {cat}: removed {len(removed)} snapshot(s) ({names}); {freed:,} bytes freed")
     return 0

@@ -164,11 +164,22 @@ def history(catalog_dir: str) -> list[SnapshotInfo]:
     return out
 
 
-def vacuum(catalog_dir: str, keep: int = 2) -> tuple[list[int], int]:
-    """Remove all but the newest ``keep`` snapshots (the current one always stays). Returns
-    (removed versions, bytes freed: files whose last link went with them)."""
+def vacuum(catalog_dir: str, keep: int = 2, wait: bool = False) -> tuple[list[int], int]:
+    """Remove all but the newest ``keep`` snapshots (the current one always stays), holding
+    the catalog's writer lock. Returns (removed versions, bytes freed: files whose last link
+    went with them). A reader still open on a removed snapshot fails."""
+    from legacylake.errors import UserError
+
+    from .lock import CatalogLock
+
     if keep < 1:
-        raise ValueError("keep must be at least 1")
+        raise UserError(f"--keep must be at least 1 (got {keep})")
+    with CatalogLock(os.path.abspath(catalog_dir), wait=wait, command="etl vacuum"):
+        return remove_old(catalog_dir, keep)
+
+
+def remove_old(catalog_dir: str, keep: int) -> tuple[list[int], int]:
+    """:func:`vacuum` for a caller that holds the writer lock."""
     cat = os.path.abspath(catalog_dir)
     cur = layout.resolve(cat)
     versions = [v for v in layout.snapshot_versions(cat) if cur is None or v <= cur.version]
