@@ -5,7 +5,7 @@
 Each trial (``legacylake.etl.fault_trials``) copies a base lake, starts a build adding
 files, kills it with SIGKILL at a random time over the build (``--random``) or at a random
 time in the first ``--window`` seconds after its commit began (``--commit``), then reads the catalog
-before any rerun (DuckDB count, hats strict validation) and requires the old or the new row
+before any rerun (DuckDB count, lsdb count, hats strict validation) and requires the old or the new row
 count; then reruns the build and requires the lake a clean build makes (leaf and margin
 tables equal, verify OK). Prints one line per trial and a summary table.
 """

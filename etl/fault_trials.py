@@ -29,8 +29,8 @@ class Trial:
     mode: str            # "random" or "commit"
     delay: float         # seconds after start (random) or after the commit began (commit)
     killed: bool         # the process died of SIGKILL (False: it finished first)
-    seen: int            # rows a reader counted before the rerun
-    state: str           # "old", "new" or "WRONG"
+    seen: int            # rows a reader counted before the rerun (DuckDB)
+    state: str           # "old", "new" or "WRONG" (DuckDB and lsdb agreeing)
     hats_valid: bool
     equal_after_rerun: bool
     rows_lost: int       # rows of the clean build missing after the rerun
@@ -53,6 +53,13 @@ def count_rows(lake: str, catalog: str) -> int:
         return int(con.sql(f'SELECT count(*) FROM "{catalog}"').fetchall()[0][0])
     finally:
         con.close()
+
+
+def lsdb_rows(cat_dir: str) -> int:
+    """Rows lsdb reads from the collection (its current snapshot, with the margin attached)."""
+    import lsdb
+
+    return len(lsdb.open_catalog(cat_dir, columns=["ra", "dec"]).compute())
 
 
 def hats_valid(cat_dir: str) -> bool:
@@ -110,6 +117,8 @@ def run_trial(base_lake: str, work: str, catalog: str, paths: list[str], old_row
     killed = p.returncode == -9
     seen = count_rows(lake, catalog)
     state = "old" if seen == old_rows else "new" if seen == new_rows else "WRONG"
+    if lsdb_rows(cat_dir) != seen:
+        state = "WRONG"
     valid = hats_valid(cat_dir)
     s = build(paths, lake, catalog, workers=workers)
     equal, lost = same_state(lake_state(cat_dir), clean)
