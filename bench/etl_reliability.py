@@ -27,7 +27,8 @@ def main() -> None:
     ap.add_argument("--bricks", type=int, default=14)
     ap.add_argument("--rows", type=int, default=400)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--window", type=float, default=0.5, help="seconds after the commit began to kill in")
+    ap.add_argument("--window", type=float, default=None,
+                    help="seconds after the commit began to kill in (default: the commit's length in a clean run)")
     a = ap.parse_args()
 
     from legacylake.catalogs_schema.random_table import write_random_bricks

@@ -127,11 +127,13 @@ def run_trial(base_lake: str, work: str, catalog: str, paths: list[str], old_row
 
 
 def run_trials(base_lake: str, work: str, catalog: str, paths: list[str], n_random: int, n_commit: int,
-               seed: int = 0, workers: int = 1, progress: bool = False, commit_window: float = 0.5) -> list[Trial]:
+               seed: int = 0, workers: int = 1, progress: bool = False,
+               commit_window: float | None = None) -> list[Trial]:
     """``n_random`` kills at uniform random times over a build and ``n_commit`` kills at
-    random times up to ``commit_window`` seconds after its commit began (the primary
-    catalog's metadata is written; margins, manifest, fsync, rename and pointer follow), each
-    on a fresh copy of ``base_lake``."""
+    random times up to ``commit_window`` seconds (default: as long as the commit of a clean
+    run took, to the end of the process) after its commit began (the primary catalog's
+    metadata is written; margins, manifest, fsync, rename and pointer follow), each on a
+    fresh copy of ``base_lake``."""
     from .build import build
 
     rng = np.random.default_rng(seed)
@@ -141,10 +143,17 @@ def run_trials(base_lake: str, work: str, catalog: str, paths: list[str], n_rand
     shutil.copytree(base_lake, ref)
     t0 = time.monotonic()
     p = cli_build(paths, ref, catalog, workers)
+    t_commit = None
+    while p.poll() is None:
+        if t_commit is None and _commit_started(os.path.join(ref, catalog)):
+            t_commit = time.monotonic()
+        time.sleep(0.002)
     out, err = p.communicate(timeout=600)
     if p.returncode != 0:
         raise RuntimeError(f"clean build failed: {err}")
     duration = time.monotonic() - t0
+    if commit_window is None:
+        commit_window = time.monotonic() - (t_commit or t0)
     s = build(paths, ref, catalog, workers=workers)
     assert s.nothing_to_do
     clean = lake_state(os.path.join(ref, catalog))
