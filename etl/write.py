@@ -20,6 +20,7 @@ which hands each task its rows as such a shard (only seam bricks, never a full c
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 from concurrent.futures import ThreadPoolExecutor
 import ctypes
@@ -33,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .healpix import FOOTPRINT_ORDER, pixel_range, shift
-from .fitstable import FitsLayoutError, columns_from_raw, layout, raw_rows
+from .fitstable import FitsLayoutError, columns_from_raw, iter_raw, layout
 from .read import CHUNK_ROWS, HEALPIX_COLUMN, lake_schema, positions, to_arrow
 from .healpix import healpix29
 from .mapping import map_columns
@@ -95,6 +96,9 @@ class FootprintError(Exception):
     def __init__(self, path: str, message: str):
         super().__init__(message)
         self.path = path
+
+    def __reduce__(self):   # raised in a worker process, re-raised in the build's
+        return type(self), (self.path, str(self))
 
 
 @dataclass
@@ -342,34 +346,15 @@ class _Arrow:
         return _Arrow(self.table.slice(k))
 
 
-def _start_hash(lay):
-    """BLAKE2b-128 over the file's bytes up to the table data (continued with the rows)."""
-    import hashlib
-
-    h = hashlib.blake2b(digest_size=16)
-    if lay.data_start > 0:
-        with open(lay.path, "rb") as fh:
-            h.update(fh.read(lay.data_start))
-    return h
-
-
 def content_hash(path: str) -> str:
     """The content hash a build records for a FITS file: BLAKE2b-128 of its header and table
-    bytes (what :func:`_route_fits` hashes while reading), read in 4 MiB pieces.
+    bytes (decompressed, for a gzip file; what :func:`_route_fits` hashes while reading).
 
     Raises :class:`FitsLayoutError` if the file is not a readable FITS table."""
-    import hashlib
-
-    lay = layout(path)
     h = hashlib.blake2b(digest_size=16)
-    left = lay.data_start + lay.nrows * lay.rowlen
-    with open(path, "rb") as fh:
-        while left > 0:
-            chunk = fh.read(min(left, 1 << 22))
-            if not chunk:
-                raise FitsLayoutError(f"{path}: file ends inside the table (truncated)")
-            h.update(chunk)
-            left -= len(chunk)
+    lay = layout(path)
+    for _ in iter_raw(lay, max(1, (4 << 20) // max(1, lay.rowlen)), h):   # 4 MiB pieces
+        pass
     return h.hexdigest()
 
 
@@ -384,23 +369,23 @@ class ReadError(Exception):
         super().__init__(message)
         self.path = path
 
+    def __reduce__(self):   # raised in a worker process, re-raised in the build's
+        return type(self), (self.path, str(self))
+
 
 def _route_fits(path: str, hash_it: bool, dests: list) -> tuple[dict, list]:
     """Read a FITS file once and route its rows: ``dests`` is [(los, his, lower bound)] of
     leaf runs; returns (row accounting, [sorted raw blocks per destination]).
 
     Raises :class:`FootprintError` if rows of a run lie below its bound (the plan's), and
-    :class:`ReadError` if the table cannot be read."""
+    :class:`ReadError` if the file cannot be read to its end (truncated, corrupt gzip)."""
     acc = {"rows": 0, "bad": 0, "written": 0, "bricks": {}}
     out: list[list] = [[] for _ in dests]
     try:
         lay = layout(path)
         key = _layout_key(lay)
-        hasher = _start_hash(lay) if hash_it else None
-        for start in range(0, lay.nrows, CHUNK_ROWS):
-            raw = raw_rows(lay, start, min(lay.nrows, start + CHUNK_ROWS))
-            if hasher is not None:
-                hasher.update(raw)
+        hasher = hashlib.blake2b(digest_size=16) if hash_it else None
+        for raw in iter_raw(lay, CHUNK_ROWS, hasher):
             ra, dec, good = positions(columns_from_raw(lay, raw, {"ra", "dec"}))
             acc["rows"] += len(ra)
             acc["bad"] += int((~good).sum())
