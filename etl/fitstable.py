@@ -122,8 +122,6 @@ def _reading(path: str, where: str):
         raise FitsLayoutError(f"{path}: corrupt gzip stream ({_first_line(exc)})") from None
     except OSError as exc:
         raise FitsLayoutError(f"{path}: cannot read ({exc.strerror or _first_line(exc)})") from None
-    except (ValueError, TypeError) as exc:
-        raise FitsLayoutError(f"{path}: malformed FITS header ({_first_line(exc)})") from None
 
 
 def _open(path: str, gz: bool):
@@ -139,24 +137,33 @@ def layout(path: str) -> Layout:
         with open(path, "rb") as fh:
             gz = fh.read(2) == _GZIP_MAGIC
         with _open(path, gz) as fh:
-            if fh.read(9) != b"SIMPLE  =":
-                raise FitsLayoutError(f"{path}: not a FITS file (no SIMPLE card at the start)")
-            pos, first = 0, True
-            while True:
-                fh.seek(pos)
-                got = _read_header(fh, path)
-                if got is None:
-                    raise FitsLayoutError(f"{path}: FITS file without a binary table extension")
-                h, used = got
-                if not first and h.get("XTENSION") == "BINTABLE" and not h.get("ZIMAGE"):
-                    if h.get("ZTABLE"):
-                        raise FitsLayoutError(f"{path}: tile-compressed (fpack) binary tables are not "
-                                              f"supported; decompress it with funpack first")
-                    lay = _columns(path, h, pos + used)
-                    lay.gzip = gz
-                    return lay
-                first = False
-                pos += used + _data_size(h)
+            try:
+                lay = _find_table(fh, path)
+            except FitsLayoutError:
+                raise
+            except (ValueError, TypeError) as exc:   # e.g. a card that should be a number is not
+                raise FitsLayoutError(f"{path}: malformed FITS header ({_first_line(exc)})") from None
+    lay.gzip = gz
+    return lay
+
+
+def _find_table(fh, path: str) -> Layout:
+    if fh.read(9) != b"SIMPLE  =":
+        raise FitsLayoutError(f"{path}: not a FITS file (no SIMPLE card at the start)")
+    pos, first = 0, True
+    while True:
+        fh.seek(pos)
+        got = _read_header(fh, path)
+        if got is None:
+            raise FitsLayoutError(f"{path}: FITS file without a binary table extension")
+        h, used = got
+        if not first and h.get("XTENSION") == "BINTABLE" and not h.get("ZIMAGE"):
+            if h.get("ZTABLE"):
+                raise FitsLayoutError(f"{path}: tile-compressed (fpack) binary tables are not "
+                                      f"supported; decompress it with funpack first")
+            return _columns(path, h, pos + used)
+        first = False
+        pos += used + _data_size(h)
 
 
 def _first_line(exc: Exception) -> str:
