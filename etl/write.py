@@ -24,8 +24,9 @@ import hashlib
 import heapq
 from concurrent.futures import ThreadPoolExecutor
 import ctypes
+import functools
+import json
 import os
-import pickle
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .healpix import FOOTPRINT_ORDER, pixel_range, shift
-from .fitstable import FitsLayoutError, columns_from_raw, iter_raw, layout
+from .fitstable import Column, FitsLayoutError, Layout, columns_from_raw, iter_raw, layout
 from .read import CHUNK_ROWS, HEALPIX_COLUMN, lake_schema, positions, to_arrow
 from .healpix import healpix29
 from .mapping import map_columns
@@ -437,6 +438,7 @@ def write_shards(raws: list, path_prefix: str, rows_per_shard: int | None = None
         by_key.setdefault(r.key, []).append(r)
     out = []
     for g, group in enumerate(by_key.values()):
+        schema = _shard_schema(group[0].lay)
         hp = np.concatenate([r.hp for r in group])
         src = np.concatenate([np.full(r.num_rows, j, dtype=np.int32) for j, r in enumerate(group)])
         row = np.concatenate([np.arange(r.num_rows) for r in group])
@@ -450,20 +452,57 @@ def write_shards(raws: list, path_prefix: str, rows_per_shard: int | None = None
                 if m.any():
                     block[m] = r.block[row[sel][m]]
             path = f"{path_prefix}-{g}-{i}.shard"
-            with open(path + ".tmp", "wb") as fh:
-                pickle.dump((group[0].key, group[0].lay, hp[sel], block), fh, protocol=5)
+            _write_shard(path + ".tmp", schema, hp[sel], block)
             os.replace(path + ".tmp", path)
             out.append((int(hp[sel[0]]), path, len(sel)))
     return out
 
 
+#: Schema metadata key of a shard: its rows' FITS layout (JSON).
+SHARD_LAYOUT_KEY = b"legacylake.fits_layout"
+
+
+def _shard_schema(lay) -> pa.Schema:
+    """Schema of a shard of rows of layout ``lay``: ``_healpix_29`` (int64) and ``row`` (the
+    raw FITS row bytes, fixed-size binary); the layout (source path, row length, columns) is
+    JSON in the schema metadata."""
+    meta = {"path": lay.path, "rowlen": lay.rowlen, "columns": [vars(c) for c in lay.columns]}
+    return pa.schema([pa.field(HEALPIX_COLUMN, pa.int64(), nullable=False),
+                      pa.field("row", pa.binary(lay.rowlen), nullable=False)],
+                     metadata={SHARD_LAYOUT_KEY: json.dumps(meta)})
+
+
+def _write_shard(path: str, schema: pa.Schema, hp: np.ndarray, block: np.ndarray) -> None:
+    """One Arrow IPC file of one record batch (a Python file object: ~2x faster here than
+    ``pa.OSFile`` for 4 MiB shards)."""
+    n, width = block.shape
+    rows = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n,
+                                                [None, pa.py_buffer(np.ascontiguousarray(block))])
+    with open(path, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        writer.write_batch(pa.record_batch([pa.array(hp, pa.int64()), rows], schema=schema))
+
+
+@functools.lru_cache(maxsize=64)
+def _shard_layout(meta: bytes) -> tuple:
+    """(source path, row length, columns, layout key) from a shard's layout metadata."""
+    m = json.loads(meta)
+    cols = [Column(**{**c, "shape": tuple(c["shape"])}) for c in m["columns"]]
+    lay = Layout(m["path"], {}, 0, 0, m["rowlen"], cols)
+    return lay.path, lay.rowlen, cols, _layout_key(lay)
+
+
 def read_shard(path: str, remove: bool = True) -> "_Raw":
-    """A shard written by :func:`write_shards` (deleted after reading if ``remove``)."""
-    with open(path, "rb") as fh:
-        key, lay, hp, block = pickle.load(fh)
+    """A shard written by :func:`write_shards` (deleted after reading if ``remove``); its
+    arrays are views of the buffers read from the file (no copy)."""
+    with open(path, "rb") as src:
+        reader = pa.ipc.open_file(src)
+        source, width, cols, key = _shard_layout(reader.schema.metadata[SHARD_LAYOUT_KEY])
+        batch = reader.get_batch(0)
+    n, rows = batch.num_rows, batch.column(1)
+    block = np.frombuffer(rows.buffers()[1], np.uint8, n * width, rows.offset * width).reshape(n, width)
     if remove:
         os.remove(path)
-    return _Raw(key, lay, block, hp)
+    return _Raw(key, Layout(source, {}, 0, n, width, cols), block, batch.column(0).to_numpy())
 
 
 @dataclass
