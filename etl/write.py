@@ -452,7 +452,12 @@ def write_shards(raws: list, path_prefix: str, rows_per_shard: int | None = None
                 if m.any():
                     block[m] = r.block[row[sel][m]]
             path = f"{path_prefix}-{g}-{i}.shard"
-            _write_shard(path + ".tmp", schema, hp[sel], block)
+            try:
+                _write_shard(path + ".tmp", schema, hp[sel], block)
+            except BaseException:   # e.g. disk full: no partial shard is left behind
+                if os.path.exists(path + ".tmp"):
+                    os.remove(path + ".tmp")
+                raise
             os.replace(path + ".tmp", path)
             out.append((int(hp[sel[0]]), path, len(sel)))
     return out

@@ -230,3 +230,28 @@ def test_no_pickle_in_etl():
                                for a in node.names), name
                 elif isinstance(node, ast.ImportFrom):
                     assert (node.module or "").split(".")[0] not in ("pickle", "dill", "cloudpickle"), name
+
+
+def test_shard_write_failure_leaves_no_file(tmp_path, monkeypatch):
+    """A shard whose write fails (here: disk full after part of it) leaves no file behind."""
+    import errno
+
+    import legacylake.etl.write as W
+
+    p = write_random_bricks(tmp_path / "a", patch_bricks(1, 80.0, 0.0), 20, seed=1)[0]
+    lay = layout(p)
+    raws = [_Raw(_layout_key(lay), lay, raw_rows(lay, 0, 20), np.arange(20, dtype=np.int64))]
+    real = W._write_shard
+    calls = []
+
+    def fail_second(path, *args):
+        calls.append(path)
+        real(path, *args)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(W, "_write_shard", fail_second)
+    with pytest.raises(OSError, match="No space"):
+        write_shards(raws, str(tmp_path / "s"), rows_per_shard=8)
+    assert len(calls) == 2
+    assert sorted(os.listdir(tmp_path)) == ["a", "s-0-0.shard"]   # the first, complete shard only
