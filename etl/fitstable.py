@@ -3,13 +3,20 @@
 Headers are parsed directly (80-character cards in 2880-byte blocks); a chunk of rows is
 read with one ``read`` and each column is gathered from the row-major bytes and byte-swapped
 to native order with numpy (several times faster than a per-field structured ``astype``).
-Variable-length (P/Q), bit (X) and complex columns are refused. Compressed files
-(``.gz``/``.fz``) go through fitsio.
+Variable-length (P/Q), bit (X) and complex columns are refused. A gzip-compressed file
+(``.fits.gz``, recognised by its magic bytes) is read as a stream by the same code, and to
+its end, so that a truncated or corrupt stream is an error (its CRC and length are checked),
+never a partial table. Tile-compressed tables (``fpack -table``: ``ZTABLE = T``) are refused
+with that reason; tile-compressed images in a ``.fits.fz`` file are passed over as images.
+Every read problem is a :class:`FitsLayoutError` with a one-line message naming the file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import os
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +24,7 @@ import numpy as np
 BLOCK = 2880
 _WIDTH = {"L": 1, "B": 1, "I": 2, "J": 4, "K": 8, "E": 4, "D": 8, "A": 1}
 _KIND = {"B": "u1", "I": "i2", "J": "i4", "K": "i8", "E": "f4", "D": "f8"}
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 class FitsLayoutError(ValueError):
@@ -41,6 +49,7 @@ class Layout:
     nrows: int
     rowlen: int
     columns: list
+    gzip: bool = False  # data_start and rows are positions in the decompressed stream
 
     @property
     def data_bytes(self) -> int:
@@ -65,14 +74,17 @@ def _value(s: str):
             return s
 
 
-def _read_header(fh, path: str) -> tuple[dict, int]:
-    """Cards of the header at the file position; returns (cards, bytes consumed)."""
+def _read_header(fh, path: str) -> tuple[dict, int] | None:
+    """Cards of the header at the file position; returns (cards, bytes consumed), or None if
+    the file ends where the header would start."""
     cards: dict = {}
     used = 0
     while True:
         block = fh.read(BLOCK)
+        if not block and not used:
+            return None
         if len(block) < BLOCK:
-            raise FitsLayoutError(f"{path}: truncated FITS file (header ends early)")
+            raise FitsLayoutError(f"{path}: truncated or corrupt FITS file (a header without its END card)")
         used += BLOCK
         text = block.decode("ascii", "replace")
         for i in range(0, BLOCK, 80):
@@ -95,45 +107,63 @@ def _data_size(h: dict) -> int:
     return (n + BLOCK - 1) // BLOCK * BLOCK
 
 
+@contextlib.contextmanager
+def _reading(path: str, where: str):
+    """Errors of reading a (possibly gzip-compressed) FITS file as one-line
+    :class:`FitsLayoutError` messages naming the file; ``where``: where a truncated stream
+    ends ("inside the table")."""
+    try:
+        yield
+    except FitsLayoutError:
+        raise
+    except EOFError:
+        raise FitsLayoutError(f"{path}: truncated gzip stream (file ends {where})") from None
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        raise FitsLayoutError(f"{path}: corrupt gzip stream ({_first_line(exc)})") from None
+    except OSError as exc:
+        raise FitsLayoutError(f"{path}: cannot read ({exc.strerror or _first_line(exc)})") from None
+
+
+def _open(path: str, gz: bool):
+    return gzip.open(path, "rb") if gz else open(path, "rb")
+
+
 def layout(path: str) -> Layout:
-    """Header and column layout of the first binary table of a FITS file."""
+    """Header and column layout of the first binary table of a FITS file (plain or gzip)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FitsLayoutError(f"{path}: no such file")
-    if path.endswith((".gz", ".fz")):
-        return _layout_fitsio(path)
-    with open(path, "rb") as fh:
-        if fh.read(9) != b"SIMPLE  =":
-            raise FitsLayoutError(f"{path}: not a FITS file (no SIMPLE card at the start)")
-        fh.seek(0)
-        pos = 0
-        size = os.fstat(fh.fileno()).st_size
-        first = True
-        while True:
-            if pos >= size:
-                raise FitsLayoutError(f"{path}: FITS file without a binary table extension")
-            fh.seek(pos)
-            h, used = _read_header(fh, path)
-            if not first and h.get("XTENSION") == "BINTABLE":
-                return _columns(path, h, pos + used)
-            first = False
-            pos += used + _data_size(h)
+    with _reading(path, "inside the header"):
+        with open(path, "rb") as fh:
+            gz = fh.read(2) == _GZIP_MAGIC
+        with _open(path, gz) as fh:
+            try:
+                lay = _find_table(fh, path)
+            except FitsLayoutError:
+                raise
+            except (ValueError, TypeError) as exc:   # e.g. a card that should be a number is not
+                raise FitsLayoutError(f"{path}: malformed FITS header ({_first_line(exc)})") from None
+    lay.gzip = gz
+    return lay
 
 
-def _layout_fitsio(path: str) -> Layout:
-    import fitsio
-    try:
-        with fitsio.FITS(path) as f:
-            hdu = next((h for h in f if h.get_exttype() == "BINARY_TBL"), None)
-            if hdu is None:
-                raise FitsLayoutError(f"{path}: FITS file without a binary table extension")
-            hdr = hdu.read_header()
-            h = {k.upper(): hdr[k] for k in hdr.keys() if k}
-    except FitsLayoutError:
-        raise
-    except Exception as exc:
-        raise FitsLayoutError(f"{path}: unreadable FITS ({_first_line(exc)})") from None
-    return _columns(path, h, -1)
+def _find_table(fh, path: str) -> Layout:
+    if fh.read(9) != b"SIMPLE  =":
+        raise FitsLayoutError(f"{path}: not a FITS file (no SIMPLE card at the start)")
+    pos, first = 0, True
+    while True:
+        fh.seek(pos)
+        got = _read_header(fh, path)
+        if got is None:
+            raise FitsLayoutError(f"{path}: FITS file without a binary table extension")
+        h, used = got
+        if not first and h.get("XTENSION") == "BINTABLE" and not h.get("ZIMAGE"):
+            if h.get("ZTABLE"):
+                raise FitsLayoutError(f"{path}: tile-compressed (fpack) binary tables are not "
+                                      f"supported; decompress it with funpack first")
+            return _columns(path, h, pos + used)
+        first = False
+        pos += used + _data_size(h)
 
 
 def _first_line(exc: Exception) -> str:
@@ -158,14 +188,17 @@ def _columns(path: str, h: dict, data_start: int) -> Layout:
         rowlen, nrows = int(h["NAXIS1"]), int(h["NAXIS2"])
     except KeyError as exc:
         raise FitsLayoutError(f"{path}: table header lacks {exc.args[0]}") from None
+    if nrows < 0 or rowlen < 0:
+        raise FitsLayoutError(f"{path}: malformed FITS header (NAXIS1 = {rowlen}, NAXIS2 = {nrows})")
     if off != rowlen:
         raise FitsLayoutError(f"{path}: column widths ({off} bytes) differ from NAXIS1 ({rowlen})")
     return Layout(path, h, data_start, nrows, rowlen, cols)
 
 
 def check_complete(lay: Layout) -> None:
-    """Raise if the file is shorter than its table (truncated)."""
-    if lay.data_start < 0:
+    """Raise if the file is shorter than its table (truncated). The length of a gzip stream is
+    known only once it is read (:func:`iter_raw` checks it)."""
+    if lay.gzip:
         return
     need = lay.data_start + lay.data_bytes + int(lay.header.get("PCOUNT", 0) or 0)
     size = os.path.getsize(lay.path)
@@ -175,23 +208,41 @@ def check_complete(lay: Layout) -> None:
 
 def raw_rows(lay: Layout, start: int, stop: int) -> np.ndarray:
     """Rows [start, stop) as the table's raw bytes, uint8[n, rowlen] (big-endian fields)."""
-    return _raw_rows(lay, start, stop)
-
-
-def _raw_rows(lay: Layout, start: int, stop: int) -> np.ndarray:
-    n = max(0, stop - start)
-    if lay.data_start < 0:
-        import fitsio
-        with fitsio.FITS(lay.path) as f:
-            hdu = next(h for h in f if h.get_exttype() == "BINARY_TBL")
-            arr = hdu[start:stop]
-        return _encode(arr, lay)
-    with open(lay.path, "rb") as fh:
+    with _reading(lay.path, "inside the table"), _open(lay.path, lay.gzip) as fh:
         fh.seek(lay.data_start + start * lay.rowlen)
-        buf = fh.read(n * lay.rowlen)
+        return _rows(fh, lay, max(0, stop - start))
+
+
+def _rows(fh, lay: Layout, n: int) -> np.ndarray:
+    buf = fh.read(n * lay.rowlen)
     if len(buf) != n * lay.rowlen:
         raise FitsLayoutError(f"{lay.path}: truncated FITS file (table rows end early)")
     return np.frombuffer(buf, dtype=np.uint8).reshape(n, lay.rowlen)
+
+
+def iter_raw(lay: Layout, chunk_rows: int, hasher=None):
+    """Yield all rows as raw bytes uint8[n, rowlen], ``chunk_rows`` at a time, read in order
+    from one open file. ``hasher`` (hashlib) is fed the bytes before the table, then the rows.
+    A gzip stream is read to its end before its last chunk is yielded, so a truncated or
+    corrupt stream raises (CRC and length checked) even where the rows decompress."""
+    with _reading(lay.path, "inside the table"), _open(lay.path, lay.gzip) as fh:
+        if hasher is not None:
+            head = fh.read(lay.data_start)
+            if len(head) != lay.data_start:
+                raise FitsLayoutError(f"{lay.path}: truncated FITS file (header ends early)")
+            hasher.update(head)
+        else:
+            fh.seek(lay.data_start)
+        for start in range(0, max(lay.nrows, 1), chunk_rows):
+            raw = _rows(fh, lay, min(chunk_rows, lay.nrows - start))
+            if hasher is not None:
+                hasher.update(raw)
+            if lay.gzip and start + chunk_rows >= lay.nrows:
+                with _reading(lay.path, "after the table, before the end of the gzip stream"):
+                    while fh.read(1 << 22):
+                        pass
+            if len(raw):
+                yield raw
 
 
 def read_rows(lay: Layout, start: int, stop: int, columns=None) -> dict[str, np.ndarray]:
@@ -199,7 +250,7 @@ def read_rows(lay: Layout, start: int, stop: int, columns=None) -> dict[str, np.
 
     Logical columns become bool, strings bytes (``S<n>``, padding kept); a byte column with
     TZERO = -128 becomes int8."""
-    return columns_from_raw(lay, _raw_rows(lay, start, stop), columns)
+    return columns_from_raw(lay, raw_rows(lay, start, stop), columns)
 
 
 def columns_from_raw(lay: Layout, raw: np.ndarray, columns=None) -> dict[str, np.ndarray]:
@@ -227,20 +278,3 @@ def columns_from_raw(lay: Layout, raw: np.ndarray, columns=None) -> dict[str, np
             res[name] = v
     return res
 
-
-def _encode(arr: np.ndarray, lay: Layout) -> np.ndarray:
-    """fitsio rows (compressed files) re-encoded as raw big-endian FITS rows."""
-    out = np.zeros((len(arr), lay.rowlen), dtype=np.uint8)
-    for c in lay.columns:
-        v = np.asarray(arr[c.name])
-        w = _WIDTH[c.letter] * c.repeat
-        if c.letter == "A":
-            b = (np.char.encode(v, "ascii") if v.dtype.kind == "U" else v).astype(f"S{c.repeat}")
-        elif c.letter == "L":
-            b = np.where(v, ord("T"), ord("F")).astype(np.uint8)
-        elif c.letter == "B":
-            b = (v.astype(np.int16) + 128).astype(np.uint8) if c.tzero == -128 else v.astype(np.uint8)
-        else:
-            b = v.astype(np.dtype(_KIND[c.letter]).newbyteorder(">"))
-        out[:, c.offset:c.offset + w] = np.frombuffer(np.ascontiguousarray(b).tobytes(), np.uint8).reshape(len(arr), w)
-    return out

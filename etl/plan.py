@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from legacylake.catalogs_schema import detect, validate
+from legacylake.catalogs_schema import detect, model, validate
 
-from .fitstable import FitsLayoutError, check_complete, layout, read_rows
+from .fitstable import FitsLayoutError, check_complete, columns_from_raw, iter_raw, layout
 
 from .healpix import (FOOTPRINT_ORDER, brick_from_name, brick_footprint, brick_histogram, good_positions,
                       healpix29, pixel_range, shift)
@@ -103,8 +103,10 @@ class _Header:
 
 
 @functools.lru_cache(maxsize=256)
-def _classify(signature: tuple) -> tuple[str, tuple, tuple, tuple]:
-    """(model, missing, mistyped, extra) for a header signature ((TTYPE, TFORM, TDIM?, TZERO?), ...)."""
+def _classify(signature: tuple) -> tuple[str, tuple, tuple, tuple, tuple]:
+    """(model, missing, mistyped, extra, too wide) for a header signature ((TTYPE, TFORM,
+    TDIM?, TZERO?), ...); too wide: (TTYPE, TFORM, model width) of string columns wider than
+    the model's ``char[N]``."""
     hdr = _Header({"TFIELDS": len(signature)})
     for i, (tt, tf, td, tz) in enumerate(signature, 1):
         hdr[f"TTYPE{i}"], hdr[f"TFORM{i}"] = tt, tf
@@ -114,7 +116,15 @@ def _classify(signature: tuple) -> tuple[str, tuple, tuple, tuple]:
             hdr[f"TZERO{i}"] = tz
     det = detect(hdr)
     rep = validate(hdr, det.model)
-    return det.model, tuple(rep.missing), tuple(rep.mistyped), tuple(rep.extra)
+    dm = model(det.model)
+    wide = []
+    for tt, tf, _, _ in signature:
+        col, tf = dm.get(tt.strip().lower()), tf.strip()
+        digits = tf[:len(tf) - len(tf.lstrip("0123456789"))]
+        if col is not None and col.is_string and tf[len(digits):len(digits) + 1] == "A" \
+                and int(digits or 1) > col.width:
+            wide.append((tt.strip(), tf, col.width))
+    return det.model, tuple(rep.missing), tuple(rep.mistyped), tuple(rep.extra), tuple(wide)
 
 
 def inspect_file(path: str, plan_order: int, known: dict | None = None) -> InputFile:
@@ -132,11 +142,13 @@ def inspect_file(path: str, plan_order: int, known: dict | None = None) -> Input
         check_complete(lay)
     except FitsLayoutError as exc:
         raise Reject(str(exc)) from None
+    except OSError as exc:
+        raise Reject(f"{path}: cannot read ({exc.strerror})") from None
     h = lay.header
     sig = tuple((str(h.get(f"TTYPE{i}", "")), str(h.get(f"TFORM{i}", "")), h.get(f"TDIM{i}"), h.get(f"TZERO{i}"))
                 for i in range(1, int(h.get("TFIELDS", 0)) + 1))
     try:
-        model_name, missing, mistyped, extra = _classify(sig)
+        model_name, missing, mistyped, extra, wide = _classify(sig)
     except ValueError as exc:
         raise Reject(f"{path}: {exc}") from None
     if missing:
@@ -144,6 +156,10 @@ def inspect_file(path: str, plan_order: int, known: dict | None = None) -> Input
     if mistyped:
         n, exp, got = mistyped[0]
         raise Reject(f"{path}: column {n} is {got}, {model_name} requires {exp}")
+    if wide:
+        n, tform, width = wide[0]
+        raise Reject(f"{path}: column {n} is {tform}, the {model_name} model allows at most {width} "
+                     f"characters")
     if extra:
         f.notes.append(f"{path}: extra columns not in {model_name} are not ingested: {', '.join(extra)}")
     f.model = model_name
@@ -170,8 +186,8 @@ def exact_footprint(f: InputFile, plan_order: int, lay=None) -> None:
     try:
         lay = lay or layout(f.path)
         ra, dec, bid = [], [], []
-        for start in range(0, lay.nrows, 1_000_000):
-            d = read_rows(lay, start, min(lay.nrows, start + 1_000_000), columns={"ra", "dec", "brickid"})
+        for raw in iter_raw(lay, 200_000):
+            d = columns_from_raw(lay, raw, columns={"ra", "dec", "brickid"})
             ra.append(d["ra"]), dec.append(d["dec"]), bid.append(d["brickid"])
     except FitsLayoutError as exc:
         raise Reject(str(exc)) from None

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from legacylake import __version__
 from legacylake.catalogs_schema import model
 
-from .fitstable import layout, read_rows
+from .fitstable import columns_from_raw, iter_raw, layout
 from .healpix import good_positions, healpix29
 
 HEALPIX_COLUMN = "_healpix_29"
@@ -91,8 +91,8 @@ def to_arrow(data: dict, hp: np.ndarray, schema: pa.Schema) -> pa.Table:
 def iter_fits_chunks(path: str, chunk_rows: int = CHUNK_ROWS, lay=None):
     """Yield (columns by lowercase name, first row index) chunks of a FITS table."""
     lay = lay or layout(path)
-    for start in range(0, lay.nrows, chunk_rows):
-        yield read_rows(lay, start, min(lay.nrows, start + chunk_rows)), start
+    for i, raw in enumerate(iter_raw(lay, chunk_rows)):
+        yield columns_from_raw(lay, raw), i * chunk_rows
 
 
 def positions(data: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -20,11 +20,13 @@ which hands each task its rows as such a shard (only seam bricks, never a full c
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 from concurrent.futures import ThreadPoolExecutor
 import ctypes
+import functools
+import json
 import os
-import pickle
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .healpix import FOOTPRINT_ORDER, pixel_range, shift
-from .fitstable import FitsLayoutError, columns_from_raw, layout, raw_rows
+from .fitstable import Column, FitsLayoutError, Layout, columns_from_raw, iter_raw, layout
 from .read import CHUNK_ROWS, HEALPIX_COLUMN, lake_schema, positions, to_arrow
 from .healpix import healpix29
 from .mapping import map_columns
@@ -95,6 +97,9 @@ class FootprintError(Exception):
     def __init__(self, path: str, message: str):
         super().__init__(message)
         self.path = path
+
+    def __reduce__(self):   # raised in a worker process, re-raised in the build's
+        return type(self), (self.path, str(self))
 
 
 @dataclass
@@ -342,34 +347,15 @@ class _Arrow:
         return _Arrow(self.table.slice(k))
 
 
-def _start_hash(lay):
-    """BLAKE2b-128 over the file's bytes up to the table data (continued with the rows)."""
-    import hashlib
-
-    h = hashlib.blake2b(digest_size=16)
-    if lay.data_start > 0:
-        with open(lay.path, "rb") as fh:
-            h.update(fh.read(lay.data_start))
-    return h
-
-
 def content_hash(path: str) -> str:
     """The content hash a build records for a FITS file: BLAKE2b-128 of its header and table
-    bytes (what :func:`_route_fits` hashes while reading), read in 4 MiB pieces.
+    bytes (decompressed, for a gzip file; what :func:`_route_fits` hashes while reading).
 
     Raises :class:`FitsLayoutError` if the file is not a readable FITS table."""
-    import hashlib
-
-    lay = layout(path)
     h = hashlib.blake2b(digest_size=16)
-    left = lay.data_start + lay.nrows * lay.rowlen
-    with open(path, "rb") as fh:
-        while left > 0:
-            chunk = fh.read(min(left, 1 << 22))
-            if not chunk:
-                raise FitsLayoutError(f"{path}: file ends inside the table (truncated)")
-            h.update(chunk)
-            left -= len(chunk)
+    lay = layout(path)
+    for _ in iter_raw(lay, max(1, (4 << 20) // max(1, lay.rowlen)), h):   # 4 MiB pieces
+        pass
     return h.hexdigest()
 
 
@@ -384,23 +370,23 @@ class ReadError(Exception):
         super().__init__(message)
         self.path = path
 
+    def __reduce__(self):   # raised in a worker process, re-raised in the build's
+        return type(self), (self.path, str(self))
+
 
 def _route_fits(path: str, hash_it: bool, dests: list) -> tuple[dict, list]:
     """Read a FITS file once and route its rows: ``dests`` is [(los, his, lower bound)] of
     leaf runs; returns (row accounting, [sorted raw blocks per destination]).
 
     Raises :class:`FootprintError` if rows of a run lie below its bound (the plan's), and
-    :class:`ReadError` if the table cannot be read."""
+    :class:`ReadError` if the file cannot be read to its end (truncated, corrupt gzip)."""
     acc = {"rows": 0, "bad": 0, "written": 0, "bricks": {}}
     out: list[list] = [[] for _ in dests]
     try:
         lay = layout(path)
         key = _layout_key(lay)
-        hasher = _start_hash(lay) if hash_it else None
-        for start in range(0, lay.nrows, CHUNK_ROWS):
-            raw = raw_rows(lay, start, min(lay.nrows, start + CHUNK_ROWS))
-            if hasher is not None:
-                hasher.update(raw)
+        hasher = hashlib.blake2b(digest_size=16) if hash_it else None
+        for raw in iter_raw(lay, CHUNK_ROWS, hasher):
             ra, dec, good = positions(columns_from_raw(lay, raw, {"ra", "dec"}))
             acc["rows"] += len(ra)
             acc["bad"] += int((~good).sum())
@@ -452,6 +438,7 @@ def write_shards(raws: list, path_prefix: str, rows_per_shard: int | None = None
         by_key.setdefault(r.key, []).append(r)
     out = []
     for g, group in enumerate(by_key.values()):
+        schema = _shard_schema(group[0].lay)
         hp = np.concatenate([r.hp for r in group])
         src = np.concatenate([np.full(r.num_rows, j, dtype=np.int32) for j, r in enumerate(group)])
         row = np.concatenate([np.arange(r.num_rows) for r in group])
@@ -465,20 +452,62 @@ def write_shards(raws: list, path_prefix: str, rows_per_shard: int | None = None
                 if m.any():
                     block[m] = r.block[row[sel][m]]
             path = f"{path_prefix}-{g}-{i}.shard"
-            with open(path + ".tmp", "wb") as fh:
-                pickle.dump((group[0].key, group[0].lay, hp[sel], block), fh, protocol=5)
+            try:
+                _write_shard(path + ".tmp", schema, hp[sel], block)
+            except BaseException:   # e.g. disk full: no partial shard is left behind
+                if os.path.exists(path + ".tmp"):
+                    os.remove(path + ".tmp")
+                raise
             os.replace(path + ".tmp", path)
             out.append((int(hp[sel[0]]), path, len(sel)))
     return out
 
 
+#: Schema metadata key of a shard: its rows' FITS layout (JSON).
+SHARD_LAYOUT_KEY = b"legacylake.fits_layout"
+
+
+def _shard_schema(lay) -> pa.Schema:
+    """Schema of a shard of rows of layout ``lay``: ``_healpix_29`` (int64) and ``row`` (the
+    raw FITS row bytes, fixed-size binary); the layout (source path, row length, columns) is
+    JSON in the schema metadata."""
+    meta = {"path": lay.path, "rowlen": lay.rowlen, "columns": [vars(c) for c in lay.columns]}
+    return pa.schema([pa.field(HEALPIX_COLUMN, pa.int64(), nullable=False),
+                      pa.field("row", pa.binary(lay.rowlen), nullable=False)],
+                     metadata={SHARD_LAYOUT_KEY: json.dumps(meta)})
+
+
+def _write_shard(path: str, schema: pa.Schema, hp: np.ndarray, block: np.ndarray) -> None:
+    """One Arrow IPC file of one record batch (a Python file object: ~2x faster here than
+    ``pa.OSFile`` for 4 MiB shards)."""
+    n, width = block.shape
+    rows = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n,
+                                                [None, pa.py_buffer(np.ascontiguousarray(block))])
+    with open(path, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        writer.write_batch(pa.record_batch([pa.array(hp, pa.int64()), rows], schema=schema))
+
+
+@functools.lru_cache(maxsize=64)
+def _shard_layout(meta: bytes) -> tuple:
+    """(source path, row length, columns, layout key) from a shard's layout metadata."""
+    m = json.loads(meta)
+    cols = [Column(**{**c, "shape": tuple(c["shape"])}) for c in m["columns"]]
+    lay = Layout(m["path"], {}, 0, 0, m["rowlen"], cols)
+    return lay.path, lay.rowlen, cols, _layout_key(lay)
+
+
 def read_shard(path: str, remove: bool = True) -> "_Raw":
-    """A shard written by :func:`write_shards` (deleted after reading if ``remove``)."""
-    with open(path, "rb") as fh:
-        key, lay, hp, block = pickle.load(fh)
+    """A shard written by :func:`write_shards` (deleted after reading if ``remove``); its
+    arrays are views of the buffers read from the file (no copy)."""
+    with open(path, "rb") as src:
+        reader = pa.ipc.open_file(src)
+        source, width, cols, key = _shard_layout(reader.schema.metadata[SHARD_LAYOUT_KEY])
+        batch = reader.get_batch(0)
+    n, rows = batch.num_rows, batch.column(1)
+    block = np.frombuffer(rows.buffers()[1], np.uint8, n * width, rows.offset * width).reshape(n, width)
     if remove:
         os.remove(path)
-    return _Raw(key, lay, block, hp)
+    return _Raw(key, Layout(source, {}, 0, n, width, cols), block, batch.column(0).to_numpy())
 
 
 @dataclass
