@@ -75,6 +75,7 @@ class Summary:
     margin_rows: int = 0                # rows of the margin catalog
     margins_written: int = 0            # margin leaves written (the others are shared)
     recovered: list = field(default_factory=list)   # leftovers of a killed writer removed
+    write_passes: int = 0               # write phases run (more than 1 only to drop a bad replacement)
 
     @property
     def rows_per_s(self) -> float:
@@ -426,9 +427,12 @@ def _build_locked(sources, cat_dir, catalog, threshold, highest_order, workers, 
     try:
         with _Runner(workers, scheduler, progress) as runner:
             while True:
+                summary.write_passes += 1
                 try:
                     results, plan = _write(cur, man, new, settings, workers, scheduler,
                                            row_group_rows, staging, runner)
+                    rejects += sorted(plan["failed"].items())
+                    new = [f for f in new if f.path not in plan["failed"]]
                     break
                 except FootprintError as exc:
                     _clear(staging)
@@ -443,8 +447,11 @@ def _build_locked(sources, cat_dir, catalog, threshold, highest_order, workers, 
                     rejects.append((exc.path, str(exc)))
                     new = [f for f in new if f.path != exc.path]
                 if not new:
-                    summary.seconds = time.time() - t0
-                    return summary
+                    break
+            if not new:
+                _clear(staging)
+                summary.seconds = time.time() - t0
+                return summary
             _commit(cat_dir, catalog, cur, man, new, settings, results, plan, summary, rejects,
                     staging, runner, row_group_rows)
     except BaseException as exc:
@@ -571,6 +578,13 @@ def _write(cur, man, new, settings, workers, scheduler, row_group_rows, staging,
     results = seam_results + runner.run(run_task, tasks, "write partitions")
     crash_point("tasks-done")
 
+    # files that could not be read to their end landed nowhere: the build rejects them, in this
+    # pass, unless one replaces an ingested file (its old rows were left out of the rewritten
+    # leaves, so the write phase is run again without it)
+    failed = {p: m for r in results for p, m in r.get("failed", {}).items()}
+    for p, m in failed.items():
+        if old_files.get(p, {}).get("status") == "ingested":
+            raise ReadError(p, m)
     # every good row of every new file must have landed in a partition
     acc: dict[str, dict] = {}
     for r in results:
@@ -583,6 +597,8 @@ def _write(cur, man, new, settings, workers, scheduler, row_group_rows, staging,
             for b, c in a["bricks"].items():
                 e["bricks"][b] = e["bricks"].get(b, 0) + c
     for f in new:
+        if f.path in failed:
+            continue
         a = acc.get(f.path)
         if a is None:
             if f.rows:
@@ -594,7 +610,7 @@ def _write(cur, man, new, settings, workers, scheduler, row_group_rows, staging,
                 raise RuntimeError(f"{f.path}: {a['rows'] - a['bad'] - a['written']} rows not placed")
             raise FootprintError(f.path, f"{f.path}: rows outside the planned sky area")
     return results, {"leaves": leaves, "touched": touched, "existing": existing, "acc": acc,
-                     "parent_of": parent_of}
+                     "parent_of": parent_of, "failed": failed}
 
 
 def _commit(cat_dir, catalog, cur, man, new, settings, results, plan, summary, rejects, staging,

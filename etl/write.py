@@ -527,23 +527,29 @@ def split_seam_files(job: SeamJob) -> dict:
     pa.set_memory_pool(pa.system_memory_pool())
     d = os.path.join(job.staging, "seam")
     os.makedirs(d, exist_ok=True)
-    files, shards = {}, []
+    files, shards, failed = {}, [], {}
     for fi, (path, hash_it, dests) in enumerate(job.files):
-        acc, outs = _route_fits(path, hash_it, [(np.asarray(lo, np.int64), np.asarray(hi, np.int64), lb)
-                                                for _, lo, hi, lb in dests])
+        try:
+            acc, outs = _route_fits(path, hash_it, [(np.asarray(lo, np.int64), np.asarray(hi, np.int64), lb)
+                                                    for _, lo, hi, lb in dests])
+        except ReadError as exc:   # nothing of the file was handed on: the build rejects it
+            failed[path] = str(exc)
+            continue
         files[path] = acc
         for (tid, _, _, _), raws in zip(dests, outs):
             if raws:
                 prefix = os.path.join(d, f"j{job.job_id}-f{fi}-t{tid}")
                 for lo, p, n in write_shards(raws, prefix):
                     shards.append((tid, lo, p, n))
-    return {"files": files, "shards": shards}
+    return {"files": files, "shards": shards, "failed": failed}
 
 
 def run_task(task: Task) -> dict:
     """Run one write task; returns leaf results, per-file row accounting and point counts.
 
-    Raises :class:`FootprintError` if a file has rows in this run below its planned bound."""
+    A FITS file that cannot be read to its end is left out (``failed``: path -> message; a
+    file's rows are handed to the merge only once all of it is read). Raises
+    :class:`FootprintError` if a file has rows in this run below its planned bound."""
     tune_malloc()
     schema = lake_schema(task.model)
     # the system allocator hands freed buffers back to the OS (mimalloc keeps them)
@@ -555,6 +561,7 @@ def run_task(task: Task) -> dict:
     run_lo, run_hi = int(los[0]), int(his[-1])
     out = _LeafWriter(task, schema)
     files: dict[str, dict] = {}
+    failed: dict[str, str] = {}
     heap: list = []
     iters: dict[int, object] = {}
     for idx, src in enumerate(task.sources):
@@ -706,7 +713,11 @@ def run_task(task: Task) -> dict:
             src = task.sources[idx]
             if src.kind in ("fits", "shard"):
                 _prefetch()
-                acc, raws = loading.pop(idx).result()
+                try:
+                    acc, raws = loading.pop(idx).result()
+                except ReadError as exc:
+                    failed[src.path] = str(exc)
+                    continue
                 if acc is not None:
                     files[src.path] = acc
                 pending.extend(raws)
@@ -739,5 +750,5 @@ def run_task(task: Task) -> dict:
     out.finish()
     release_memory()
     return {"task_id": task.task_id, "leaves": out.results, "files": files,
-            "margin": out.margin.results if out.margin is not None else [],
+            "margin": out.margin.results if out.margin is not None else [], "failed": failed,
             "peak_pending_rows": stats["peak_pending"], "spilled_rows": stats["spilled_rows"]}

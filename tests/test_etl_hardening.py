@@ -114,6 +114,7 @@ def test_bad_compressed_and_wide_inputs_rejected_good_ones_ingested(inputs, tmp_
     bad = {**bad, "gz_truncated": shutil.copy(bad["gz_truncated"], tmp_path)}   # repaired below
     s = build(good + [good_gz] + list(bad.values()), lake, "c", workers=2)
     assert not s.ok
+    assert s.write_passes == 1     # files failing in the write phase are dropped in that pass
     # each bad file named once, on one line, with its reason
     assert sorted(p for p, _ in s.rejects) == sorted(bad.values())
     reasons = dict(s.rejects)
@@ -141,6 +142,27 @@ def test_bad_compressed_and_wide_inputs_rejected_good_ones_ingested(inputs, tmp_
     s2 = build(good + [good_gz, bad["gz_truncated"]], lake, "c", workers=1)
     assert s2.ok and s2.ingested == [bad["gz_truncated"]] and not s2.replaced
     assert s2.unchanged == 4 and s2.total_rows == 5 * ROWS
+    assert verify(lake, "c").ok
+
+
+def test_truncated_replacement_keeps_the_old_rows(inputs, tmp_path):
+    """A .fits.gz already ingested, then replaced by a truncated copy (found only when its rows
+    are read): the build rejects the new copy and keeps the rows of the old one."""
+    d, plain, good, good_gz, bad = inputs
+    lake = str(tmp_path / "lake")
+    gz = str(shutil.copy(good_gz, tmp_path / os.path.basename(good_gz)))
+    assert build(good[:2] + [gz], lake, "c", workers=1).ok
+    data = open(gz, "rb").read()
+    open(gz, "wb").write(data[:-8])   # all rows decompress; the gzip trailer is missing
+    s = build(good[:2] + [gz], lake, "c", workers=2)   # nothing else new: no snapshot at all
+    assert [p for p, _ in s.rejects] == [gz] and "truncated gzip stream" in s.rejects[0][1]
+    assert s.snapshot is None and s.total_rows == 3 * ROWS
+    s = build(good + [gz], lake, "c", workers=2)       # with a good new file: written again without it
+    assert [p for p, _ in s.rejects] == [gz] and s.ingested == [good[2]]
+    assert s.write_passes == 2 and s.total_rows == 4 * ROWS
+    t = pds.dataset(dataset_dir(os.path.join(lake, "c")), format="parquet").to_table(columns=["brickid"])
+    bid = int(fitsio.read(plain[3], columns=["BRICKID"], rows=[0])["BRICKID"][0])
+    assert pc.sum(pc.equal(t["brickid"], bid)).as_py() == ROWS     # the old rows of the replaced brick
     assert verify(lake, "c").ok
 
 
