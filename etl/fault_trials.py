@@ -57,9 +57,13 @@ def count_rows(lake: str, catalog: str) -> int:
 
 def lsdb_rows(cat_dir: str) -> int:
     """Rows lsdb reads from the collection (its current snapshot, with the margin attached)."""
+    import contextlib
+    import io
+
     import lsdb
 
-    return len(lsdb.open_catalog(cat_dir, columns=["ra", "dec"]).compute())
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        return len(lsdb.open_catalog(cat_dir, columns=["ra", "dec"]).compute())
 
 
 def hats_valid(cat_dir: str) -> bool:
