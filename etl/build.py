@@ -23,10 +23,10 @@ from legacylake.errors import UserError
 from . import layout
 from . import manifest as mf
 from . import snapshot
-from .hats_meta import write_margin_metadata, write_metadata
+from .hats_meta import write_metadata
 from .lock import CatalogLock
-from .margin import DEFAULT_MARGIN_ARCSEC, PartitionMap, check_margin, ring
-from .margin_write import MarginItem, MarginJob, run_margin_job
+from .margin import DEFAULT_MARGIN_ARCSEC, check_margin
+from .margin_write import write_margins
 from .mapping import MAPPINGS, can_map, target_model
 from .mapping import describe as describe_mappings
 from .healpix import FOOTPRINT_ORDER, pixel_range, shift
@@ -679,90 +679,19 @@ def _commit(cat_dir, catalog, cur, man, new, settings, results, plan, summary, r
     summary.partitions = len(new_man["partitions"])
     summary.total_rows = sum(v["rows"] for v in new_man["partitions"].values())
 
-    schema = lake_schema(settings["model"])
-    write_metadata(primary, new_man, schema)
-    changed = [l for l in touched] + removed
-    mname = write_margins(root, catalog, cur, man, new_man, settings, final,
-                          {l for l in touched if l in leaf_res}, changed, results, runner,
-                          row_group_rows, summary)
+    write_metadata(primary, new_man, lake_schema(settings["model"]))
+    mname, summary.margins_written = write_margins(root, catalog, cur, man, new_man, settings, final,
+                                                   {l for l in touched if l in leaf_res}, touched + removed,
+                                                   results, runner, row_group_rows)
+    summary.margin_rows = sum(new_man["margin_partitions"].values())
     crash_point("margins")
-    linked = summary.leaves_linked
     commit = {"version": version, "created": snapshot.now_utc(), "parent": cur.version if cur else None,
               "files_added": len(summary.ingested), "files_replaced": len(summary.replaced),
               "files_rejected": len(rejects), "rows_added": summary.rows, "rows": summary.total_rows,
               "partitions": summary.partitions, "partitions_written": summary.partitions_written,
-              "leaves_linked": linked, "margin_rows": summary.margin_rows}
-    finish_snapshot(root, new_man, man, commit, summary)
+              "leaves_linked": summary.leaves_linked, "margin_rows": summary.margin_rows}
+    summary.bytes_written = snapshot.finish(root, new_man, man, commit)
     crash_point("snapshot")
     snapshot.publish(cat_dir, root, catalog, version, mname, crash_point)
     summary.snapshot = version
     _clear(staging)
-
-
-def finish_snapshot(root: str, new_man: dict, old_man: dict, commit: dict, summary: Summary) -> None:
-    """Record the commit (sizes measured on the assembled folder) and write the manifest."""
-    total = snapshot.tree_bytes(root)
-    shared = sum(os.lstat(os.path.join(r, n)).st_size for r, _, ns in os.walk(root) for n in ns
-                 if os.lstat(os.path.join(r, n)).st_nlink > 1)
-    commit["bytes"] = total
-    commit["bytes_written"] = total - shared
-    summary.bytes_written = commit["bytes_written"]
-    new_man["history"] = list(old_man.get("history", [])) + ([old_man["commit"]] if old_man.get("commit") else [])
-    new_man["commit"] = commit
-    new_man["format"] = mf.FORMAT
-    mf.write_json_atomic(os.path.join(root, "manifest.json"), new_man)
-
-
-def write_margins(root, catalog, cur, old_man, new_man, settings, final, written, changed, results,
-                  runner, row_group_rows, summary) -> str:
-    """Write the margin catalog of the snapshot at ``root``: margins of partitions near a
-    changed one are (re)built from the write tasks' shards and the edge rows of unchanged
-    neighbours; the others are hard-linked from the current snapshot. Returns its folder name."""
-    from .healpix import shift as _shift
-
-    arcsec, m = settings["margin_arcsec"], settings["margin_order"]
-    mname = layout.margin_name(catalog, arcsec)
-    mdir = os.path.join(root, mname)
-    os.makedirs(mdir, exist_ok=True)
-    pmap = PartitionMap(final)
-    old_parts = old_man.get("margin_partitions") or {}
-    reuse = (cur is not None and cur.margin is not None and old_man.get("margin_order") == m
-             and os.path.basename(cur.margin) == mname)
-    ch = sorted((pixel_range(*l) for l in changed))
-    ch_lo = np.array([a for a, _ in ch], np.int64)
-    ch_hi = np.maximum.accumulate(np.array([b for _, b in ch], np.int64)) if ch else np.zeros(0, np.int64)
-    shards: dict = {}
-    for r in results:
-        for leaf, path, _ in r.get("margin", []):
-            shards.setdefault(tuple(leaf), []).append(path)
-    items, parts = [], {}
-    for leaf in final:
-        cells = ring(leaf[0], leaf[1], m)
-        own = pmap.owner(cells << _shift(m))
-        neigh = {pmap.leaves[i] for i in np.unique(own[own >= 0])}
-        lo, hi = cells << _shift(m), (cells + 1) << _shift(m)
-        j = np.searchsorted(ch_lo, hi, side="left") - 1     # last changed range starting below hi
-        hit = bool(np.any((j >= 0) & (ch_hi[np.maximum(j, 0)] > lo))) if len(ch_lo) else False
-        out = os.path.join(mdir, layout.leaf_relpath(*leaf))
-        key = mf.pixel_key(*leaf)
-        if reuse and not hit and leaf not in written:
-            if key in old_parts:
-                snapshot.link_or_copy(cur.margin_leaf(*leaf), out)
-                parts[leaf] = old_parts[key]
-            continue
-        items.append(MarginItem(leaf, out, shards.get(leaf, []),
-                                [os.path.join(root, catalog, layout.leaf_relpath(*s))
-                                 for s in sorted(neigh) if s not in written]))
-    if items:
-        n_jobs = max(1, min(len(items), 2 * runner.workers))
-        jobs = [MarginJob(j, items[j::n_jobs], m, settings["model"], row_group_rows) for j in range(n_jobs)]
-        for r in runner.run(run_margin_job, jobs, "write margins"):
-            for leaf, rows in r["margin_leaves"].items():
-                parts[tuple(leaf)] = rows
-                summary.margins_written += 1
-    new_man["margin_order"] = m
-    new_man["margin_partitions"] = {mf.pixel_key(*l): int(v) for l, v in sorted(parts.items())}
-    summary.margin_rows = int(sum(parts.values()))
-    write_margin_metadata(mdir, mname, f"../{catalog}", {l: v for l, v in parts.items()},
-                          lake_schema(settings["model"]), arcsec, m)
-    return mname

@@ -11,7 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .margin import in_cells, ring, ring_ranges
+from .healpix import shift
+from .margin import PartitionMap, in_cells, ring, ring_ranges
 from .read import HEALPIX_COLUMN, lake_schema
 
 
@@ -88,3 +89,63 @@ def run_margin_job(job: MarginJob) -> dict:
         out[tuple(it.leaf)] = t.num_rows
         del parts, t
     return {"margin_leaves": out}
+
+
+def write_margins(root: str, catalog: str, cur, old_man: dict, new_man: dict, settings: dict, final: list,
+                  written: set, changed: list, results: list, runner, row_group_rows: int) -> tuple[str, int]:
+    """Write the margin catalog of the snapshot assembled at ``root``: the margins of
+    partitions next to a changed one (``changed``: leaves rewritten or removed) are built from
+    the write tasks' shards (``results``) and the edge rows of unchanged neighbours; the others
+    are hard-linked from the current snapshot ``cur``. Records ``margin_order`` and
+    ``margin_partitions`` in ``new_man``. Returns (folder name, margin leaves written)."""
+    from . import layout
+    from . import manifest as mf
+    from .hats_meta import write_margin_metadata
+    from .healpix import pixel_range
+    from .snapshot import link_or_copy
+
+    arcsec, m = settings["margin_arcsec"], settings["margin_order"]
+    mname = layout.margin_name(catalog, arcsec)
+    mdir = os.path.join(root, mname)
+    os.makedirs(mdir, exist_ok=True)
+    pmap = PartitionMap(final)
+    old_parts = old_man.get("margin_partitions") or {}
+    reuse = (cur is not None and cur.margin is not None and old_man.get("margin_order") == m
+             and os.path.basename(cur.margin) == mname)
+    ch = sorted((pixel_range(*l) for l in changed))
+    ch_lo = np.array([a for a, _ in ch], np.int64)
+    ch_hi = np.maximum.accumulate(np.array([b for _, b in ch], np.int64)) if ch else np.zeros(0, np.int64)
+    shards: dict = {}
+    for r in results:
+        for leaf, path, _ in r.get("margin", []):
+            shards.setdefault(tuple(leaf), []).append(path)
+    items, parts = [], {}
+    for leaf in final:
+        cells = ring(leaf[0], leaf[1], m)
+        own = pmap.owner(cells << shift(m))
+        neigh = {pmap.leaves[i] for i in np.unique(own[own >= 0])}
+        lo, hi = cells << shift(m), (cells + 1) << shift(m)
+        j = np.searchsorted(ch_lo, hi, side="left") - 1     # last changed range starting below hi
+        hit = bool(np.any((j >= 0) & (ch_hi[np.maximum(j, 0)] > lo))) if len(ch_lo) else False
+        out = os.path.join(mdir, layout.leaf_relpath(*leaf))
+        key = mf.pixel_key(*leaf)
+        if reuse and not hit and leaf not in written:
+            if key in old_parts:
+                link_or_copy(cur.margin_leaf(*leaf), out)
+                parts[leaf] = old_parts[key]
+            continue
+        items.append(MarginItem(leaf, out, shards.get(leaf, []),
+                                [os.path.join(root, catalog, layout.leaf_relpath(*s))
+                                 for s in sorted(neigh) if s not in written]))
+    n_written = 0
+    if items:
+        n_jobs = max(1, min(len(items), 2 * runner.workers))
+        jobs = [MarginJob(j, items[j::n_jobs], m, settings["model"], row_group_rows) for j in range(n_jobs)]
+        for r in runner.run(run_margin_job, jobs, "write margins"):
+            for leaf, rows in r["margin_leaves"].items():
+                parts[tuple(leaf)] = rows
+                n_written += 1
+    new_man["margin_order"] = m
+    new_man["margin_partitions"] = {mf.pixel_key(*l): int(v) for l, v in sorted(parts.items())}
+    write_margin_metadata(mdir, mname, f"../{catalog}", parts, lake_schema(settings["model"]), arcsec, m)
+    return mname, n_written

@@ -117,6 +117,26 @@ def publish(catalog_dir: str, staged_root: str, name: str, version: int, margin:
     return final
 
 
+def finish(root: str, new_man: dict, old_man: dict, commit: dict) -> int:
+    """Record the commit in the manifest of the snapshot assembled at ``root`` (its bytes, and
+    the bytes written for it: all but the files hard-linked from the previous snapshot), with
+    the commits before it, and write the manifest. Returns the bytes written."""
+    total = tree_bytes(root)
+    shared = 0
+    for d, _, names in os.walk(root):
+        for n in names:
+            st = os.lstat(os.path.join(d, n))
+            if st.st_nlink > 1:
+                shared += st.st_size
+    commit["bytes"] = total
+    commit["bytes_written"] = total - shared
+    new_man["history"] = list(old_man.get("history", [])) + ([old_man["commit"]] if old_man.get("commit") else [])
+    new_man["commit"] = commit
+    new_man["format"] = mf.FORMAT
+    mf.write_json_atomic(os.path.join(root, "manifest.json"), new_man)
+    return commit["bytes_written"]
+
+
 def tree_bytes(path: str) -> int:
     total = 0
     for root, _, names in os.walk(path):

@@ -74,7 +74,8 @@ def upgrade_locked(cat_dir: str, workers: int = 1, progress: bool = False,
                    margin_arcsec: float | None = None) -> int | None:
     """Upgrade ``cat_dir`` (the caller holds its writer lock). Returns the published version,
     or None if it only finished removing the old files of an earlier upgrade."""
-    from .build import Summary, _Runner, finish_snapshot, write_margins
+    from .build import _Runner
+    from .margin_write import write_margins
     from .hats_meta import write_metadata
     from .margin import DEFAULT_MARGIN_ARCSEC, check_margin
     from .read import lake_schema
@@ -100,17 +101,16 @@ def upgrade_locked(cat_dir: str, workers: int = 1, progress: bool = False,
     for leaf in final:
         snapshot.link_or_copy(_old_leaf(cat_dir, *leaf), os.path.join(primary, layout.leaf_relpath(*leaf)))
     write_metadata(primary, new_man, lake_schema(man["model"]))
-    summary = Summary(cat_dir)
     with _Runner(workers, None, progress) as runner:
-        mname = write_margins(root, catalog, None, {}, new_man, settings, final, set(), [], [],
-                              runner, ROW_GROUP_ROWS, summary)
+        mname, _ = write_margins(root, catalog, None, {}, new_man, settings, final, set(), [], [],
+                                 runner, ROW_GROUP_ROWS)
     rows = sum(v["rows"] for v in man["partitions"].values())
     commit = {"version": 1, "created": snapshot.now_utc(), "parent": None, "files_added": 0,
               "files_replaced": 0, "files_rejected": 0, "rows_added": 0, "rows": rows,
               "partitions": len(final), "partitions_written": 0, "leaves_linked": len(final),
-              "margin_rows": summary.margin_rows,
+              "margin_rows": sum(new_man["margin_partitions"].values()),
               "note": "upgraded from the single-folder layout"}
-    finish_snapshot(root, new_man, {}, commit, summary)
+    snapshot.finish(root, new_man, {}, commit)
     snapshot.publish(cat_dir, root, catalog, 1, mname)
     shutil.rmtree(staging, ignore_errors=True)
     _remove_old_files(cat_dir)
