@@ -131,7 +131,9 @@ def _open(root: Path) -> Catalog:
             raise UserError(str(exc)) from None
         if not os.path.isdir(snap.primary):
             raise UserError(f"{root}: collection.properties points at {snap.primary}, which is missing")
-        return _open_cached(snap.primary, 0.0, 0.0, root.name, snap.version, snap.margin)
+        st = os.stat(snap.primary)   # a snapshot never changes; a catalog folder rebuilt from scratch does
+        return _open_cached(snap.primary, float(st.st_ino), float(st.st_mtime_ns), root.name, snap.version,
+                            snap.margin)
     return _open_cached(str(root), _mtime(root / "hats.properties"), _mtime(root / "partition_info.csv"))
 
 
@@ -372,7 +374,9 @@ def lake_of(con) -> tuple[Path, dict[str, Catalog]]:
     cats = {}
     for name, (hats_dir, version, margin) in json.loads(pinned).items():
         p = Path(hats_dir)
-        mt = (0.0, 0.0) if version is not None else (_mtime(p / "hats.properties"), _mtime(p / "partition_info.csv"))
+        st = p.stat()
+        mt = ((float(st.st_ino), float(st.st_mtime_ns)) if version is not None
+              else (_mtime(p / "hats.properties"), _mtime(p / "partition_info.csv")))
         cats[name] = _open_cached(str(p), *mt, name, version, margin)
     return Path(path), cats
 
