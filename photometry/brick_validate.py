@@ -138,7 +138,7 @@ def flux_pulls(images_dir: str, outdir: str, brick: str, min_sn: float = 20.0, i
     if sig is not None and not np.array_equal(sig["OBJID"], c["OBJID"]):
         raise ValueError(f"{sp}: OBJID does not follow the catalog's rows")
     kind = "marginalised" if sig is not None else "diagonal" if sigma == "diagonal" else "marginalised (Fisher at catalog values)"
-    out = {"sigma": kind, "groups": {}, "groups_same_type": {}, "used": {}}
+    out = {"sigma": kind, "groups": {}, "groups_same_type": {}, "groups_ref": {}, "used": {}}
     if not len(c) or not len(t):
         return out
     x0, x1, y0, y1 = h["RX0"], h["RX1"], h["RY0"], h["RY1"]
@@ -173,6 +173,13 @@ def flux_pulls(images_dir: str, outdir: str, brick: str, min_sn: float = 20.0, i
         tf = t["FLUX_" + b][ic].astype(np.float64)
         pull = (f - tf) / np.where(s > 0, s, 1.0)
         out["used"][b.lower()] = c["OBJID"][good]
+        isref = np.char.strip(c["REF_CAT"].astype(str)) == "G2"
+        for key, sel in (("Gaia reference", good & (tm == "PSF") & isref), ("not reference", good & (tm == "PSF") & ~isref)):
+            p = pull[sel]
+            out["groups_ref"][(key, b.lower())] = {
+                "n": int(sel.sum()), "median": float(np.median(p)) if len(p) else float("nan"),
+                "std": float(np.std(p)) if len(p) else float("nan"), "robust_std": _robust_std(p),
+                "median_frac": float(np.median(f[sel] / tf[sel] - 1)) if len(p) else float("nan")}
         for typ in ("PSF", "EXP", "DEV", "SER"):
             for key, sel in (("groups", good & (tm == typ)), ("groups_same_type", good & (tm == typ) & (ct == typ))):
                 p = pull[sel]
@@ -196,6 +203,16 @@ def format_pulls(p: dict) -> str:
                     cells.append(f"{b} {g['median']:+.2f} / {g['std']:.2f} / {g['robust_std']:.2f} / {g['n']} "
                                  f"[{g['median_frac']:+.4f}]")
             lines.append(f"    {typ}: " + "; ".join(cells))
+    if p.get("groups_ref"):
+        lines.append("  truth PSF by catalog reference (Gaia stars: positions held, drawn at each exposure's epoch):")
+        for key in ("Gaia reference", "not reference"):
+            cells = []
+            for b in "grz":
+                g = p["groups_ref"].get((key, b))
+                if g:
+                    cells.append(f"{b} {g['median']:+.2f} / {g['std']:.2f} / {g['robust_std']:.2f} / {g['n']} "
+                                 f"[{g['median_frac']:+.4f}]")
+            lines.append(f"    {key}: " + "; ".join(cells))
     return "\n".join(lines)
 
 
