@@ -23,6 +23,9 @@ from legacylake.catalogs_schema.constants import mw_transmission
 from .references import mask_bits
 
 RELEASE_SOUTH = 9010
+#: DR9 release of catalogs measured on the northern cameras (BASS 90Prime g, r; MzLS Mosaic3 z)
+RELEASE_NORTH = 9011
+NORTH_CAMERAS = ("90prime", "mosaic")
 WISE = ("w1", "w2", "w3", "w4")
 PROFILES = ("PSF", "REX", "EXP", "DEV", "SER")
 
@@ -139,7 +142,8 @@ def build_catalog(target, rows, refs, exps, pixmaps, models, region, bands, imag
     if target.custom and len(target.name) > cat.dtype["brickname"].itemsize // 4:
         dt = [(n, (f"U{len(target.name)}" if n == "brickname" else cat.dtype[n])) for n in cat.dtype.names]
         cat = np.zeros(N, dtype=dt)
-    cat["release"] = RELEASE_SOUTH
+    cams = {getattr(e, "camera", "") for e in exps}
+    cat["release"] = RELEASE_NORTH if cams and cams <= set(NORTH_CAMERAS) else RELEASE_SOUTH
     cat["brickid"] = target.brickid
     cat["brickname"] = target.name
     cat["objid"] = np.arange(N)

@@ -86,7 +86,7 @@ def test_testcase6_bright_star(tc6, capsys):
     path, c = _catalog(out, "1102p240")
     _schema_ok(path, capsys)
     t = _types(c)
-    assert len(c) == 2 and set(t) == {"PSF"}
+    assert len(c) == 2 and set(t) == {"PSF"} and np.all(c["RELEASE"] == 9010)
     star = int(np.flatnonzero(np.char.strip(c["REF_CAT"].astype(str)) == "G2")[0])
     other = 1 - star
     assert c["REF_ID"][star] == 869663330491814144
@@ -147,6 +147,7 @@ def test_mzls_bass_cameras(mzls, capsys):
     path, c = _catalog(out, "2173p350")
     _schema_ok(path, capsys)
     assert len(c) >= 2 and np.all(c["NOBS_G"] >= 2) and np.all(c["NOBS_R"] >= 2) and np.all(c["NOBS_Z"] == 2)
+    assert np.all(c["RELEASE"] == 9011)          # DR9 north: 90Prime + Mosaic3
     psf = _types(c) == "PSF"
     assert psf.sum() >= 2
     # measured in every band of both cameras (flux ivars from the calibrated weight maps)
