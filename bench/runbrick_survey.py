@@ -61,12 +61,12 @@ def main() -> None:
         assert cli(["photometry", "run-brick", *args, "--images", d, "--out", out]) == 0
         wall, cpu = time.time() - t, _cpu() - c0
         c = fitsio.read(os.path.join(out, "tractor", name[:3], f"tractor-{name}.fits"))
-        types = dict(zip(*np.unique(np.char.strip(c["TYPE"].astype(str)), return_counts=True)))
+        types = {str(k): int(n) for k, n in zip(*np.unique(np.char.strip(c["TYPE"].astype(str)), return_counts=True))}
         data = v.load(d, out, name)
         cams = {}
         for e in data[2]:
             cams.setdefault(e.camera, []).append(e)
-        print(f"== {folder}: legacylake photometry run-brick {' '.join(args)} --images {d}")
+        print(f"== {folder}: legacylake photometry run-brick {' '.join(args)} --images {os.path.relpath(d)}")
         print(f"   {len(c)} sources {types}; {wall:.1f} s wall, {cpu:.1f} s CPU; exposures: " +
               ", ".join(f"{k} {len(x)} ({''.join(sorted({e.band for e in x}))}, {np.mean([e.image.pixscale for e in x]):.3f}\"/px)"
                         for k, x in cams.items()))
@@ -76,7 +76,7 @@ def main() -> None:
             if o["n"]:
                 print(f"   offset to Gaia, {cam}: median {o['median_mas']:.1f} mas over {o['n']} star(s) "
                       f"(east, north, S/N: {[(round(x[1]), round(x[2]), round(x[3])) for x in o['offsets_mas']]})")
-        if not rec["n_gaia"] or all(not o["n"] for o in v.gaia_offsets(d, out, name, data=data).values()):
+        if len(cams) > 1:
             for cam, o in v.gaia_offsets(d, out, name, data=data, gaia_only=False, min_sn=5).items():
                 print(f"   point sources vs the catalog (all cameras), {cam}: "
                       f"{[(x[0], round(x[1]), round(x[2]), round(x[3], 1)) for x in o['offsets_mas']]} (objid, east, north mas, S/N)")
