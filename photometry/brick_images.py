@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from legacylake.catalogs_schema import ANYMASK, bricks
+from legacylake.catalogs_schema import ANYMASK
 from legacylake.catalogs_schema.constants import PIXSCALE_ARCSEC
 
 from ..errors import UserError

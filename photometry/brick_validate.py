@@ -77,7 +77,6 @@ def fisher_flux_sigma(images_dir: str, c: np.ndarray, rows, half: int = 25) -> d
     pixels up to the blob mask); used when a run has no ``sigma-<brick>.fits`` side file."""
     from .brick_images import load_exposures
     from .fitter import Fitter
-    from .image import Image
     exps = load_exposures(images_dir)
     out = {b: np.zeros(len(c)) for b in "grz"}
     for i in rows:

@@ -24,7 +24,6 @@ SIMP_RE = 0.45  # arcsec
 
 def _crop(images, ra: float, dec: float, half: int):
     """Images cut to +-half pixels around (ra, dec); those not covering it are dropped."""
-    from .image import Image
     out = []
     for im in images:
         px, py, _ = im.local(ra, dec)
