@@ -1,4 +1,5 @@
-"""Optional coadds of ``run-brick --coadds`` on the brick's 3600 x 3600 grid (reference 1.3).
+"""Optional coadds of ``run-brick --coadds`` on the target's grid (a brick's 3600 x 3600 image,
+reference 1.3, or a custom brick's W x H).
 
 Files (atomic, ``OUTDIR/coadd/<AAA>/<brick>/``)::
 
@@ -12,7 +13,7 @@ Resampling is nearest-pixel (each brick pixel takes the value of the nearest exp
 the survey uses Lanczos-3), masked exposure pixels are excluded (not interpolated). Images are
 RICE tile-compressed with quantisation (qlevel 8, SUBTRACTIVE_DITHER_2: exact zeros kept);
 maskbits losslessly. Pixels not covered by any exposure are 0. Maskbits: NPRIMARY outside the
-brick's RA/Dec box, BRIGHT (G < 13, radius R/2) and MEDIUM (G < 16, radius R) Gaia disks,
+brick's RA/Dec box, BRIGHT, MEDIUM and GALAXY reference masks (:func:`.references.mask_map`),
 SATUR_<B> (saturated in any exposure of the band, dilated 4 px), ALLMASK_<B> (AND of the
 exposures' DQ bits non-zero; as in the survey, also set where the band has no coverage).
 """
@@ -24,8 +25,9 @@ import os
 import numpy as np
 from scipy import ndimage
 
-from legacylake.catalogs_schema import ANYMASK, MASKBITS, bricks
-from legacylake.catalogs_schema.constants import PIXSCALE_ARCSEC, mask_radius_arcsec
+from legacylake.catalogs_schema import ANYMASK, MASKBITS
+
+from .target import as_target
 
 QLEVEL = 8
 SATUR_DILATE = 4
@@ -53,36 +55,36 @@ def _write(path: str, arr: np.ndarray, header: list, compress_float: bool) -> No
     os.replace(tmp, path)
 
 
-def primary_map(brick: str, block: int = 16) -> np.ndarray:
-    """bool brick grid: pixel centre inside the brick's RA/Dec box. Exact per pixel: evaluated
+def primary_map(brick, block: int = 16) -> np.ndarray:
+    """bool target grid: pixel centre inside the brick's RA/Dec box. Exact per pixel: evaluated
     on block corners, and pixel by pixel only in blocks whose corners disagree (the box edges
     are straight to far below a pixel over one block)."""
-    n = bricks.BRICK_IMAGE_SIZE
-    b = bricks.brick(brick)
-    bw = bricks.brick_wcs(brick)
+    t = as_target(brick)
+    W, H = t.width, t.height
+    bw = t.wcs
 
     def prim(xx, yy):
         ra, dec = bw.all_pix2world(xx.ravel().astype(np.float64), yy.ravel().astype(np.float64), 0)
-        return bricks.is_primary(ra, dec, np.full(ra.size, b["brickid"])).reshape(xx.shape)
-    g = np.minimum(np.arange(0, n + block, block), n - 1)
-    G = prim(*np.meshgrid(g, g))
+        return t.is_primary(ra, dec).reshape(xx.shape)
+    gx = np.minimum(np.arange(0, W + block, block), W - 1)
+    gy = np.minimum(np.arange(0, H + block, block), H - 1)
+    G = prim(*np.meshgrid(gx, gy))
     c = G[:-1, :-1].astype(int) + G[1:, :-1] + G[:-1, 1:] + G[1:, 1:]
-    out = np.repeat(np.repeat(c == 4, block, 0), block, 1)[:n, :n]
+    out = np.repeat(np.repeat(c == 4, block, 0), block, 1)[:H, :W]
     for by, bx in zip(*np.nonzero((c > 0) & (c < 4))):
         ya, xa = by * block, bx * block
-        yy, xx = np.mgrid[ya:min(ya + block, n), xa:min(xa + block, n)]
+        yy, xx = np.mgrid[ya:min(ya + block, H), xa:min(xa + block, W)]
         out[ya:ya + block, xa:xa + block] = prim(xx, yy)
     return out
 
 
-def maskbits_map(brick: str, region, exposures, pixmaps, bands, refs) -> np.ndarray:
-    """int16 MASKBITS on the full brick grid."""
-    n = bricks.BRICK_IMAGE_SIZE
-    b = bricks.brick(brick)
-    bw = bricks.brick_wcs(brick)
-    mb = np.zeros((n, n), np.int16)
+def maskbits_map(brick, region, exposures, pixmaps, bands, refs) -> np.ndarray:
+    """int16 MASKBITS on the full target grid."""
+    from .references import mask_map
+    t = as_target(brick)
+    mb = np.zeros((t.height, t.width), np.int16)
     # NPRIMARY: pixel centres outside the brick's half-open RA/Dec box
-    mb[~primary_map(brick)] |= MASKBITS.mask("NPRIMARY")
+    mb[~primary_map(t)] |= MASKBITS.mask("NPRIMARY")
     x0, x1, y0, y1 = region
     sub = mb[y0:y1, x0:x1]
     sat_bits = ANYMASK.mask("SATUR")
@@ -106,30 +108,17 @@ def maskbits_map(brick: str, region, exposures, pixmaps, bands, refs) -> np.ndar
         sub &= np.int16(~bit)
         sub |= np.where(allm != 0, bit, 0).astype(np.int16)
     if refs is not None and len(refs):
-        g = refs["PHOT_G_MEAN_MAG"].astype(np.float64)
-        sel = g < 16
-        if sel.any():
-            rx, ry = bw.all_world2pix(np.column_stack([refs["RA"][sel], refs["DEC"][sel]]), 0).T
-            for x, y, gm in zip(rx, ry, g[sel]):
-                r = float(mask_radius_arcsec(gm)) / PIXSCALE_ARCSEC
-                xa, xb = max(int(x - r), 0), min(int(x + r) + 2, n)
-                ya, yb = max(int(y - r), 0), min(int(y + r) + 2, n)
-                if xa >= xb or ya >= yb:
-                    continue
-                yy, xx = np.mgrid[ya:yb, xa:xb]
-                d2 = (xx - x) ** 2 + (yy - y) ** 2
-                mb[ya:yb, xa:xb] |= np.where(d2 <= r * r, MASKBITS.mask("MEDIUM"), 0).astype(np.int16)
-                if gm < 13:
-                    mb[ya:yb, xa:xb] |= np.where(d2 <= (r / 2) ** 2, MASKBITS.mask("BRIGHT"), 0).astype(np.int16)
+        mb |= mask_map(refs, t.wcs, (0, t.width, 0, t.height)).astype(np.int16)
     return mb
 
 
-def write_coadds(outdir: str, brick: str, region, exposures, pixmaps, models, bands, refs) -> list[str]:
+def write_coadds(outdir: str, brick, region, exposures, pixmaps, models, bands, refs) -> list[str]:
     """Write the coadd files (module doc); returns their paths."""
     from .brick_derived import coadds
-    n = bricks.BRICK_IMAGE_SIZE
+    t = as_target(brick)
+    brick = t.name
     x0, x1, y0, y1 = region
-    hdr0 = [{"name": k, "value": v} for k, v in bricks.brick_wcs(brick).to_header().items()]
+    hdr0 = [{"name": k, "value": v} for k, v in t.wcs.to_header().items()]
     hdr0 += [{"name": "BRICKNAM", "value": brick}, {"name": "RESAMPLE", "value": "nearest",
                                                     "comment": "nearest-pixel resampling"}]
     paths = []
@@ -138,7 +127,7 @@ def write_coadds(outdir: str, brick: str, region, exposures, pixmaps, models, ba
         if band not in co:
             continue
         img, iv, res = co[band]
-        full = np.zeros((n, n), np.float32)
+        full = np.zeros((t.height, t.width), np.float32)
         for kind, arr, unit in (("image", img, "nanomaggy"), ("model", img - res, "nanomaggy"),
                                 ("resid", res, "nanomaggy"), ("invvar", iv, "1/nanomaggy^2")):
             full[:] = 0
@@ -149,7 +138,7 @@ def write_coadds(outdir: str, brick: str, region, exposures, pixmaps, models, ba
             paths.append(p)
         del co, full
     p = coadd_path(outdir, brick, "maskbits")
-    _write(p, maskbits_map(brick, region, exposures, pixmaps, bands, refs),
+    _write(p, maskbits_map(t, region, exposures, pixmaps, bands, refs),
            hdr0 + [{"name": "IMTYPE", "value": "maskbits"}], compress_float=False)
     paths.append(p)
     return paths

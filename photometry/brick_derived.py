@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from legacylake.catalogs_schema import ANYMASK, bricks
+from legacylake.catalogs_schema import ANYMASK
 from legacylake.catalogs_schema.constants import (APERTURE_RADII_OPTICAL_ARCSEC, FIBER_DIAMETER_ARCSEC,
                                                   FIBER_SEEING_FWHM_ARCSEC, PIXSCALE_ARCSEC)
 
@@ -67,7 +67,7 @@ def at_sources(exposures, ra: np.ndarray, dec: np.ndarray, bands, depths: bool =
         e.galnorm = gn
         out[f"psfdepth_{b}"][c[good]] += pn ** 2 / e.sig1 ** 2
         out[f"galdepth_{b}"][c[good]] += gn ** 2 / e.sig1 ** 2
-        neff = PIXSCALE_ARCSEC ** 2 / pn ** 2
+        neff = e.image.pixscale ** 2 / pn ** 2
         out[f"s1_{b}"][c] += 1.0 / e.sig1 ** 2
         out[f"s2_{b}"][c] += 1.0 / (e.sig1 ** 2 * neff)
         out["mjd_min"][c] = np.minimum(out["mjd_min"][c], e.mjd)
@@ -155,14 +155,15 @@ def aperture_photometry(co, bx: np.ndarray, by: np.ndarray, region) -> dict:
     return out
 
 
-def fiber_fluxes(brick: str, region, sources, bands, ok) -> dict:
+def fiber_fluxes(brick, region, sources, bands, ok) -> dict:
     """fiberflux_b / fibertotflux_b: each source rendered with a 1 arcsec FWHM Gaussian PSF on
     the brick grid, summed in a 1.5 arcsec diameter aperture at its position (reference 5).
     ``sources``: fitter Sources (final fits); ``ok[i][b]``: flux_ivar > 0 (else fiberflux 0)."""
     from .fitter import Fitter
     from .psf import GaussianMixturePSF
+    from .target import as_target
     x0, x1, y0, y1 = region
-    bw = bricks.brick_wcs(brick)[y0:y1, x0:x1]
+    bw = as_target(brick).wcs[y0:y1, x0:x1]
     psf = GaussianMixturePSF.from_fwhm(FIBER_SEEING_FWHM_ARCSEC, PIXSCALE_ARCSEC)
     rfib = FIBER_DIAMETER_ARCSEC / 2 / PIXSCALE_ARCSEC
     n = len(sources)

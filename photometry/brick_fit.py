@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from legacylake.catalogs_schema.constants import PIXSCALE_ARCSEC
-
 from .image import Image
 
 #: half-size (pixels) of the cut-out each source's model selection is fitted on
@@ -21,7 +19,13 @@ MAX_ITER_FINAL = 15
 
 @dataclass
 class BlobSource:
-    """A source to fit in a blob: initial position (deg), fluxes (nmgy); reference info."""
+    """A source to fit in a blob: initial position (deg), fluxes (nmgy); reference info.
+
+    Reference stars (``ref`` >= 0) keep their catalogue position (at ``ref_epoch``, moved with
+    ``pmra``/``pmdec`` mas/yr to each exposure's epoch) in PSF fits; ``forced_psf`` tries
+    PSF only (point-source references, detections inside BRIGHT/GALAXY masks). A large
+    galaxy starts as ``kind`` (EXP) with shape ``r_e`` (arcsec), ``e1``, ``e2``, tries every
+    model (``all_models``), log r_e <= ``logr_max``; ``freeze`` keeps it as given (pre-burned)."""
 
     ra: float
     dec: float
@@ -29,6 +33,28 @@ class BlobSource:
     ref: int = -1          # index into the reference table, -1 for detections
     forced_psf: bool = False
     iterative: bool = False
+    pmra: float = 0.0
+    pmdec: float = 0.0
+    ref_epoch: float = 0.0
+    kind: str = "PSF"
+    r_e: float = 0.0
+    e1: float = 0.0
+    e2: float = 0.0
+    logr_max: float = np.inf
+    all_models: bool = False
+    freeze: bool = False
+    mask_forced: bool = False   # forced to PSF because its centre is in a BRIGHT/GALAXY mask
+
+    @property
+    def galaxy(self) -> bool:
+        return self.kind != "PSF"
+
+    def source(self, bands):
+        """The fitter Source this source starts as."""
+        from .fitter import Source
+        return Source(self.kind, self.ra, self.dec, {b: float(self.flux.get(b, 0.0)) for b in bands},
+                      self.r_e if self.r_e > 0 else 0.45, self.e1, self.e2, 4.0 if self.kind == "DEV" else 1.0,
+                      self.pmra, self.pmdec, self.ref_epoch, self.logr_max)
 
 
 @dataclass
@@ -65,8 +91,7 @@ def cutouts(exposures, pixmaps, mask: np.ndarray, box) -> list[tuple[int, int, i
         iv = np.where(bm, e.image.ivar[y0:y1, x0:x1], 0.0)
         if not np.any(iv > 0):
             continue
-        im = Image(e.image.data[y0:y1, x0:x1], iv, e.image.wcs[y0:y1, x0:x1], e.band, e.image.psf,
-                   e.image.name)
+        im = e.image.cut(x0, x1, y0, y1, ivar=iv)
         out.append((k, int(x0), int(y0), im))
     return out
 
@@ -75,20 +100,24 @@ def fit_blob(exposures, cuts, sources: list[BlobSource], model_set: str = "dr9",
              window: int = SELECT_WINDOW) -> tuple[list[FitRow], list[np.ndarray]]:
     """Fit and classify the sources of one blob on its cut-outs; returns the kept rows and
     the blob's model image on each cut-out."""
-    from .fitter import Fitter, Source
+    import dataclasses
+
+    from .fitter import Fitter
     from .model_select import select_models
     images = [c[3] for c in cuts]
     bands = sorted({im.band for im in images})
     if not images or not sources:
         return [], []
-    init = [Source("PSF", s.ra, s.dec, {b: float(s.flux.get(b, 0.0)) for b in bands}) for s in sources]
-    # reference stars keep their catalogue positions (reference 4.1: not fitted)
-    frozen = [s.ref >= 0 for s in sources]
-    f1 = Fitter(images, init, bands, frozen_pos=frozen).fit(MAX_ITER_STAGE1)
+    init = [s.source(bands) for s in sources]
+    # reference stars keep their catalogue positions (reference 4.1: not fitted); frozen
+    # (pre-burned) galaxies keep every parameter
+    frozen = [s.ref >= 0 and not s.galaxy for s in sources]
+    frozen_all = [s.freeze for s in sources]
+    f1 = Fitter(images, init, bands, frozen_pos=frozen, frozen_src=frozen_all).fit(MAX_ITER_STAGE1)
     res1 = f1.results()
     sel = select_models(images, res1, model_set, window=window,
                         force_psf=[s.forced_psf for s in sources], max_iter=MAX_ITER_STAGE1,
-                        frozen_pos=frozen)
+                        frozen_pos=frozen, all_models=[s.all_models for s in sources], frozen_src=frozen_all)
     kept, chosen = [], []
     for s, (pick, dchisq, r) in zip(sources, sel):
         if pick == "" and s.ref < 0:
@@ -98,12 +127,14 @@ def fit_blob(exposures, cuts, sources: list[BlobSource], model_set: str = "dr9",
         else:
             pick_fit = pick
         src = r.source
-        chosen.append(Source(pick_fit, src.ra, src.dec, dict(src.flux), src.r_e if src.r_e > 0 else 0.45,
-                             src.e1, src.e2, src.n if src.n > 0 else 4.0))
+        chosen.append(dataclasses.replace(src, type=pick_fit, flux=dict(src.flux), r_e=src.r_e if src.r_e > 0 else 0.45,
+                                          n=src.n if src.n > 0 else 4.0))
         kept.append((s, pick if pick else "PSF", dchisq))
     if not kept:
         return [], [np.zeros(im.shape) for im in images]
-    f = Fitter(images, chosen, bands, frozen_pos=[k[0].ref >= 0 for k in kept])
+    # position frozen for reference stars still fitted as PSF (galaxies move: reference 8)
+    f = Fitter(images, chosen, bands, frozen_pos=[k[0].ref >= 0 and c.type == "PSF" for k, c in zip(kept, chosen)],
+               frozen_src=[k[0].freeze for k in kept])
     if any(k[1] != "SIMP" for k in kept):
         f.fit(MAX_ITER_FINAL)
     results = f.results()
@@ -145,12 +176,12 @@ def _metrics(f, si: int, images, models, bands, exposures, cuts) -> dict:
         if s2u > 0 and su > 0:
             nea = su * su / s2u
             a["nea_num"] += su / e.sig1 ** 2
-            a["nea_den"] += su / (e.sig1 ** 2 * nea * PIXSCALE_ARCSEC ** 2)
+            a["nea_den"] += su / (e.sig1 ** 2 * nea * im.pixscale ** 2)
         um = unit * (im.ivar[sl] > 0)
         su2 = float(np.sum(um * um))
         if su2 > 0 and float(np.sum(um)) > 0:
             mnea = float(np.sum(um)) ** 2 / su2
-            a["bnea"] += 1.0 / (e.sig1 ** 2 * mnea * PIXSCALE_ARCSEC ** 2)
+            a["bnea"] += 1.0 / (e.sig1 ** 2 * mnea * im.pixscale ** 2)
     for b, a in acc.items():
         out[f"fracflux_{b}"] = a["ff_num"] / a["ff_w"] if a["ff_w"] > 0 else 0.0
         out[f"fracmasked_{b}"] = a["fm_num"] / a["ff_w"] if a["ff_w"] > 0 else 0.0

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from legacylake.catalogs_schema import ANYMASK, bricks
+from legacylake.catalogs_schema import ANYMASK
 from legacylake.catalogs_schema.constants import PIXSCALE_ARCSEC
 
 from ..errors import UserError
@@ -49,14 +49,15 @@ class Exposure:
         return float(np.sqrt(np.sum(st ** 2)))
 
 
-def load_exposures(images_dir: str, bands: str | None = None) -> list[Exposure]:
+def load_exposures(images_dir: str, bands: str | None = None, target=None) -> list[Exposure]:
     """Read every ``images/*.fits`` (simulated layout: IMAGE, IVAR, DQ, PSF HDUs) under ``images_dir``,
-    or, if it holds a ``survey-ccds-*.fits`` CCD table, its Community Pipeline CCDs (:mod:`.brick_cp`)."""
+    or, if it holds a ``survey-ccds-*`` CCD table, its Community Pipeline CCDs touching
+    ``target`` (:mod:`.brick_cp`; a :class:`.target.Target`, None: all, whole images)."""
     import fitsio
     from .brick_cp import is_cp_layout, load_cp_exposures
     from .image import read_image
     if is_cp_layout(images_dir):
-        return load_cp_exposures(images_dir, bands)
+        return load_cp_exposures(images_dir, bands, target)
     paths = sorted(glob.glob(os.path.join(images_dir, "images", "*.fits")))
     if not paths:
         raise UserError(f"{images_dir}: no images/*.fits exposures (see `legacylake simulate images`)")
@@ -82,10 +83,13 @@ def load_exposures(images_dir: str, bands: str | None = None) -> list[Exposure]:
     return out
 
 
-def brick_region(brick: str, exposures: list[Exposure]) -> tuple[int, int, int, int]:
-    """(x0, x1, y0, y1) half-open box of brick pixels covered by any exposure, within 0..3600."""
-    bw = bricks.brick_wcs(brick)
-    n = bricks.BRICK_IMAGE_SIZE
+def brick_region(brick, exposures: list[Exposure]) -> tuple[int, int, int, int]:
+    """(x0, x1, y0, y1) half-open box of target pixels covered by any exposure, within the
+    target's processed box (``brick``: a brick name or :class:`.target.Target`)."""
+    from .target import as_target
+    t = as_target(brick)
+    bw = t.wcs
+    zx0, zx1, zy0, zy1 = t.box
     xs, ys = [], []
     for e in exposures:
         h, w = e.image.shape
@@ -93,10 +97,10 @@ def brick_region(brick: str, exposures: list[Exposure]) -> tuple[int, int, int, 
         bx, by = bw.all_world2pix(c, 0).T
         xs += [bx.min(), bx.max()]
         ys += [by.min(), by.max()]
-    x0, x1 = max(int(np.floor(min(xs))), 0), min(int(np.ceil(max(xs))) + 1, n)
-    y0, y1 = max(int(np.floor(min(ys))), 0), min(int(np.ceil(max(ys))) + 1, n)
+    x0, x1 = max(int(np.floor(min(xs))), zx0), min(int(np.ceil(max(xs))) + 1, zx1)
+    y0, y1 = max(int(np.floor(min(ys))), zy0), min(int(np.ceil(max(ys))) + 1, zy1)
     if x1 <= x0 or y1 <= y0:
-        raise UserError(f"brick {brick}: no exposure overlaps the brick")
+        raise UserError(f"{t.name}: no exposure overlaps the box x {zx0}:{zx1} y {zy0}:{zy1}")
     return x0, x1, y0, y1
 
 
@@ -106,8 +110,10 @@ def pixel_map(brick: str, region, exp: Exposure, step: int = 64):
     The exact WCS mapping is evaluated on a coarse grid every ``step`` pixels and
     interpolated bilinearly (TAN-to-TAN over a brick: sub-millipixel error)."""
     from scipy.ndimage import map_coordinates
+
+    from .target import as_target
     x0, x1, y0, y1 = region
-    bw = bricks.brick_wcs(brick)
+    bw = as_target(brick).wcs
     gx = np.unique(np.r_[np.arange(x0, x1, step), x1 - 1])
     gy = np.unique(np.r_[np.arange(y0, y1, step), y1 - 1])
     X, Y = np.meshgrid(gx, gy)
@@ -127,3 +133,8 @@ def pixel_map(brick: str, region, exp: Exposure, step: int = 64):
 
 
 SATUR_BITS = ANYMASK.mask("SATUR")
+#: pixels treated as saturated by detection (filled with the image maximum, joining saddle
+#: segments): SATUR and BLEED (a bleed trail is saturated charge; without it the masked
+#: bleed pixels around a saturated core cut the star's halo off its core, and halo peaks
+#: survive the saddle test as separate sources)
+DET_SATUR_BITS = ANYMASK.mask("SATUR") | ANYMASK.mask("BLEED")

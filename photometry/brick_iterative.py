@@ -3,7 +3,7 @@
 After the first fit, SED-matched detection is run again at 6 sigma on the detection maps
 of the residual images (data - all fitted models), avoiding 2 px around every original
 source (detected peaks, reference stars and their fitted positions) and the reference
-(Gaia MEDIUM, G < 16) mask disks and saturated pixels. A new peak is kept only if its residual
+(BRIGHT, MEDIUM and GALAXY) masks and saturated pixels. A new peak is kept only if its residual
 detection S/N exceeds 0.2 x max(S/N of the model image's detection map at that pixel, 1),
 which rejects residual structure of bright fitted sources. The kept peaks get blobs of
 their own (hot regions of the residual maps) and are fitted and classified by the same
@@ -18,9 +18,7 @@ import copy
 import numpy as np
 from scipy import ndimage
 
-from legacylake.catalogs_schema.constants import PIXSCALE_ARCSEC, mask_radius_arcsec
-
-from .brick_images import SATUR_BITS
+from .brick_images import DET_SATUR_BITS, SATUR_BITS
 
 AVOID_RADIUS = 2.0     # px around original sources
 MODEL_SN_FRACTION = 0.2
@@ -34,25 +32,23 @@ def with_data(exp, data: np.ndarray, clear_satur: bool = True):
     e.image = copy.copy(exp.image)
     e.image.data = data
     if clear_satur:
-        e.dq = (exp.dq & ~np.int16(SATUR_BITS)).astype(exp.dq.dtype)
+        e.dq = (exp.dq & ~np.int16(DET_SATUR_BITS)).astype(exp.dq.dtype)
     return e
 
 
 def avoid_map(shape, region, exposures, pixmaps, orig_xy, refs, bw) -> np.ndarray:
-    """Region pixels where new peaks are not accepted: 2 px around original sources, Gaia
-    MEDIUM mask disks (G < 16, reference 6.2 radius), saturated pixels dilated 4 px."""
+    """Region pixels where new peaks are not accepted: 2 px around original sources, the
+    reference masks (BRIGHT, MEDIUM, GALAXY: :func:`.references.mask_map`), saturated pixels
+    dilated 4 px."""
     from .brick_detect import _disk_veto
     x0, _, y0, _ = region
     veto = np.zeros(shape, bool)
     for x, y in orig_xy:
         _disk_veto(veto, float(x), float(y), AVOID_RADIUS)
     if refs is not None and len(refs):
-        g = refs["PHOT_G_MEAN_MAG"].astype(np.float64)
-        med = g < 16
-        if med.any():
-            rx, ry = bw.all_world2pix(np.column_stack([refs["RA"][med], refs["DEC"][med]]), 0).T
-            for x, y, r in zip(rx - x0, ry - y0, mask_radius_arcsec(g[med]) / PIXSCALE_ARCSEC):
-                _disk_veto(veto, float(x), float(y), float(r))
+        from .references import mask_map
+        x1, y1 = x0 + shape[1], y0 + shape[0]
+        veto |= mask_map(refs, bw, (x0, x1, y0, y1)) != 0
     sat = np.zeros(shape, bool)
     for e, (ix, iy, inside) in zip(exposures, pixmaps):
         s = (e.dq & SATUR_BITS) != 0
@@ -66,7 +62,7 @@ def avoid_map(shape, region, exposures, pixmaps, orig_xy, refs, bw) -> np.ndarra
 def iterative_sources(exposures, pixmaps, models, region, orig_xy, refs, bw, bands):
     """New sources on the residuals: ([(BlobSource, (x, y) region px, blob label)], blob
     label map, residual exposures). ``models``: per exposure, all first-pass models (nmgy)."""
-    from .brick_detect import band_maps, blobs, detect, finish_maps, sed_list, sed_snmap
+    from .brick_detect import band_maps, bands_of, blobs, detect, finish_maps, sed_list, sed_snmap
     from .brick_fit import BlobSource
     x0, _, y0, _ = region
     resid = [with_data(e, e.image.data - m) for e, m in zip(exposures, models)]
@@ -81,7 +77,7 @@ def iterative_sources(exposures, pixmaps, models, region, orig_xy, refs, bw, ban
     shape = next(iter(dr.values()))[0].shape
     veto = avoid_map(shape, region, exposures, pixmaps, orig_xy, refs, bw)
     peaks, hot = detect(dr, [], veto_extra=veto)
-    seds = dict(sed_list(list(dr)))
+    seds = dict(sed_list(bands_of(dr)))
     keep = []
     for name in {p[2] for p in peaks}:
         sn_r, sn_m = sed_snmap(dr, seds[name]), sed_snmap(dmod, seds[name])

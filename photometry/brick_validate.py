@@ -77,7 +77,6 @@ def fisher_flux_sigma(images_dir: str, c: np.ndarray, rows, half: int = 25) -> d
     pixels up to the blob mask); used when a run has no ``sigma-<brick>.fits`` side file."""
     from .brick_images import load_exposures
     from .fitter import Fitter
-    from .image import Image
     exps = load_exposures(images_dir)
     out = {b: np.zeros(len(c)) for b in "grz"}
     for i in rows:
@@ -90,8 +89,7 @@ def fisher_flux_sigma(images_dir: str, c: np.ndarray, rows, half: int = 25) -> d
             x0, x1, y0, y1 = max(ix - half, 0), min(ix + half + 1, w), max(iy - half, 0), min(iy + half + 1, h)
             if x1 - x0 < 3 or y1 - y0 < 3 or not np.any(e.image.ivar[y0:y1, x0:x1] > 0):
                 continue
-            ims.append(Image(e.image.data[y0:y1, x0:x1], e.image.ivar[y0:y1, x0:x1], e.image.wcs[y0:y1, x0:x1],
-                             e.band, e.image.psf, e.image.name))
+            ims.append(e.image.cut(x0, x1, y0, y1))
         bands = sorted({im.band for im in ims}, key="grz".index)
         if not ims:
             continue
@@ -139,7 +137,7 @@ def flux_pulls(images_dir: str, outdir: str, brick: str, min_sn: float = 20.0, i
     if sig is not None and not np.array_equal(sig["OBJID"], c["OBJID"]):
         raise ValueError(f"{sp}: OBJID does not follow the catalog's rows")
     kind = "marginalised" if sig is not None else "diagonal" if sigma == "diagonal" else "marginalised (Fisher at catalog values)"
-    out = {"sigma": kind, "groups": {}, "groups_same_type": {}, "used": {}}
+    out = {"sigma": kind, "groups": {}, "groups_same_type": {}, "groups_ref": {}, "used": {}}
     if not len(c) or not len(t):
         return out
     x0, x1, y0, y1 = h["RX0"], h["RX1"], h["RY0"], h["RY1"]
@@ -174,6 +172,13 @@ def flux_pulls(images_dir: str, outdir: str, brick: str, min_sn: float = 20.0, i
         tf = t["FLUX_" + b][ic].astype(np.float64)
         pull = (f - tf) / np.where(s > 0, s, 1.0)
         out["used"][b.lower()] = c["OBJID"][good]
+        isref = np.char.strip(c["REF_CAT"].astype(str)) == "G2"
+        for key, sel in (("Gaia reference", good & (tm == "PSF") & isref), ("not reference", good & (tm == "PSF") & ~isref)):
+            p = pull[sel]
+            out["groups_ref"][(key, b.lower())] = {
+                "n": int(sel.sum()), "median": float(np.median(p)) if len(p) else float("nan"),
+                "std": float(np.std(p)) if len(p) else float("nan"), "robust_std": _robust_std(p),
+                "median_frac": float(np.median(f[sel] / tf[sel] - 1)) if len(p) else float("nan")}
         for typ in ("PSF", "EXP", "DEV", "SER"):
             for key, sel in (("groups", good & (tm == typ)), ("groups_same_type", good & (tm == typ) & (ct == typ))):
                 p = pull[sel]
@@ -197,6 +202,16 @@ def format_pulls(p: dict) -> str:
                     cells.append(f"{b} {g['median']:+.2f} / {g['std']:.2f} / {g['robust_std']:.2f} / {g['n']} "
                                  f"[{g['median_frac']:+.4f}]")
             lines.append(f"    {typ}: " + "; ".join(cells))
+    if p.get("groups_ref"):
+        lines.append("  truth PSF by catalog reference (Gaia stars: positions held, drawn at each exposure's epoch):")
+        for key in ("Gaia reference", "not reference"):
+            cells = []
+            for b in "grz":
+                g = p["groups_ref"].get((key, b))
+                if g:
+                    cells.append(f"{b} {g['median']:+.2f} / {g['std']:.2f} / {g['robust_std']:.2f} / {g['n']} "
+                                 f"[{g['median_frac']:+.4f}]")
+            lines.append(f"    {key}: " + "; ".join(cells))
     return "\n".join(lines)
 
 
@@ -213,11 +228,17 @@ def gaia_check(images_dir: str, outdir: str, brick: str, match_arcsec: float = 1
 
     from legacylake.catalogs_schema.astrometry import mjd_to_year, propagate
 
-    from .runbrick import _gaia_flux, _gaia_refs
-    c = fitsio.read(os.path.join(outdir, "tractor", brick[:3], f"tractor-{brick}.fits"))
-    g = _gaia_refs(images_dir, brick)
+    from .references import gaia_mag, reference_table
+    from .simulate import brick_path
+    from .target import as_target, target_from_catalog
+    name = brick.name if hasattr(brick, "name") else str(brick)
+    path = brick_path(outdir, name)
+    c = fitsio.read(path)
+    target = target_from_catalog(path) if not hasattr(brick, "name") else as_target(brick)
+    g = reference_table(images_dir, target, margin_arcsec=0.0)
+    g = g[g["ISGAIA"]] if len(g) else g
     out = {"n_gaia": 0, "n_matched": 0, "median_offset_arcsec": float("nan")}
-    if g is None or not len(c):
+    if not len(g) or not len(c):
         return out
     mjd = np.where(c["MJD_MAX"] > 0, 0.5 * (c["MJD_MIN"] + c["MJD_MAX"]), np.nan)
     epoch = float(mjd_to_year(np.nanmean(mjd))) if np.isfinite(mjd).any() else 2015.5
@@ -227,8 +248,7 @@ def gaia_check(images_dir: str, outdir: str, brick: str, match_arcsec: float = 1
     c_ra, c_dec = propagate(c["RA"], c["DEC"], c["PMRA"], c["PMDEC"], cdt)
     cosd = np.cos(np.deg2rad(float(np.median(c["DEC"]))))  # tangent-plane scale of the matching
     # the area: Gaia stars inside the catalog's bx/by box less 2 px (nobs > 0 over the region)
-    from legacylake.catalogs_schema import bricks
-    gx, gy = bricks.brick_wcs(brick).all_world2pix(np.column_stack([gra, gdec]), 0).T
+    gx, gy = target.wcs.all_world2pix(np.column_stack([gra, gdec]), 0).T
     inside = ((gx > c["BX"].min() - 2) & (gx < c["BX"].max() + 2) & (gy > c["BY"].min() - 2) & (gy < c["BY"].max() + 2)
               if len(c) > 1 else np.zeros(len(g), bool))
     out["n_gaia"] = int(inside.sum())
@@ -255,7 +275,7 @@ def gaia_check(images_dir: str, outdir: str, brick: str, match_arcsec: float = 1
         good = (f > 0) & (f * np.sqrt(iv) > 20)
         if not good.any():
             continue
-        dm = -2.5 * np.log10(f[good] / _gaia_flux(g["PHOT_G_MEAN_MAG"][gi][good], bprp[good], b))
+        dm = -2.5 * np.log10(f[good]) + 22.5 - gaia_mag(g["PHOT_G_MEAN_MAG"][gi][good], bprp[good], b)
         out[f"dmag_median_{b}"] = float(np.median(dm))
         out[f"dmag_scatter_{b}"] = float(1.4826 * np.median(np.abs(dm - np.median(dm))))
         out[f"n_dmag_{b}"] = int(good.sum())

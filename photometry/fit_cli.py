@@ -28,11 +28,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--forced", action="store_true", help="fit fluxes only (forced photometry)")
     f.set_defaults(func=run)
     rb = ps.add_parser("run-brick", help="detect, fit and classify the sources of a brick's CCD images",
-                       description="CCD images of a brick (legacylake simulate images layout) -> "
-                                   "OUT/tractor/<AAA>/tractor-<brick>.fits in the DR9 data model, with a "
-                                   "run log OUT/logs/<brick>.log (time per stage and per blob).")
-    rb.add_argument("brick", help="brick name, e.g. 1501p020")
-    rb.add_argument("--images", required=True, metavar="DIR", help="folder with images/*.fits (+ gaia-<brick>.fits)")
+                       description="CCD images of a brick (a survey folder with a survey-ccds CCD table, "
+                                   "images/, calib/, gaia/, tycho2, SGA; or the `legacylake simulate images` "
+                                   "layout) -> OUT/tractor/<AAA>/tractor-<brick>.fits in the DR9 data model, with "
+                                   "a run log OUT/logs/<brick>.log (time per stage and per blob). The region: a "
+                                   "brick (BRICK or --brick NAME), optionally --zoom X0 X1 Y0 Y1 (brick pixels), "
+                                   "or a custom brick --radec RA DEC --width W --height H (0.262\"/px, written "
+                                   "as tractor/cus/tractor-custom-<RRRRRR><p|m><DDDDD>.fits).")
+    rb.add_argument("brick", nargs="?", help="brick name, e.g. 1501p020 (same as --brick)")
+    rb.add_argument("--brick", dest="brick_opt", metavar="NAME", help="brick name, e.g. 2447p120")
+    rb.add_argument("--zoom", nargs=4, type=int, metavar=("X0", "X1", "Y0", "Y1"),
+                    help="process only this pixel box of the brick (half-open, 0-based brick pixels)")
+    rb.add_argument("--radec", nargs=2, type=float, metavar=("RA", "DEC"),
+                    help="a custom brick centred here (deg) instead of a brick of the grid")
+    rb.add_argument("--width", type=int, metavar="W", help="custom brick width, pixels (default 3600)")
+    rb.add_argument("--height", type=int, metavar="H", help="custom brick height, pixels (default 3600)")
+    rb.add_argument("--images", required=True, metavar="DIR",
+                    help="survey folder (survey-ccds-*.fits[.gz] or .kd.fits, images/, calib/) or simulated "
+                         "images folder (images/*.fits + gaia-<brick>.fits)")
     rb.add_argument("--out", required=True, metavar="OUTDIR")
     rb.add_argument("--model-set", default="dr9", choices=("dr9", "dr4"), help="dr9 (PSF REX EXP DEV SER) or dr4 (PSF SIMP DEV EXP COMP)")
     rb.add_argument("--bands", help="only these bands, e.g. grz")

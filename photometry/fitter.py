@@ -40,7 +40,12 @@ TYPES = ("PSF", "REX", "EXP", "DEV", "SER")
 
 @dataclass
 class Source:
-    """A source to fit: type, position (deg), fluxes per band (nmgy), shape (arcsec), Sersic n."""
+    """A source to fit: type, position (deg), fluxes per band (nmgy), shape (arcsec), Sersic n.
+
+    A moving (reference) star has ``ref_epoch`` > 0 (Julian year of ra, dec) and proper motion
+    ``pmra`` (includes cos dec), ``pmdec`` (mas/yr): on an image with an epoch it is drawn at
+    its position at that epoch (reference 4.1). ``logr_max``: a tighter upper bound on log r_e
+    (SGA galaxies: twice their catalogue radius)."""
 
     type: str
     ra: float
@@ -50,6 +55,18 @@ class Source:
     e1: float = 0.0
     e2: float = 0.0
     n: float = 4.0
+    pmra: float = 0.0
+    pmdec: float = 0.0
+    ref_epoch: float = 0.0
+    logr_max: float = math.inf
+
+    def position_at(self, epoch: float) -> tuple[float, float]:
+        """(ra, dec) in deg at Julian year ``epoch`` (unchanged without motion or epochs)."""
+        if self.ref_epoch <= 0 or epoch <= 0 or (self.pmra == 0 and self.pmdec == 0):
+            return self.ra, self.dec
+        from legacylake.catalogs_schema.astrometry import propagate
+        ra, dec = propagate(self.ra, self.dec, self.pmra, self.pmdec, epoch - self.ref_epoch)
+        return float(ra), float(dec)
 
 
 @dataclass
@@ -74,9 +91,10 @@ class Fitter:
     ``frozen_pos``: per source, True to keep its position fixed (reference stars, whose
     positions come from the reference catalogue: reference 4.1); their ra/dec ivars and
     sigmas are reported as 0 and the other parameters' sigmas are marginalised over the
-    free parameters only."""
+    free parameters only. ``frozen_src``: per source, True to keep every parameter
+    (pre-burned, frozen large galaxies)."""
 
-    def __init__(self, images, sources, bands=None, numba: bool = True, frozen_pos=None):
+    def __init__(self, images, sources, bands=None, numba: bool = True, frozen_pos=None, frozen_src=None):
         self.images = list(images)
         self.sources = [Source(**vars(s)) for s in sources]
         self.bands = list(bands or sorted({im.band for im in self.images}))
@@ -97,6 +115,9 @@ class Fitter:
         for d, fz in zip(self.layout, frozen_pos or []):
             if fz:
                 self.frozen[d["xi"]] = self.frozen[d["eta"]] = True
+        for d, fz in zip(self.layout, frozen_src or []):
+            if fz:
+                self.frozen[list(d.values())] = True
         self.p = np.zeros(len(names), dtype=np.float64)
         self.ref = []
         for s, d in zip(self.sources, self.layout):
@@ -110,7 +131,7 @@ class Fitter:
                 self.p[d["n"]] = min(max(s.n, SERSIC_MIN), SERSIC_MAX)
             geo = []
             for im in self.images:
-                px, py, jac = im.local(s.ra, s.dec)
+                px, py, jac = im.local(*s.position_at(getattr(im, "epoch", 0.0)))
                 geo.append((px, py, jac, im.psf_at(px, py)))
             self.ref.append(geo)
         # reference 3.4: log r_e is also capped at ln(0.8 x the region's larger side, arcsec)
@@ -121,7 +142,7 @@ class Fitter:
         for s, d in zip(self.sources, self.layout):
             self.maxstep[d["xi"]] = self.maxstep[d["eta"]] = MAX_STEP_POS
             if "logr" in d:
-                self.lo[d["logr"]], self.hi[d["logr"]] = LOGR_MIN, min(LOGR_MAX[s.type], logr_cap)
+                self.lo[d["logr"]], self.hi[d["logr"]] = LOGR_MIN, min(LOGR_MAX[s.type], logr_cap, s.logr_max)
                 self.p[d["logr"]] = min(self.p[d["logr"]], self.hi[d["logr"]])
                 self.maxstep[d["logr"]] = MAX_STEP_LOGR
             for k in ("ee1", "ee2"):
@@ -348,7 +369,7 @@ class Fitter:
 
     def fit_fluxes(self) -> "Fitter":
         """Linear least-squares fit of fluxes only (forced photometry), positions/shapes fixed."""
-        fl = np.array([n.startswith("flux_") for n in self.names])
+        fl = np.array([n.startswith("flux_") for n in self.names]) & ~self.frozen
         ata, atr = self.normal_equations(self.p)
         sub = ata[np.ix_(fl, fl)]
         x = np.zeros(len(sub))
@@ -387,7 +408,8 @@ class Fitter:
             src = Source(s.type, float(ra), float(dec),
                          {b: float(p[d["flux_" + b]]) for b in self.bands},
                          r_e if s.type != "PSF" else 0.0, e1, e2,
-                         n if n is not None else (4.0 if s.type == "DEV" else 1.0 if s.type in ("EXP", "REX") else 0.0))
+                         n if n is not None else (4.0 if s.type == "DEV" else 1.0 if s.type in ("EXP", "REX") else 0.0),
+                         s.pmra, s.pmdec, s.ref_epoch, s.logr_max)
             names = {"ra": "xi", "dec": "eta", "shape_r": "logr", "shape_e1": "ee1",
                      "shape_e2": "ee2", "sersic": "n"}
             names.update({"flux_" + b: "flux_" + b for b in self.bands})

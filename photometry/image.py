@@ -4,6 +4,7 @@ band and PSF; read from / written to the ``IMAGE`` + ``IVAR`` (+ ``PSF`` | ``PSF
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from .psf import GaussianMixturePSF, PixelizedPSF, PsfEx
 
 @dataclass
 class Image:
-    """One image: data and ivar (float64 arrays, nmgy and nmgy^-2), WCS, band, PSF."""
+    """One image: data and ivar (float64 arrays, nmgy and nmgy^-2), WCS, band, PSF, and the
+    epoch of the exposure (Julian year; 0 = unknown), at which moving reference stars are drawn."""
 
     data: np.ndarray
     ivar: np.ndarray
@@ -25,6 +27,19 @@ class Image:
     band: str
     psf: object  # GaussianMixturePSF | PixelizedPSF | PsfEx
     name: str = ""
+    epoch: float = 0.0
+
+    def cut(self, x0: int, x1: int, y0: int, y1: int, ivar: np.ndarray | None = None) -> "Image":
+        """The sub-image [y0:y1, x0:x1] (same band, epoch; a spatially varying PSF re-based on
+        the cut-out's pixels); ``ivar`` replaces the cut-out's inverse variance."""
+        psf = self.psf.shifted(x0, y0) if hasattr(self.psf, "shifted") else self.psf
+        return dataclasses.replace(self, data=self.data[y0:y1, x0:x1],
+                                   ivar=self.ivar[y0:y1, x0:x1] if ivar is None else ivar,
+                                   wcs=self.wcs[y0:y1, x0:x1], psf=psf)
+
+    def with_data(self, data: np.ndarray) -> "Image":
+        """The same image with other pixels (e.g. residuals)."""
+        return dataclasses.replace(self, data=data)
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -24,7 +24,6 @@ SIMP_RE = 0.45  # arcsec
 
 def _crop(images, ra: float, dec: float, half: int):
     """Images cut to +-half pixels around (ra, dec); those not covering it are dropped."""
-    from .image import Image
     out = []
     for im in images:
         px, py, _ = im.local(ra, dec)
@@ -36,19 +35,23 @@ def _crop(images, ra: float, dec: float, half: int):
         iv = im.ivar[y0:y1, x0:x1]
         if not np.any(iv > 0):
             continue
-        out.append(Image(im.data[y0:y1, x0:x1], iv, im.wcs[y0:y1, x0:x1], im.band, im.psf, im.name))
+        out.append(im.cut(x0, x1, y0, y1))
     return out
 
 
 def select_models(images, results, model_set: str = "dr9", window: int | None = None,
-                  force_psf=None, max_iter: int = 50, frozen_pos=None):
+                  force_psf=None, max_iter: int = 50, frozen_pos=None, all_models=None, frozen_src=None):
     """[(type, dchisq[5], SourceResult)] per source of ``results`` (fitter SourceResults).
 
     ``window``: fit each source on cut-outs of +-window pixels around it (None: whole images).
     ``force_psf``: per source, True to try only PSF (reference stars); ``frozen_pos``: per
-    source, True to keep its position fixed in every candidate fit. Type "" = dropped."""
+    source, True to keep its position fixed in the PSF fit (reference stars; galaxy fits of
+    non-point-source references move). ``all_models``: per source, True to try every model
+    from its current shape (large galaxies, reference 4.3 step 3); ``frozen_src``: per source,
+    True to keep its current model unfitted (frozen large galaxies). Type "" = dropped."""
+    import dataclasses
+
     from .fitter import Fitter, Source
-    from .image import Image
     key = "dr4" if model_set.lower() == "dr4" else "dr9"
     order = DCHISQ_MODELS[key]
     current = list(results)   # every source's current model, updated as each one is selected
@@ -62,9 +65,8 @@ def select_models(images, results, model_set: str = "dr9", window: int | None = 
         sub = images
         if others:
             fo = Fitter(images, others)
-            sub = [Image(im.data - m, im.ivar, im.wcs, im.band, im.psf, im.name)
-                   for im, m in zip(images, fo.model_images())]
-        if window is not None:
+            sub = [im.with_data(im.data - m) for im, m in zip(images, fo.model_images())]
+        if window is not None and not (all_models is not None and all_models[i]):
             sub = _crop(sub, s0.ra, s0.dec, window)
         if not sub:
             out[i] = ("", np.zeros(5, np.float32), r)
@@ -74,12 +76,14 @@ def select_models(images, results, model_set: str = "dr9", window: int | None = 
             chi_none[im.band] = chi_none.get(im.band, 0.0) + float(np.sum(im.ivar * im.data ** 2))
         fits, dchisq = {}, np.zeros(5)
         frozen = [bool(frozen_pos is not None and frozen_pos[i])]
+        freeze = bool(frozen_src is not None and frozen_src[i])
 
         def trial(name, kind, init, fluxes_only=False):
-            f = Fitter(sub, [Source(kind, init.ra, init.dec, dict(init.flux),
-                                    init.r_e if init.r_e > 0 else np.exp(-1), init.e1, init.e2,
-                                    init.n if init.n > 0 else 4.0)], frozen_pos=frozen)
-            (f.fit_fluxes() if fluxes_only else f.fit(max_iter))
+            src = dataclasses.replace(s0, type=kind, ra=init.ra, dec=init.dec, flux=dict(init.flux),
+                                      r_e=init.r_e if init.r_e > 0 else np.exp(-1), e1=init.e1, e2=init.e2,
+                                      n=init.n if init.n > 0 else 4.0)
+            f = Fitter(sub, [src], frozen_pos=frozen if kind == "PSF" else [False], frozen_src=[freeze])
+            (f.fit_fluxes() if fluxes_only or freeze else f.fit(max_iter))
             res = f.results()[0]
             d = 0.0
             for b, c in res.chi2_band.items():
@@ -91,6 +95,25 @@ def select_models(images, results, model_set: str = "dr9", window: int | None = 
             fits[name] = res
             dchisq[order.index(name)] = d
 
+        if freeze:    # a frozen galaxy keeps its model: fluxes of its own type only
+            trial(s0.type if s0.type in order else "SER", s0.type, s0)
+            pick = s0.type if s0.type in order else "SER"
+            out[i] = (pick, dchisq.astype(np.float32), fits[pick])
+            current[i] = out[i][2]
+            continue
+        if all_models is not None and all_models[i] and key == "dr9":
+            # large galaxies: every model, the galaxies from the current (catalogue) shape
+            gal = s0 if s0.type != "PSF" else dataclasses.replace(s0, type="EXP")
+            trial("PSF", "PSF", s0)
+            trial("REX", "REX", dataclasses.replace(gal, e1=0.0, e2=0.0))
+            trial("DEV", "DEV", gal)
+            trial("EXP", "EXP", gal)
+            best = fits["DEV" if dchisq[2] >= dchisq[3] else "EXP"].source
+            trial("SER", "SER", dataclasses.replace(best, n=4.0 if dchisq[2] >= dchisq[3] else 1.0))
+            pick = str(select_type(dchisq[None, :], key)[0]).strip()
+            out[i] = (pick, dchisq.astype(np.float32), fits.get(pick, fits["PSF"]))
+            current[i] = out[i][2]
+            continue
         trial("PSF", "PSF", s0)
         psf = fits["PSF"].source
         if not (force_psf is not None and force_psf[i]):

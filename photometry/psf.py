@@ -149,39 +149,79 @@ def fit_mog(stamp: np.ndarray, sigma: float, k: int = 3) -> GaussianMixturePSF |
 
 
 class PsfEx:
-    """PsfEx model with polynomial spatial variation (reference 3.2, TR psfex.py)."""
+    """PsfEx model with polynomial spatial variation (reference 3.2, TR psfex.py).
+
+    Reads both layouts the survey has used: the polynomial terms (POLDEG1, POLZERO1/2,
+    POLSCAL1/2, PSF_SAMP) as columns of a table row (per-CCD ``*-psfex.fits`` and merged
+    per-exposure tables, see :mod:`.survey_calib`) or as header keywords of the table HDU
+    (the older per-CCD PsfEx files whose only column is PSF_MASK). Padding of merged tables
+    (PSFAXIS1/2 smaller than the stored planes) is removed; PSF_SAMP 0 is read as 1."""
 
     def __init__(self, path: str):
         import fitsio
         from ..errors import UserError
         try:
-            t = fitsio.read(path, ext=1)
+            with fitsio.FITS(path) as f:
+                if len(f) < 2:
+                    raise UserError(f"{path}: no PsfEx table HDU")
+                t = f[1].read()
+                hdr = f[1].read_header()
         except OSError as exc:
             raise UserError(f"{path}: cannot read PsfEx table ({exc})") from exc
-        self._init_from_row(t, path)
+        self._init_from_row(t, path, hdr)
 
     @classmethod
-    def from_table(cls, t, name: str = "PSFEX") -> "PsfEx":
+    def from_table(cls, t, name: str = "PSFEX", header=None, row: int = 0) -> "PsfEx":
+        """From row ``row`` of a PsfEx table (``header``: the HDU header, for keyword layouts)."""
         self = cls.__new__(cls)
-        self._init_from_row(t, name)
+        self._init_from_row(t, name, header, row)
         return self
 
-    def _init_from_row(self, t, name):
+    def _init_from_row(self, t, name, header=None, row: int = 0):
+        from ..errors import UserError
         cols = {c.lower(): c for c in t.dtype.names}
-        def get(k):
-            return t[cols[k]][0]
+        hdr = {} if header is None else {str(k).lower(): header[k] for k in header.keys()}
+
+        def get(k, default=None):
+            if k in cols:
+                return t[cols[k]][row]
+            if k in hdr:
+                return hdr[k]
+            if default is not None:
+                return default
+            raise UserError(f"{name}: PsfEx model has no {k.upper()} (neither a column nor a header keyword)")
         self.name = name
-        self.basis = np.asarray(get("psf_mask"), dtype=np.float64)
+        if "psf_mask" not in cols:
+            raise UserError(f"{name}: PsfEx table has no PSF_MASK column")
+        self.basis = np.asarray(t[cols["psf_mask"]][row], dtype=np.float64)
         if self.basis.ndim == 2:
             self.basis = self.basis[None]
         self.deg = int(get("poldeg1"))
+        nterm = (self.deg + 1) * (self.deg + 2) // 2
+        ax1, ax2 = int(get("psfaxis1", self.basis.shape[2])), int(get("psfaxis2", self.basis.shape[1]))
+        self.basis = self.basis[:nterm, :ax2, :ax1]   # merged tables pad to the largest model
+        for k in ("polname1", "polname2"):
+            v = str(get(k, "X_IMAGE" if k.endswith("1") else "Y_IMAGE")).strip()
+            if self.deg > 0 and v != ("X_IMAGE" if k.endswith("1") else "Y_IMAGE"):
+                raise UserError(f"{name}: {k.upper()} = {v!r}; only X_IMAGE/Y_IMAGE polynomials are supported")
         self.zero = (float(get("polzero1")), float(get("polzero2")))
         self.scale = (float(get("polscal1")), float(get("polscal2")))
         self.samp = float(get("psf_samp"))
-        self.fwhm_pix = float(get("psf_fwhm")) if "psf_fwhm" in cols else float("nan")
-        nterm = (self.deg + 1) * (self.deg + 2) // 2
+        if self.samp == 0.0:
+            self.samp = 1.0
+        fw = get("psf_fwhm", float("nan"))
+        self.fwhm_pix = float(fw) if np.isfinite(float(fw)) and float(fw) > 0 else float("nan")
         if self.basis.shape[0] != nterm:
-            raise ValueError(f"{name}: {self.basis.shape[0]} PSF_MASK planes, expected {nterm}")
+            raise UserError(f"{name}: {self.basis.shape[0]} PSF_MASK planes, expected {nterm}")
+        if not np.all(np.isfinite(self.basis)):
+            raise UserError(f"{name}: PSF_MASK has non-finite values")
+
+    def shifted(self, dx: float, dy: float) -> "PsfEx":
+        """The same model for a cut-out whose pixel (0, 0) is pixel (dx, dy) of this model's image."""
+        import copy
+        out = copy.copy(self)
+        out.zero = (self.zero[0] - dx, self.zero[1] - dy)
+        return out
 
     def terms(self, x: float, y: float) -> np.ndarray:
         """Polynomial coefficients t_i(x, y), index j + (d+1)k - k(k-1)/2 for dx^j dy^k."""
@@ -195,16 +235,44 @@ class PsfEx:
         return t
 
     def stamp_at(self, x: float, y: float) -> np.ndarray:
-        """Unit-sum PSF image at 0-based pixel (x, y), resampled to native pixels if needed."""
+        """Unit-sum PSF image at 0-based pixel (x, y) on native pixels (see :func:`resample_stamp`)."""
         img = np.tensordot(self.terms(x, y), self.basis, axes=1)
         if self.samp != 1.0:
-            from scipy.ndimage import zoom
-            img = zoom(img, self.samp, order=3)
-            if img.shape[0] % 2 == 0:
-                img = img[:-1, :-1]
+            img = resample_stamp(img, self.samp)
         return img / img.sum()
 
-    @functools.lru_cache(maxsize=64)
+    @functools.lru_cache(maxsize=256)
     def at(self, x: float, y: float) -> PixelizedPSF:
         """Constant pixelized PSF evaluated at (x, y)."""
         return PixelizedPSF(self.stamp_at(x, y))
+
+    @property
+    def fwhm(self) -> float:
+        """FWHM (native pixels): PSF_FWHM of the file, else the effective-area FWHM of the stamp
+        at the model's reference point, 2 sqrt(2 ln 2) sqrt(Neff / 4 pi), Neff = 1 / sum p^2."""
+        if np.isfinite(self.fwhm_pix):
+            return self.fwhm_pix
+        return stamp_fwhm(self.stamp_at(*self.zero))
+
+
+def stamp_fwhm(stamp: np.ndarray) -> float:
+    """FWHM (pixels) of the Gaussian with the same effective area as a unit-sum stamp."""
+    p = np.asarray(stamp, np.float64)
+    p = p / p.sum()
+    neff = 1.0 / float(np.sum(p * p))
+    return float(2.0 * np.sqrt(2.0 * np.log(2.0)) * np.sqrt(neff / (4.0 * np.pi)))
+
+
+def resample_stamp(img: np.ndarray, samp: float) -> np.ndarray:
+    """A PsfEx stamp sampled every ``samp`` native pixels, resampled onto native pixels.
+
+    Output: odd size covering the stamp, centred on the same point (the stamp's central
+    pixel); native pixel offset d from the centre reads the stamp at centre + d / samp
+    (cubic spline interpolation, 0 outside). Not normalised."""
+    from scipy.ndimage import map_coordinates
+    n = img.shape[0]
+    c_in = (n - 1) / 2.0
+    half = int(np.floor(c_in * samp))
+    d = np.arange(-half, half + 1, dtype=np.float64) / samp + c_in
+    yy, xx = np.meshgrid(d, d, indexing="ij")
+    return map_coordinates(img, [yy, xx], order=3, mode="constant", cval=0.0, prefilter=True)

@@ -1,13 +1,18 @@
 """``legacylake photometry run-brick``: CCD images of a brick -> ``tractor/<AAA>/tractor-<brick>.fits``.
 
 Stages (reference 4 and 5): load exposures, detection maps, SED-matched detection with
-peak vetting, blobs, reference (Gaia) stars forced as point sources, per-blob fitting and
-DR9 model selection, derived columns, catalog (DR9 data model, upper-case, atomic). The
-run log (``OUTDIR/logs/<brick>.log``) has the time per stage and per blob, and says which
-columns had no input (WISE: flux 0, ivar 0).
+peak vetting, blobs, reference sources (Gaia and Tycho-2 stars at their catalogue positions
+moved to each exposure's epoch, SGA large galaxies: :mod:`.brick_sources`), per-blob fitting
+and DR9 model selection, derived columns, catalog (DR9 data model, upper-case, atomic:
+:mod:`.brick_catalog`). The run log (``OUTDIR/logs/<brick>.log``) has the time per stage and
+per blob, and says which columns had no input (WISE: flux 0, ivar 0).
 
-Python API: ``run_brick(brick, images_dir, outdir, model_set="dr9") -> dict`` (summary);
-``model_set="dr4"`` writes the DR4 data model (:mod:`.brick_dr4`).
+The region is a brick of the grid, optionally zoomed to a pixel box, or a custom brick
+(:mod:`.target`). Images: the simulated layout (``legacylake simulate images``) or a survey
+folder with a CCD table (:mod:`.brick_cp`).
+
+Python API: ``run_brick(brick, images_dir, outdir, model_set="dr9") -> dict`` (summary;
+``brick`` a name or a :class:`.target.Target`); ``model_set="dr4"`` writes the DR4 data model.
 """
 
 from __future__ import annotations
@@ -17,15 +22,12 @@ import time
 
 import numpy as np
 
-from legacylake.catalogs_schema import FITBITS, MASKBITS, bricks, model
+from legacylake.catalogs_schema import model
 from legacylake.catalogs_schema.constants import (APERTURE_RADII_OPTICAL_ARCSEC, APERTURE_RADII_WISE_ARCSEC,
-                                                  DCHISQ_MODELS, GAIA_BPRP_RANGE, GAIA_TO_DECAM,
-                                                  WISE_VEGA_TO_AB, mask_radius_arcsec, mw_transmission)
+                                                  DCHISQ_MODELS, WISE_VEGA_TO_AB)
 
 from ..errors import UserError
-
-RELEASE_SOUTH = 9010
-WISE = ("w1", "w2", "w3", "w4")
+from .brick_catalog import RELEASE_SOUTH, WISE
 
 
 class RunLog:
@@ -40,60 +42,6 @@ class RunLog:
     def stage(self, name: str, seconds: float) -> None:
         self.stages[name] = self.stages.get(name, 0.0) + seconds
         self.msg(f"stage {name}: {seconds:.2f} s")
-
-
-def _gaia_refs(images_dir: str, brick: str):
-    """Gaia reference stars: gaia/chunk-*.fits of a survey folder (CP layout) around the brick,
-    or the simulation's gaia-<brick>.fits; None if neither."""
-    import fitsio
-    from .brick_cp import gaia_refs
-    b = bricks.brick(brick)
-    g = gaia_refs(images_dir, (float(b["ra1"]), float(b["ra2"]), float(b["dec1"]), float(b["dec2"])))
-    if g is not None:
-        return g if len(g) else None
-    p = os.path.join(images_dir, f"gaia-{brick}.fits")
-    if not os.path.exists(p):
-        return None
-    with fitsio.FITS(p) as f:
-        if len(f) < 2 or f[1].get_nrows() == 0:
-            return None
-        return f[1].read()
-
-
-def _refs_at_epoch(refs: np.ndarray, mjd: float) -> np.ndarray:
-    """``refs`` with RA_FIT/DEC_FIT (deg): RA/DEC moved by PMRA/PMDEC (mas/yr) from REF_EPOCH
-    to ``mjd`` (parallax neglected)."""
-    from numpy.lib import recfunctions as rfn
-
-    from legacylake.catalogs_schema.astrometry import mjd_to_year, propagate
-    dt = mjd_to_year(mjd) - refs["REF_EPOCH"].astype(np.float64)
-    ra, dec = propagate(refs["RA"], refs["DEC"], refs["PMRA"], refs["PMDEC"], dt)
-    return rfn.append_fields(refs, ["RA_FIT", "DEC_FIT"], [ra, dec], usemask=False)
-
-
-def _gaia_flux(g: np.ndarray, bprp: np.ndarray, band: str) -> np.ndarray:
-    x = np.clip(np.nan_to_num(bprp, nan=1.4), *GAIA_BPRP_RANGE)
-    mag = g + sum(c * x ** k for k, c in enumerate(GAIA_TO_DECAM[band]))
-    return 10 ** (-0.4 * (mag - 22.5))
-
-
-def _ebv_function(images_dir: str, exposures):
-    """E(B-V) at (ra, dec): the simulation's dust field for simulated images, else None (0)."""
-    import fitsio
-    try:
-        hdr = fitsio.read_header(exposures[0].image.name, "IMAGE")
-    except (OSError, ValueError):  # CP images: no IMAGE HDU, not simulated
-        return None
-    if "SIMSEED" not in hdr:
-        return None
-    from .sim_sky import ebv_at
-    seed = int(hdr["SIMSEED"])
-
-    def f(ra, dec):
-        r, d = np.deg2rad(ra), np.deg2rad(dec)
-        xyz = np.column_stack([np.cos(d) * np.cos(r), np.cos(d) * np.sin(r), np.sin(d)])
-        return ebv_at(xyz, seed, ra, dec)
-    return f
 
 
 _CTX = None  # (exposures, pixmaps, blob labels, blob slices, sources, model set) shared with forked workers
@@ -147,70 +95,73 @@ def _fit_blobs(exps, pixmaps, lab, slices, sources, by_blob, model_set, models, 
     return rows, blob_times
 
 
-def run_brick(brick: str, images_dir: str, outdir: str, model_set: str = "dr9", bands: str | None = None,
+def run_brick(brick, images_dir: str, outdir: str, model_set: str = "dr9", bands: str | None = None,
               progress: bool = True, workers: int = 1, iterative: bool = True, coadds: bool = False) -> dict:
-    """Run the photometry of one brick; returns a summary (path, rows, seconds per stage).
+    """Run the photometry of one brick (a name, or a :class:`.target.Target` for a zoom or a
+    custom brick); returns a summary (path, rows, seconds per stage).
 
     ``iterative``: second detection pass on the residual images (new sources get FITBITS
     ITERATIVE); ``coadds``: write OUTDIR/coadd/<AAA>/<brick>/ images (:mod:`.brick_coadds`)."""
     from scipy import ndimage
-    from . import brick_derived as bd
+
+    from .brick_catalog import build_catalog
     from .brick_detect import band_maps, blobs, detect, finish_maps
     from .brick_fit import BlobSource
     from .brick_images import brick_region, load_exposures, pixel_map
+    from .brick_sources import epochs, force_psf_in_masks, reference_sources, veto_map
+    from .references import reference_table
+    from .target import as_target
     model_set = str(model_set).lower()
     if model_set not in ("dr9", "dr4"):
         raise UserError(f"--model-set {model_set}: use dr9 or dr4")
-    try:
-        b = bricks.brick(brick)
-    except KeyError as exc:
-        raise UserError(f"brick {brick}: {exc.args[0]}") from None
+    target = as_target(brick)
     log = RunLog()
     t = time.time()
-    exps = load_exposures(images_dir, bands)
+    exps = load_exposures(images_dir, bands, target)
+    for e, ep in zip(exps, epochs(exps)):
+        e.image.epoch = float(ep)
     bands_all = sorted({e.band for e in exps}, key="grz".index)
-    region = brick_region(brick, exps)
+    region = brick_region(target, exps)
     pixmaps = []
     for e in exps:
-        ix, iy, inside = pixel_map(brick, region, e)
+        ix, iy, inside = pixel_map(target, region, e)
         pixmaps.append((ix.astype(np.int16), iy.astype(np.int16), inside))
-    log.msg(f"{len(exps)} exposures, bands {''.join(bands_all)}, brick region x {region[0]}:{region[1]} "
-            f"y {region[2]}:{region[3]}")
+    cams = sorted({getattr(e, "camera", "") or "sim" for e in exps})
+    log.msg(f"{target.name}: {len(exps)} exposures ({', '.join(cams)}), bands {''.join(bands_all)}, region x "
+            f"{region[0]}:{region[1]} y {region[2]}:{region[3]}")
+    for e in exps:
+        if hasattr(e, "expnum"):
+            log.msg(f"  {e.camera} {e.expnum} {e.ccdname} {e.band}: cut at {e.cut}, {e.image.shape[1]}x{e.image.shape[0]} px "
+                    f"at {e.image.pixscale:.3f}\"/px, zpscale {e.zpscale:.4g} ({'per second' if e.per_second else 'counts'}), "
+                    f"sky {e.sky}, FWHM {e.fwhm:.2f}\", PsfEx {os.path.relpath(e.psf_path, images_dir)}")
     log.stage("load", time.time() - t)
     x0, x1, y0, y1 = region
-    bw = bricks.brick_wcs(brick)
 
-    # ---- detection maps and SED-matched detection
+    # ---- reference sources, detection maps and SED-matched detection
     t = time.time()
     acc = {}
     band_maps(acc, region, exps, pixmaps)
     dm = finish_maps(acc)
-    refs = _gaia_refs(images_dir, brick)
-    ref_src = []
-    if refs is not None and len(refs):
-        # reference positions are not fitted (reference 4.1): each star is held at its Gaia
-        # position moved with its proper motion to the mean epoch of the brick's exposures
-        refs = _refs_at_epoch(refs, float(np.mean([e.mjd for e in exps])))
-        rx, ry = bw.all_world2pix(np.column_stack([refs["RA_FIT"], refs["DEC_FIT"]]), 0).T
-        ok = (rx >= x0) & (rx < x1) & (ry >= y0) & (ry < y1) & (refs["PHOT_G_MEAN_MAG"] <= 18.0)
-        for i in np.flatnonzero(ok):
-            bprp = refs["PHOT_BP_MEAN_MAG"][i] - refs["PHOT_RP_MEAN_MAG"][i]
-            fl = {bb: float(_gaia_flux(refs["PHOT_G_MEAN_MAG"][i], bprp, bb)) for bb in bands_all}
-            ref_src.append((i, float(rx[i] - x0), float(ry[i] - y0), fl))
-    peaks, hot = detect(dm, [(x, y) for _, x, y, _ in ref_src])
-    log.msg(f"detection: {len(peaks)} peaks at 6 sigma, {len(ref_src)} Gaia reference stars (G <= 18)")
+    refs = reference_table(images_dir, target)
+    ref_src = reference_sources(refs, target, region, exps, bands_all)
+    peaks, hot = detect(dm, [(x, y) for x, y, _ in ref_src], veto_extra=veto_map(refs, target, region, exps))
+    nref = {k: int(np.sum(refs[k])) for k in ("ISGAIA", "ISTYCHO", "ISLARGEGALAXY", "DONOTFIT")} if len(refs) else {}
+    log.msg(f"detection: {len(peaks)} peaks at 6 sigma; references near the region: {len(refs)} "
+            f"({nref.get('ISGAIA', 0)} Gaia, {nref.get('ISTYCHO', 0)} Tycho-2, {nref.get('ISLARGEGALAXY', 0)} SGA, "
+            f"{nref.get('DONOTFIT', 0)} not fitted), {len(ref_src)} fitted in the region")
     log.stage("detect", time.time() - t)
 
     # ---- blobs and sources
     t = time.time()
-    srcs = []
-    for i, x, y, fl in ref_src:
-        srcs.append((x, y, BlobSource(float(refs["RA_FIT"][i]), float(refs["DEC_FIT"][i]), fl, ref=int(i),
-                                      forced_psf=True)))
+    bw = target.wcs
+    srcs = list(ref_src)
     for x, y, _ in peaks:
         ra, dec = bw.all_pix2world([[x + x0, y + y0]], 0)[0]
         fl = {bb: float(dm[bb][0][int(y), int(x)]) for bb in bands_all}
         srcs.append((x, y, BlobSource(float(ra), float(dec), fl)))
+    nforced = force_psf_in_masks(refs, [s[2] for s in srcs])
+    if nforced:
+        log.msg(f"{nforced} detections inside BRIGHT/GALAXY masks forced to PSF")
     lab, which = blobs(hot, [(x, y) for x, y, _ in srcs])
     slices = ndimage.find_objects(lab)
     by_blob = {}
@@ -223,7 +174,7 @@ def run_brick(brick: str, images_dir: str, outdir: str, model_set: str = "dr9", 
     t = time.time()
     models = [np.zeros(e.image.shape, np.float32) for e in exps]
     rows, blob_times = _fit_blobs(exps, pixmaps, lab, slices, [s[2] for s in srcs], by_blob, model_set, models,
-                                  workers, progress, f"blobs {brick}")
+                                  workers, progress, f"blobs {target.name}")
     log.stage("fitblobs", time.time() - t)
     for blab, nin, nout, dt in blob_times:
         log.msg(f"blob {blab}: {nin} sources in, {nout} kept, {dt:.2f} s")
@@ -240,13 +191,14 @@ def run_brick(brick: str, images_dir: str, outdir: str, model_set: str = "dr9", 
         new_srcs, lab2, resid_exps = iterative_sources(exps, pixmaps, models, region, orig_xy, refs, bw, bands_all)
         n_iter_peaks = len(new_srcs)
         if new_srcs:
+            force_psf_in_masks(refs, [s for s, _, _ in new_srcs])
             slices2 = ndimage.find_objects(lab2)
             by_blob2 = {}
             for k, (_, _, blab) in enumerate(new_srcs):
                 by_blob2.setdefault(int(blab), []).append(k)
             off = int(lab.max()) if lab.size else 0
             rows2, bt2 = _fit_blobs(resid_exps, pixmaps, lab2, slices2, [s for s, _, _ in new_srcs], by_blob2,
-                                    model_set, models, workers, progress, f"iterative {brick}")
+                                    model_set, models, workers, progress, f"iterative {target.name}")
             for r in rows2:
                 r.blob += off
             rows += rows2
@@ -260,237 +212,51 @@ def run_brick(brick: str, images_dir: str, outdir: str, model_set: str = "dr9", 
     # ---- derived columns and catalog
     t = time.time()
     kept = []
-    cat = _catalog(brick, b, rows, refs, exps, pixmaps, models, region, bands_all, images_dir, log, model_set, kept)
+    cat = build_catalog(target, rows, refs, exps, pixmaps, models, region, bands_all, images_dir, log, model_set, kept)
     log.stage("derived", time.time() - t)
     t = time.time()
-    path = _write(outdir, brick, cat, model_set)
-    sigma_path = _write_sigma(outdir, brick, cat, kept, bands_all)
+    path = _write(outdir, target, cat, model_set)
+    sigma_path_ = _write_sigma(outdir, target.name, cat, kept, bands_all)
     log.stage("write", time.time() - t)
     coadd_paths = []
     if coadds:
         from .brick_coadds import write_coadds
         t = time.time()
-        coadd_paths = write_coadds(outdir, brick, region, exps, pixmaps, models, bands_all, refs)
+        coadd_paths = write_coadds(outdir, target, region, exps, pixmaps, models, bands_all, refs)
         log.msg(f"coadds: {len(coadd_paths)} files in {os.path.dirname(coadd_paths[0])} "
                 "(nearest-pixel resampling, inverse-variance weighted)")
         log.stage("coadds", time.time() - t)
     total = time.time() - log.t0
     log.msg(f"total {total:.1f} s, {len(cat)} sources -> {path}")
     os.makedirs(os.path.join(outdir, "logs"), exist_ok=True)
-    logpath = os.path.join(outdir, "logs", f"{brick}.log")
+    logpath = os.path.join(outdir, "logs", f"{target.name}.log")
     tmp = logpath + ".tmp"
     with open(tmp, "w") as fh:
         fh.write("\n".join(log.lines) + "\n")
     os.replace(tmp, logpath)
-    return {"path": path, "log": logpath, "sigma": sigma_path, "rows": int(len(cat)), "peaks": len(peaks), "refs": len(ref_src),
-            "blobs": len(by_blob), "seconds": total, "stages": dict(log.stages),
+    types = cat["type"]
+    return {"path": path, "log": logpath, "sigma": sigma_path_, "rows": int(len(cat)), "peaks": len(peaks),
+            "refs": len(ref_src), "blobs": len(by_blob), "seconds": total, "stages": dict(log.stages),
             "iterative_peaks": n_iter_peaks, "iterative_kept": n_iter_kept, "coadds": coadd_paths,
-            "types": {k: int(v) for k, v in zip(*np.unique(cat["type"], return_counts=True))} if len(cat) else {}}
+            "brick": target.name, "region": region, "exposures": len(exps), "cameras": cams,
+            "types": {str(k).strip(): int(v) for k, v in zip(*np.unique(types, return_counts=True))} if len(cat) else {}}
 
 
-def _fit_type(t: str) -> str:
-    """DR9 profile of a row type (DR4's SIMP is an EXP, its COMP is approximated by a SER)."""
-    return {"SIMP": "EXP", "COMP": "SER"}.get(t, t)
-
-
-def _catalog(brick, b, rows, refs, exps, pixmaps, models, region, bands, images_dir, log,
-             model_set: str = "dr9", kept: list | None = None) -> np.ndarray:
-    """The catalog rows (objid order); ``kept`` (if given) receives the FitRows in that order."""
-    from . import brick_derived as bd
-    from .sim_measure import catalog_dtype
-    bw = bricks.brick_wcs(brick)
-    n0 = len(rows)
-    ra = np.array([r.result.source.ra for r in rows]) if rows else np.zeros(0)
-    dec = np.array([r.result.source.dec for r in rows]) if rows else np.zeros(0)
-    ra = np.mod(ra, 360.0)
-    bxy = bw.all_world2pix(np.column_stack([ra, dec]), 0) if n0 else np.zeros((0, 2))
-    n = bricks.BRICK_IMAGE_SIZE
-    inb = (np.rint(bxy[:, 0]) >= 0) & (np.rint(bxy[:, 0]) < n) & (np.rint(bxy[:, 1]) >= 0) & (np.rint(bxy[:, 1]) < n)
-    if n0:  # sources whose final position left every exposure are dropped
-        cov = bd.at_sources(exps, ra, dec, bands, depths=False)
-        inb &= sum(cov[f"nobs_{bb}"].astype(int) for bb in bands) > 0
-        if (~inb).any():
-            log.msg(f"{int((~inb).sum())} sources dropped: final position outside the brick or every exposure")
-    rows = [r for r, k in zip(rows, inb) if k]
-    ra, dec, bxy = ra[inb], dec[inb], bxy[inb]
-    order = np.argsort(ra, kind="stable")
-    rows = [rows[i] for i in order]
-    ra, dec, bxy = ra[order], dec[order], bxy[order]
-    N = len(rows)
-    if kept is not None:
-        kept[:] = rows
-    cat = np.zeros(N, dtype=catalog_dtype("dr9"))
-    cat["release"] = RELEASE_SOUTH
-    cat["brickid"] = b["brickid"]
-    cat["brickname"] = brick
-    cat["objid"] = np.arange(N)
-    cat["ra"], cat["dec"] = ra, dec
-    cat["bx"], cat["by"] = bxy[:, 0], bxy[:, 1]
-    cat["brick_primary"] = bricks.is_primary(ra, dec, np.full(N, b["brickid"]))
-    cat["type"] = [_fit_type(r.type) for r in rows]
-    cat["dchisq"] = np.array([r.dchisq for r in rows]).reshape(N, 5)
-    for i, r in enumerate(rows):
-        s, iv = r.result.source, r.result.ivar
-        cosd = np.cos(np.deg2rad(s.dec))
-        cat["ra_ivar"][i] = iv["ra"] / cosd ** 2 if cosd > 0 else 0.0
-        cat["dec_ivar"][i] = iv["dec"]
-        for bb in bands:
-            fl, fiv = s.flux.get(bb, 0.0), iv.get("flux_" + bb, 0.0)
-            cat[f"flux_{bb}"][i] = fl if fiv > 0 else 0.0
-            cat[f"flux_ivar_{bb}"][i] = fiv
-            cat[f"rchisq_{bb}"][i] = r.result.rchisq.get(bb, 0.0)
-            for k in ("fracflux", "fracmasked", "fracin", "nea"):
-                cat[f"{k}_{bb}"][i] = r.metrics.get(f"{k}_{bb}", 0.0)
-        rt = _fit_type(r.type)
-        if rt != "PSF":
-            cat["shape_r"][i], cat["shape_r_ivar"][i] = s.r_e, iv["shape_r"]
-            if rt != "REX":
-                cat["shape_e1"][i], cat["shape_e2"][i] = s.e1, s.e2
-                cat["shape_e1_ivar"][i], cat["shape_e2_ivar"][i] = iv["shape_e1"], iv["shape_e2"]
-        cat["sersic"][i] = {"PSF": 0.0, "REX": 1.0, "EXP": 1.0, "DEV": 4.0}.get(rt, s.n)
-        if rt == "SER":
-            cat["sersic_ivar"][i] = iv["sersic"]
-    # fluxes zeroed where fracin < 1e-3
-    for bb in bands:
-        tiny = cat[f"fracin_{bb}"] < 1e-3
-        cat[f"flux_{bb}"][tiny] = 0.0
-        cat[f"flux_ivar_{bb}"][tiny] = 0.0
-    # per-exposure quantities at the source pixel
-    d = bd.at_sources(exps, ra, dec, bands)
-    for bb in bands:
-        for k in ("nobs", "anymask", "allmask", "psfsize", "psfdepth", "galdepth"):
-            cat[f"{k}_{bb}"] = d[f"{k}_{bb}"]
-        psfsize, psfdepth = d[f"psfsize_{bb}"], d[f"psfdepth_{bb}"]
-        s = np.array([r.metrics.get(f"bnea_sum_{bb}", 0.0) for r in rows])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            cat[f"blob_nea_{bb}"] = np.where(s > 0, psfdepth * 4 * np.pi * (psfsize / 2.3548) ** 2 / np.where(s > 0, s, 1), 0)
-    cat["mjd_min"], cat["mjd_max"] = d["mjd_min"], d["mjd_max"]
-    # maskbits
-    mb = np.where(cat["brick_primary"], 0, MASKBITS.mask("NPRIMARY")).astype(np.int64)
-    for bb in bands:
-        if bb in "grz":
-            mb |= np.where(d[f"satur_{bb}"], MASKBITS.mask(f"SATUR_{bb.upper()}"), 0)
-            mb |= np.where(cat[f"allmask_{bb}"] != 0, MASKBITS.mask(f"ALLMASK_{bb.upper()}"), 0)
-    fb = np.zeros(N, np.int64)
-    # reference stars: BRIGHT / MEDIUM disks, ref columns, fitbits
-    if refs is not None and len(refs):
-        g = refs["PHOT_G_MEAN_MAG"].astype(np.float64)
-        mmag = g
-        rr = mask_radius_arcsec(mmag)
-        from scipy.spatial import cKDTree
-        cosd = np.cos(np.deg2rad(b["dec"]))
-        pts = np.column_stack([refs["RA"] * cosd, refs["DEC"]]) * 3600.0
-        tree = cKDTree(pts)
-        q = np.column_stack([ra * cosd, dec]) * 3600.0
-        for j, near in enumerate(tree.query_ball_point(q, float(rr.max())) if N else []):
-            for k in near:
-                dist = np.hypot(*(q[j] - pts[k]))
-                if mmag[k] < 13 and dist < rr[k] / 2:
-                    mb[j] |= MASKBITS.mask("BRIGHT")
-                if mmag[k] < 16 and dist < rr[k]:
-                    mb[j] |= MASKBITS.mask("MEDIUM")
-        for i, r in enumerate(rows):
-            k = r.src.ref
-            if k < 0:
-                continue
-            cat["ref_cat"][i] = "G2"
-            # the catalogue's position at its epoch, and its astrometric errors (mas)
-            cat["ra"][i], cat["dec"][i] = refs["RA"][k], refs["DEC"][k]
-            for c, e in (("ra", "RA_ERROR"), ("dec", "DEC_ERROR")):
-                err = float(refs[e][k]) if e in refs.dtype.names else 0.0
-                cat[f"{c}_ivar"][i] = 1.0 / (err / 3.6e6) ** 2 if err > 0 else 0.0
-            cat["ref_id"][i] = refs["SOURCE_ID"][k]
-            cat["ref_epoch"][i] = refs["REF_EPOCH"][k]
-            cat["gaia_phot_g_mean_mag"][i] = refs["PHOT_G_MEAN_MAG"][k]
-            cat["gaia_phot_bp_mean_mag"][i] = refs["PHOT_BP_MEAN_MAG"][k]
-            cat["gaia_phot_rp_mean_mag"][i] = refs["PHOT_RP_MEAN_MAG"][k]
-            cat["gaia_phot_g_mean_flux_over_error"][i] = refs["PHOT_G_MEAN_FLUX_OVER_ERROR"][k]
-            cat["gaia_astrometric_excess_noise"][i] = refs["ASTROMETRIC_EXCESS_NOISE"][k]
-            cat["pmra"][i], cat["pmdec"][i], cat["parallax"][i] = refs["PMRA"][k], refs["PMDEC"][k], refs["PARALLAX"][k]
-            for c, e in (("pmra", "PMRA_ERROR"), ("pmdec", "PMDEC_ERROR"), ("parallax", "PARALLAX_ERROR")):
-                err = float(refs[e][k])
-                cat[f"{c}_ivar"][i] = 1.0 / err ** 2 if err > 0 else 0.0
-            fb[i] |= FITBITS.mask("GAIA") | FITBITS.mask("GAIA_POINTSOURCE") | FITBITS.mask("FORCED_POINTSOURCE")
-            if mmag[k] < 13:
-                fb[i] |= FITBITS.mask("BRIGHT")
-            if mmag[k] < 16:
-                fb[i] |= FITBITS.mask("MEDIUM")
-    for i, r in enumerate(rows):
-        moved = np.hypot((r.result.source.ra - r.src.ra) * np.cos(np.deg2rad(r.src.dec)),
-                         r.result.source.dec - r.src.dec) * 3600.0
-        if moved > 1.0:
-            fb[i] |= FITBITS.mask("WALKER")
-        if moved > 2.5:
-            fb[i] |= FITBITS.mask("RUNNER")
-        if r.src.iterative:
-            fb[i] |= FITBITS.mask("ITERATIVE")
-        rt = _fit_type(r.type)
-        if rt in ("REX", "EXP", "DEV", "SER"):
-            from .ellipse import LOGR_MAX, LOGR_MIN
-            lr = np.log(max(r.result.source.r_e, 1e-30))
-            if abs(lr - LOGR_MIN) < 0.01 or abs(lr - LOGR_MAX[rt]) < 0.01:
-                fb[i] |= FITBITS.mask("HIT_RADIUS_LIMIT")
-        if rt == "SER":
-            from .mixtures import SERSIC_MAX, SERSIC_MIN
-            if min(abs(r.result.source.n - SERSIC_MIN), abs(r.result.source.n - SERSIC_MAX)) < 0.001:
-                fb[i] |= FITBITS.mask("HIT_SERSIC_LIMIT")
-    cat["maskbits"], cat["fitbits"] = mb, fb
-    # Galactic extinction
-    ebvf = _ebv_function(images_dir, exps)
-    if ebvf is None:
-        log.msg("ebv: no SFD map for these images; ebv = 0, mw_transmission = 1")
-        cat["ebv"] = 0.0
-    else:
-        cat["ebv"] = ebvf(ra, dec) if N else 0.0
-    for bb in ("g", "r", "z") + WISE:
-        cat[f"mw_transmission_{bb}"] = mw_transmission(cat["ebv"].astype(np.float64), bb)
-    # coadds, apertures, fibers
-    co = bd.coadds(region, exps, pixmaps, models, bands)
-    for bb in bands:
-        ap = bd.aperture_photometry(co[bb], bxy[:, 0], bxy[:, 1], region)
-        cat[f"apflux_{bb}"] = ap["apflux"]
-        cat[f"apflux_ivar_{bb}"] = ap["apflux_ivar"]
-        cat[f"apflux_resid_{bb}"] = ap["apflux_resid"]
-        cat[f"apflux_blobresid_{bb}"] = ap["apflux_resid"]
-        cat[f"apflux_masked_{bb}"] = ap["apflux_masked"]
-    del co
-    srcs = []
-    for i, r in enumerate(rows):
-        s = r.result.source
-        from .fitter import Source
-        kind = _fit_type(r.type) if _fit_type(r.type) in ("PSF", "REX", "EXP", "DEV", "SER") else "PSF"
-        src = Source(kind, s.ra, s.dec, dict(s.flux), s.r_e if s.r_e > 0 else 0.45, s.e1, s.e2, s.n if s.n > 0 else 4.0)
-        srcs.append(src)
-    ok = [{bb: bool(cat[f"flux_ivar_{bb}"][i] > 0) for bb in bands} for i in range(N)]
-    fib = bd.fiber_fluxes(brick, region, srcs, bands, ok)
-    for k, v in fib.items():
-        cat[k] = v
-    # WISE and other inputs we do not have
-    cat["wise_coadd_id"] = ""
-    cat["lc_epoch_index_w1"] = -1
-    cat["lc_epoch_index_w2"] = -1
-    log.msg("WISE: no unWISE images; flux_w1..w4 = 0, flux_ivar_w1..w4 = 0, nobs_w* = 0, lc_* empty")
-    missing = [bb for bb in "grz" if bb not in bands]
-    if missing:
-        log.msg(f"bands without exposures: {''.join(missing)} (flux 0, ivar 0, nobs 0)")
-    if model_set == "dr4":
-        from .brick_dr4 import to_dr4
-        log.msg("DR4 data model: types PSF/SIMP/DEV/EXP/COMP (COMP approximated by a Sersic fit), "
-                "no maskbits/fitbits, lc_* (7 epochs) empty")
-        return to_dr4(cat, [r.type for r in rows], cat["sersic"].astype(np.float64))
-    return cat
-
-
-def _write(outdir: str, brick: str, cat: np.ndarray, model_set: str = "dr9") -> str:
+def _write(outdir: str, target, cat: np.ndarray, model_set: str = "dr9") -> str:
     from .sim_fits import write_table
     from .simulate import brick_path
-    b = bricks.brick(brick)
     dm = model(f"{model_set}-tractor")
-    path = brick_path(outdir, brick)
+    path = brick_path(outdir, target.name)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    cards = [("RELEASE", int(cat["release"][0]) if len(cat) else RELEASE_SOUTH), ("BRICKNAM", brick, "brick name"), ("BRICKID", int(b["brickid"])),
-             ("RAMIN", float(b["ra1"])), ("RAMAX", float(b["ra2"])), ("DECMIN", float(b["dec1"])),
-             ("DECMAX", float(b["dec2"])), ("PHOTPIPE", "legacylake run-brick")]
+    cards = [("RELEASE", int(cat["release"][0]) if len(cat) else RELEASE_SOUTH), ("BRICKNAM", target.name, "brick name"),
+             ("BRICKID", int(target.brickid)), ("RAMIN", float(target.ra1)), ("RAMAX", float(target.ra2)),
+             ("DECMIN", float(target.dec1)), ("DECMAX", float(target.dec2)), ("PHOTPIPE", "legacylake run-brick")]
+    if target.zoom is not None:
+        for k, v in zip(("ZOOMX0", "ZOOMX1", "ZOOMY0", "ZOOMY1"), target.zoom):
+            cards.append((k, int(v), "processed pixel box (half-open)"))
+    if target.custom:
+        cards += [("CUSTOM", True, "custom brick (--radec)"), ("BRICKRA", float(target.ra)),
+                  ("BRICKDEC", float(target.dec)), ("BRICKW", int(target.width)), ("BRICKH", int(target.height))]
     for i, name in enumerate(DCHISQ_MODELS[model_set]):
         cards.append((f"DCHISQ_{i}", name, "dchisq model"))
     for i, r in enumerate(APERTURE_RADII_OPTICAL_ARCSEC):
@@ -499,7 +265,10 @@ def _write(outdir: str, brick: str, cat: np.ndarray, model_set: str = "dr9") -> 
         cards.append((f"WAPRAD{i}", float(r), "WISE aperture radius, arcsec"))
     for i, band in enumerate(WISE, 1):
         cards.append((f"WISEAB{i}", float(WISE_VEGA_TO_AB[band]), "WISE Vega to AB, mag"))
-    write_table(path, cat, dm, cards)
+    widths = {}
+    if "brickname" in cat.dtype.names and len(target.name) > dm["brickname"].width:
+        widths["brickname"] = len(target.name)
+    write_table(path, cat, dm, cards, widths=widths or None)
     return path
 
 
@@ -538,17 +307,41 @@ def _write_sigma(outdir: str, brick: str, cat: np.ndarray, rows: list, bands) ->
     return path
 
 
+def target_from_args(args):
+    """The :class:`.target.Target` of the CLI options: a brick (positional or ``--brick``,
+    optional ``--zoom X0 X1 Y0 Y1``) or a custom brick (``--radec RA DEC --width W --height H``)."""
+    from .target import brick_target, custom_target
+    pos, opt = getattr(args, "brick", None), getattr(args, "brick_opt", None)
+    if pos and opt and pos != opt:
+        raise UserError(f"brick given twice: {pos} and --brick {opt}")
+    name = pos or opt
+    radec = getattr(args, "radec", None)
+    width, height = getattr(args, "width", None), getattr(args, "height", None)
+    if radec is not None:
+        if name:
+            raise UserError("give a brick name or --radec RA DEC, not both")
+        return custom_target(float(radec[0]), float(radec[1]), int(width or 3600), int(height or 3600),
+                             getattr(args, "zoom", None))
+    if width is not None or height is not None:
+        raise UserError("--width/--height go with --radec RA DEC (a custom brick)")
+    if not name:
+        raise UserError("which region? give a brick name (BRICK or --brick NAME) or --radec RA DEC")
+    return brick_target(name, getattr(args, "zoom", None))
+
+
 def run(args) -> int:
     """CLI handler of ``photometry run-brick``."""
     if not os.path.isdir(args.images):
         raise UserError(f"--images {args.images}: no such folder")
     if args.workers < 1:
         raise UserError(f"--workers must be >= 1, got {args.workers}")
-    s = run_brick(args.brick, args.images, args.out, args.model_set, args.bands, workers=args.workers,
+    target = target_from_args(args)
+    s = run_brick(target, args.images, args.out, args.model_set, args.bands, workers=args.workers,
                   iterative=not getattr(args, "no_iterative", False), coadds=getattr(args, "coadds", False))
     types = ", ".join(f"{k} {v}" for k, v in sorted(s["types"].items()))
     st = ", ".join(f"{k} {v:.1f}s" for k, v in s["stages"].items())
-    print(f"run-brick {args.brick}: {s['rows']} sources ({types}); {s['peaks']} peaks, {s['refs']} Gaia refs, "
+    where = f" box {target.box}" if target.zoom is not None or target.custom else ""
+    print(f"run-brick {target.name}{where}: {s['rows']} sources ({types}); {s['peaks']} peaks, {s['refs']} references, "
           f"{s['blobs']} blobs, {s['iterative_kept']} iterative; {s['seconds']:.1f} s ({st}) -> {s['path']} "
           f"(log {s['log']})")
     if s["coadds"]:

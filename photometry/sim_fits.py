@@ -39,13 +39,14 @@ def _header(cards: list[str]) -> bytes:
     return (text + " " * pad).encode("ascii")
 
 
-def fits_dtype(dm: DataModel, names) -> np.dtype:
-    """Big-endian on-disk dtype for the columns ``names`` (lowercase) of ``dm``; booleans as uint8."""
+def fits_dtype(dm: DataModel, names, widths: dict | None = None) -> np.dtype:
+    """Big-endian on-disk dtype for the columns ``names`` (lowercase) of ``dm``; booleans as uint8.
+    ``widths``: string columns written wider than the model (e.g. a custom brick's name)."""
     fields = []
     for n in names:
         c = dm[n]
         if c.is_string:
-            base = np.dtype(f"S{c.width}")
+            base = np.dtype(f"S{(widths or {}).get(n, c.width)}")
         elif c.numpy_dtype.kind == "b":
             base = np.dtype("u1")
         else:
@@ -54,9 +55,9 @@ def fits_dtype(dm: DataModel, names) -> np.dtype:
     return np.dtype(fields)
 
 
-def to_fits_records(arr: np.ndarray, dm: DataModel) -> np.ndarray:
+def to_fits_records(arr: np.ndarray, dm: DataModel, widths: dict | None = None) -> np.ndarray:
     """The structured array converted to the on-disk layout (big-endian, 'T'/'F' logicals)."""
-    dt = fits_dtype(dm, arr.dtype.names)
+    dt = fits_dtype(dm, arr.dtype.names, widths)
     out = np.empty(len(arr), dtype=dt)
     for n in arr.dtype.names:
         c = dm[n]
@@ -72,23 +73,24 @@ def to_fits_records(arr: np.ndarray, dm: DataModel) -> np.ndarray:
 _COLUMN_CARDS: dict = {}
 
 
-def _column_cards(dm: DataModel, names: tuple[str, ...]) -> list[str]:
-    """TTYPE/TFORM/TUNIT cards of the columns (cached per data model and column list)."""
-    key = (dm.name, names)
+def _column_cards(dm: DataModel, names: tuple[str, ...], widths: tuple = ()) -> list[str]:
+    """TTYPE/TFORM/TUNIT cards of the columns (cached per data model, column list and widths)."""
+    key = (dm.name, names, widths)
     if key not in _COLUMN_CARDS:
         by_name = {c.name: c for c in dm.columns}
+        wide = dict(widths)
         cards = []
         for i, n in enumerate(names, 1):
             c = by_name[n.lower()]
             cards.append(_card(f"TTYPE{i}", n.upper()))
-            cards.append(_card(f"TFORM{i}", c.tform))
+            cards.append(_card(f"TFORM{i}", f"{wide[n.lower()]}A" if n.lower() in wide else c.tform))
             if c.unit:
                 cards.append(_card(f"TUNIT{i}", c.unit))
         _COLUMN_CARDS[key] = cards
     return _COLUMN_CARDS[key]
 
 
-def _headers(dtype: np.dtype, nrows: int, dm: DataModel, cards) -> bytes:
+def _headers(dtype: np.dtype, nrows: int, dm: DataModel, cards, widths: tuple = ()) -> bytes:
     """Primary header and BINTABLE header of ``nrows`` records of ``dtype`` (upper-case names)."""
     head = [_card("SIMPLE", True, "conforms to FITS standard"), _card("BITPIX", 8), _card("NAXIS", 0),
             _card("EXTEND", True)]
@@ -96,17 +98,17 @@ def _headers(dtype: np.dtype, nrows: int, dm: DataModel, cards) -> bytes:
               _card("NAXIS", 2), _card("NAXIS1", dtype.itemsize, "width of table in bytes"),
               _card("NAXIS2", nrows, "number of rows in table"), _card("PCOUNT", 0),
               _card("GCOUNT", 1), _card("TFIELDS", len(dtype.names))]
-    tcards += _column_cards(dm, tuple(dtype.names))
+    tcards += _column_cards(dm, tuple(dtype.names), widths)
     for card in cards:
         tcards.append(_card(*card))
     return _header(head) + _header(tcards)
 
 
 def write_blocks(path: str | os.PathLike, dtype: np.dtype, nrows: int, blocks, dm: DataModel,
-                 cards: list[tuple] = ()) -> int:
+                 cards: list[tuple] = (), widths: dict | None = None) -> int:
     """Write a FITS binary table whose ``nrows`` on-disk records (``dtype``, :func:`fits_dtype`)
     come as successive bytes-like ``blocks``, atomically; returns bytes written."""
-    head = _headers(dtype, nrows, dm, cards)
+    head = _headers(dtype, nrows, dm, cards, tuple(sorted((widths or {}).items())))
     nbytes = nrows * dtype.itemsize
     pad = b"\0" * ((-nbytes) % BLOCK)
     path = os.fspath(path)
@@ -129,9 +131,10 @@ def write_blocks(path: str | os.PathLike, dtype: np.dtype, nrows: int, blocks, d
 
 
 def write_table(path: str | os.PathLike, arr: np.ndarray, dm: DataModel, cards: list[tuple] = (),
-                records: bool = False) -> int:
+                records: bool = False, widths: dict | None = None) -> int:
     """Write ``arr`` (lowercase names of ``dm``) as a FITS binary table, atomically; returns bytes.
 
-    With ``records`` the array is already in the on-disk layout of :func:`fits_dtype`."""
-    rec = np.ascontiguousarray(arr if records else to_fits_records(arr, dm))
-    return write_blocks(path, rec.dtype, len(rec), [memoryview(rec.view(np.uint8))], dm, cards)
+    With ``records`` the array is already in the on-disk layout of :func:`fits_dtype`;
+    ``widths``: string columns wider than the model ({name: characters})."""
+    rec = np.ascontiguousarray(arr if records else to_fits_records(arr, dm, widths))
+    return write_blocks(path, rec.dtype, len(rec), [memoryview(rec.view(np.uint8))], dm, cards, widths)
