@@ -262,11 +262,12 @@ class _MarginRows:
             return
         order = np.argsort(targets, kind="stable")
         rows, targets = rows[order], targets[order]
-        cuts = np.flatnonzero(np.diff(targets)) + 1
-        for r, t in zip(np.split(rows, cuts), np.split(targets, cuts)):
-            part = piece.take(pa.array(r))
-            self.held.setdefault(int(t[0]), []).append(part)
-            self.nbytes += part.nbytes
+        sub = piece.take(pa.array(rows))          # one take per piece (181 columns each)
+        starts = np.flatnonzero(np.r_[True, np.diff(targets) != 0])
+        ends = np.r_[starts[1:], len(rows)]
+        for a, b in zip(starts.tolist(), ends.tolist()):
+            self.held.setdefault(int(targets[a]), []).append(sub.slice(a, b - a))
+        self.nbytes += sub.nbytes
         if self.nbytes > self.HOLD_BYTES:
             self.flush()
 
