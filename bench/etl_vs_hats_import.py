@@ -223,6 +223,11 @@ def measure(tool, paths, workdir, workers, threshold, order, python=None):
     return res
 
 
+def _median_run(runs: list) -> dict:
+    """The run with the median time (the lower middle one for an even count)."""
+    return sorted(runs, key=lambda r: r["seconds"])[(len(runs) - 1) // 2]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bricks", type=int, default=500)
@@ -239,6 +244,8 @@ def main() -> None:
                     help="hats-import with a 10-arcsec margin (collection, as ours) or the catalog alone")
     ap.add_argument("--baseline-python", default=None, metavar="PY",
                     help="also run ours with this interpreter (an older checkout), same run")
+    ap.add_argument("--ab-repeat", type=int, default=2,
+                    help="with --baseline-python: pairs of runs, alternating which goes first (A B B A ...)")
     ap.add_argument("--child", choices=["ours", "hats_import", "hats_import_catalog"])
     ap.add_argument("--paths-file")
     ap.add_argument("--out")
@@ -261,7 +268,15 @@ def main() -> None:
         sub = paths[: max(1, int(round(frac * len(paths))))]
         nrows = sum(counts[: len(sub)])
         print(f"\n== {len(sub)} bricks, {nrows:,} rows ==")
-        ours = measure("ours", sub, a.workdir, a.workers, a.threshold, a.order)
+        # with a baseline: ours and the baseline alternate, A B B A ... (``--ab-repeat`` pairs), so
+        # that neither always runs first; each is reported as its median
+        order = ["ours"] if not a.baseline_python else \
+            [x for i in range(a.ab_repeat) for x in (("ours", "base") if i % 2 == 0 else ("base", "ours"))]
+        runs: dict = {"ours": [], "base": []}
+        for who in order:
+            runs[who].append(measure("ours", sub, a.workdir, a.workers, a.threshold, a.order,
+                                     python=a.baseline_python if who == "base" else None))
+        ours = _median_run(runs["ours"])
         r_ours = nrows / ours["seconds"]
         print(f"legacylake etl : {ours['seconds']:7.1f} s  {r_ours:9,.0f} rows/s  peak RSS {ours['peak_rss_mib']:7.0f} MiB"
               f"  CPU {ours['cpu_s']:7.1f} s  output {ours['out_bytes'] / 2**20:8.1f} MiB"
@@ -270,12 +285,14 @@ def main() -> None:
         print(f"                 peak RSS of the build process {ours['main_mib']:.0f} MiB, "
               f"of the largest worker {ours['largest_child_mib']:.0f} MiB")
         if a.baseline_python:
-            base = measure("ours", sub, a.workdir, a.workers, a.threshold, a.order, python=a.baseline_python)
+            base = _median_run(runs["base"])
             r_base = nrows / base["seconds"]
             print(f"baseline (ours, {a.baseline_python}): {base['seconds']:7.1f} s  {r_base:9,.0f} rows/s  "
                   f"peak RSS {base['peak_rss_mib']:7.0f} MiB  CPU {base['cpu_s']:7.1f} s  "
                   f"output {base['out_bytes'] / 2**20:8.1f} MiB")
-            print(f"ratio (ours/baseline rows/s): {r_ours / r_base:.3f}x; CPU ratio {ours['cpu_s'] / base['cpu_s']:.3f}")
+            print(f"  runs (s), in order {' '.join(order)}: ours {[round(r['seconds'], 1) for r in runs['ours']]}, "
+                  f"baseline {[round(r['seconds'], 1) for r in runs['base']]}")
+            print(f"ratio (ours/baseline rows/s, medians): {r_ours / r_base:.3f}x; CPU ratio {ours['cpu_s'] / base['cpu_s']:.3f}")
         if a.skip_peer:
             continue
         tool = "hats_import" if a.peer == "collection" else "hats_import_catalog"

@@ -298,7 +298,11 @@ def _remove_unused(cat_dir: str, lock: CatalogLock) -> None:
     a build with no valid input leaves no empty catalog behind)."""
     import shutil
 
-    if set(os.listdir(cat_dir)) <= {layout.STATE}:
+    try:
+        names = set(os.listdir(cat_dir))
+    except FileNotFoundError:
+        return
+    if names <= {layout.STATE}:
         lock.release_and_remove()
         shutil.rmtree(cat_dir, ignore_errors=True)
 
