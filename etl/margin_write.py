@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 from .healpix import shift
 from .margin import PartitionMap, in_cells, ring, ring_ranges
 from .read import HEALPIX_COLUMN, lake_schema
+from .snapshot import start_writeback
 
 
 @dataclass
@@ -86,6 +87,7 @@ def run_margin_job(job: MarginJob) -> dict:
         pq.write_table(t, it.out, row_group_size=job.row_group_rows, compression=COMPRESSION[0],
                        compression_level=COMPRESSION[1], write_statistics=True,
                        use_dictionary=dictionary_columns(schema))
+        start_writeback(it.out)
         out[tuple(it.leaf)] = t.num_rows
         del parts, t
     return {"margin_leaves": out}

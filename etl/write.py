@@ -39,6 +39,7 @@ from .fitstable import Column, FitsLayoutError, Layout, columns_from_raw, iter_r
 from .read import CHUNK_ROWS, HEALPIX_COLUMN, lake_schema, positions, to_arrow
 from .healpix import healpix29
 from .mapping import map_columns
+from .snapshot import start_writeback
 
 #: Rows per Parquet row group: a 1-arcmin cone with all 181 columns decodes ~1-2 groups
 #: (41 ms at 2,048 rows vs 56 ms at 4,096, 256 ms at 16,384; bench/etl_row_groups.py).
@@ -189,6 +190,7 @@ class _LeafWriter:
         part = os.path.join(self.task.staging, leaf_name(k, n) + ".part")
         if self.rows:
             os.replace(part, part[:-5])
+            start_writeback(part[:-5])
             if os.environ.get("LEGACYLAKE_ETL_CRASH_AT") == "leaf":
                 import signal
                 os.kill(os.getpid(), signal.SIGKILL)
