@@ -2,8 +2,9 @@
 
     python bench/etl_publish.py --bricks 500 --rows 4000 --add 0.01 --thresholds 20000,1000000
 
-Builds a lake from the first (1 - add) of ``--bricks`` adjacent random DR9 bricks (all 181
-columns, nearest-first around (150, 10), so the rest lie on the edge of the footprint), then
+Builds a lake from the first (1 - add) of ``--bricks`` adjacent simulated DR9 bricks (all 181
+columns, nearest-first around (150, 10), so the rest lie on the edge of the footprint; the
+inputs of ``bench/etl_vs_hats_import.py``, cached in its work folder), then
 publishes a second snapshot adding the remaining bricks (``edge``), and, on a copy of the
 first lake, one adding as many bricks in an empty part of the sky (``far``). Reports for
 each: rows added, bytes the build wrote (new leaves, margins it rebuilt, metadata,
@@ -28,21 +29,25 @@ def main() -> None:
     ap.add_argument("--thresholds", default="20000,1000000", help="rows per partition (--threshold) to try")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--workdir", default="/tmp/legacylake_bench_publish")
+    ap.add_argument("--inputs", default="/tmp/legacylake_bench_etl/sim", help="simulated bricks (cached)")
     a = ap.parse_args()
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from etl_vs_hats_import import make_inputs
+    from etl_vs_hats_import import make_sim_inputs
 
     from legacylake.catalogs_schema.random_table import write_random_bricks
     from legacylake.etl import build, history
     from legacylake.etl.testdata import patch_bricks
 
     t = time.time()
-    paths = make_inputs(os.path.join(a.workdir, "in"), a.bricks, a.rows)
+    pr = make_sim_inputs(a.inputs, a.bricks, a.rows, workers=a.workers)
+    paths, counts = [p for p, _ in pr], [n for _, n in pr]
     n_add = max(1, int(round(a.add * len(paths))))
-    far = write_random_bricks(os.path.join(a.workdir, "far"), patch_bricks(n_add, 230.0, -20.0), a.rows, seed=11)
-    print(f"inputs: {len(paths)} + {n_add} bricks x {a.rows} rows x 181 columns (ready in {time.time() - t:.0f} s); "
-          f"base {len(paths) - n_add} bricks, increments of {n_add} bricks ({n_add * a.rows:,} rows)\n")
+    per = int(round(sum(counts[-n_add:]) / n_add))
+    far = write_random_bricks(os.path.join(a.workdir, "far"), patch_bricks(n_add, 230.0, -20.0), per, seed=11)
+    print(f"inputs: {len(paths)} simulated bricks, {sum(counts):,} rows x 181 columns (ready in {time.time() - t:.0f} s); "
+          f"base {len(paths) - n_add} bricks; increments of {n_add} bricks: the last {n_add} of the patch "
+          f"({sum(counts[-n_add:]):,} rows, 'edge') or {n_add} random bricks at (230, -20) ({n_add * per:,} rows, 'far')\n")
     print("| threshold | partitions | base rows | increment | rows added | bytes written | snapshot bytes | "
           "written / lake | leaves rewritten | margin leaves rewritten | time |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

@@ -613,8 +613,9 @@ def _write(cur, man, new, settings, workers, scheduler, row_group_rows, staging,
             if f.exact:
                 raise RuntimeError(f"{f.path}: {a['rows'] - a['bad'] - a['written']} rows not placed")
             raise FootprintError(f.path, f"{f.path}: rows outside the planned sky area")
+    changed = np.unique(np.concatenate(footprints)) if footprints else np.zeros(0, np.int64)
     return results, {"leaves": leaves, "touched": touched, "existing": existing, "acc": acc,
-                     "parent_of": parent_of, "failed": failed}
+                     "parent_of": parent_of, "failed": failed, "changed_cells": changed}
 
 
 def _commit(cat_dir, catalog, cur, man, new, settings, results, plan, summary, rejects, staging,
@@ -630,14 +631,11 @@ def _commit(cat_dir, catalog, cur, man, new, settings, results, plan, summary, r
     root = os.path.join(staging, "snapshot")
     primary = os.path.join(root, catalog)
     touched_set = set(touched)
-    removed = []
     for leaf in touched:
         key = mf.pixel_key(*leaf)
         res = leaf_res.get(leaf)
         if res is None:  # leaf ended up empty
             new_man["partitions"].pop(key, None)
-            if leaf in existing:
-                removed.append(leaf)
             continue
         dst = os.path.join(primary, layout.leaf_relpath(*leaf))
         os.makedirs(os.path.dirname(dst), exist_ok=True)
@@ -647,7 +645,6 @@ def _commit(cat_dir, catalog, cur, man, new, settings, results, plan, summary, r
     for leaf in existing:
         if leaf not in leaves_now:
             new_man["partitions"].pop(mf.pixel_key(*leaf), None)
-            removed.append(leaf)
             summary.partitions_deleted += 1
     final = sorted(mf.parse_key(k) for k in new_man["partitions"])
     for leaf in final:
@@ -685,7 +682,7 @@ def _commit(cat_dir, catalog, cur, man, new, settings, results, plan, summary, r
 
     write_metadata(primary, new_man, lake_schema(settings["model"]))
     mname, summary.margins_written = write_margins(root, catalog, cur, man, new_man, settings, final,
-                                                   {l for l in touched if l in leaf_res}, touched + removed,
+                                                   {l for l in touched if l in leaf_res}, plan["changed_cells"],
                                                    results, runner, row_group_rows)
     summary.margin_rows = sum(new_man["margin_partitions"].values())
     crash_point("margins")

@@ -94,16 +94,22 @@ def run_margin_job(job: MarginJob) -> dict:
 
 
 def write_margins(root: str, catalog: str, cur, old_man: dict, new_man: dict, settings: dict, final: list,
-                  written: set, changed: list, results: list, runner, row_group_rows: int) -> tuple[str, int]:
-    """Write the margin catalog of the snapshot assembled at ``root``: the margins of
-    partitions next to a changed one (``changed``: leaves rewritten or removed) are built from
-    the write tasks' shards (``results``) and the edge rows of unchanged neighbours; the others
-    are hard-linked from the current snapshot ``cur``. Records ``margin_order`` and
-    ``margin_partitions`` in ``new_man``. Returns (folder name, margin leaves written)."""
+                  written: set, changed_cells: np.ndarray, results: list, runner,
+                  row_group_rows: int) -> tuple[str, int]:
+    """Write the margin catalog of the snapshot assembled at ``root``.
+
+    A partition's margin is rebuilt when the partition is new (or split) or when rows in its
+    margin ring may have changed: the ring meets ``changed_cells`` (the footprint cells, at
+    ``FOOTPRINT_ORDER``, of the files this build adds or replaces). Rows come from the write
+    tasks' shards (``results``) for leaves this build wrote (``written``) and from the edge
+    row groups of the other neighbours. Every other margin is hard-linked from the current
+    snapshot ``cur`` (a neighbour rewritten with the same rows in the ring gives the same
+    margin). Records ``margin_order`` and ``margin_partitions`` in ``new_man``. Returns
+    (folder name, margin leaves written)."""
     from . import layout
     from . import manifest as mf
     from .hats_meta import write_margin_metadata
-    from .healpix import pixel_range
+    from .healpix import FOOTPRINT_ORDER
     from .snapshot import link_or_copy
 
     arcsec, m = settings["margin_arcsec"], settings["margin_order"]
@@ -114,9 +120,9 @@ def write_margins(root: str, catalog: str, cur, old_man: dict, new_man: dict, se
     old_parts = old_man.get("margin_partitions") or {}
     reuse = (cur is not None and cur.margin is not None and old_man.get("margin_order") == m
              and os.path.basename(cur.margin) == mname)
-    ch = sorted((pixel_range(*l) for l in changed))
-    ch_lo = np.array([a for a, _ in ch], np.int64)
-    ch_hi = np.maximum.accumulate(np.array([b for _, b in ch], np.int64)) if ch else np.zeros(0, np.int64)
+    ch = np.unique(np.asarray(changed_cells, np.int64))
+    ch_lo, ch_hi = ch << shift(FOOTPRINT_ORDER), (ch + 1) << shift(FOOTPRINT_ORDER)
+    old_leaves = {mf.parse_key(k) for k in old_man.get("partitions", {})}
     shards: dict = {}
     for r in results:
         for leaf, path, _ in r.get("margin", []):
@@ -127,11 +133,11 @@ def write_margins(root: str, catalog: str, cur, old_man: dict, new_man: dict, se
         own = pmap.owner(cells << shift(m))
         neigh = {pmap.leaves[i] for i in np.unique(own[own >= 0])}
         lo, hi = cells << shift(m), (cells + 1) << shift(m)
-        j = np.searchsorted(ch_lo, hi, side="left") - 1     # last changed range starting below hi
+        j = np.searchsorted(ch_lo, hi, side="left") - 1     # last changed cell starting below hi
         hit = bool(np.any((j >= 0) & (ch_hi[np.maximum(j, 0)] > lo))) if len(ch_lo) else False
         out = os.path.join(mdir, layout.leaf_relpath(*leaf))
         key = mf.pixel_key(*leaf)
-        if reuse and not hit and leaf not in written:
+        if reuse and not hit and leaf in old_leaves:
             if key in old_parts:
                 link_or_copy(cur.margin_leaf(*leaf), out)
                 parts[leaf] = old_parts[key]

@@ -103,7 +103,7 @@ def upgrade_locked(cat_dir: str, workers: int = 1, progress: bool = False,
     write_metadata(primary, new_man, lake_schema(man["model"]))
     with _Runner(workers, None, progress) as runner:
         mname, _ = write_margins(root, catalog, None, {}, new_man, settings, final, set(), [], [],
-                                 runner, ROW_GROUP_ROWS)
+                                 runner, ROW_GROUP_ROWS)   # no current snapshot: every margin is built
     rows = sum(v["rows"] for v in man["partitions"].values())
     commit = {"version": 1, "created": snapshot.now_utc(), "parent": None, "files_added": 0,
               "files_replaced": 0, "files_rejected": 0, "rows_added": 0, "rows": rows,

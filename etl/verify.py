@@ -107,13 +107,13 @@ def verify(lake: str, catalog: str, max_problems: int = 50) -> VerifyReport:
         rep.problems.append("hats.properties is missing")
 
     # rows: inside their pixel, sorted, per-brick counts, duplicates
-    keys = []
+    keys, prints = [], []
     brick_counts: dict[int, int] = {}
     margin_expect = _MarginCount(man, parts)
     for p in sorted(set(parts) & on_disk):
         path = snap.leaf(*p)
         try:
-            t = pq.read_table(path, columns=["_healpix_29", "release", "brickid", "objid"])
+            t = pq.read_table(path, columns=_KEY_COLUMNS)
         except Exception as exc:
             rep.problems.append(f"{path}: unreadable ({exc})")
             continue
@@ -128,15 +128,18 @@ def verify(lake: str, catalog: str, max_problems: int = 50) -> VerifyReport:
         if len(hp) > 1 and np.any(np.diff(hp) < 0):
             rep.problems.append(f"{path}: rows not sorted by _healpix_29")
         margin_expect.add(p, hp)
-        rel = t.column("release").to_numpy(zero_copy_only=False).astype(np.int64)
+        keys.append(_keys(t))
+        prints.append(_fingerprint(t))
         bid = t.column("brickid").to_numpy(zero_copy_only=False).astype(np.int64)
-        oid = t.column("objid").to_numpy(zero_copy_only=False).astype(np.int64)
-        keys.append((rel << 48) | (bid << 24) | (oid & 0xFFFFFF))
         b, c = np.unique(bid, return_counts=True)
         for bb, cc in zip(b.tolist(), c.tolist()):
             brick_counts[bb] = brick_counts.get(bb, 0) + cc
+    primary = None
     if keys:
-        k = np.sort(np.concatenate(keys))
+        k = np.concatenate(keys)
+        order = np.argsort(k, kind="stable")
+        primary = (k[order], np.concatenate(prints)[order])
+        k = primary[0]
         dup = k[1:][k[1:] == k[:-1]]
         if len(dup):
             d = int(dup[0])
@@ -159,9 +162,28 @@ def verify(lake: str, catalog: str, max_problems: int = 50) -> VerifyReport:
             rep.problems.append(f"brick {b}: {brick_counts.get(b, 0)} rows in the catalog, "
                                 f"manifest {expected.get(b, 0)} (from {owners.get(b, '?')})")
     if margin_expect.m is not None:
-        _check_margin(snap, man, margin_expect, rep)
+        _check_margin(snap, man, margin_expect, rep, primary)
     del rep.problems[max_problems:]
     return rep
+
+
+_KEY_COLUMNS = ["_healpix_29", "release", "brickid", "objid", "ra", "dec"]
+
+
+def _keys(t) -> np.ndarray:
+    """(release, brickid, objid) packed in one int64 per row."""
+    rel = t.column("release").to_numpy(zero_copy_only=False).astype(np.int64)
+    bid = t.column("brickid").to_numpy(zero_copy_only=False).astype(np.int64)
+    oid = t.column("objid").to_numpy(zero_copy_only=False).astype(np.int64)
+    return (rel << 48) | (bid << 24) | (oid & 0xFFFFFF)
+
+
+def _fingerprint(t) -> np.ndarray:
+    """A per-row int64 from its position bits and ``_healpix_29`` (a margin row must carry
+    the same values as the row it copies)."""
+    ra = t.column("ra").to_numpy(zero_copy_only=False).astype(np.float64).view(np.int64)
+    dec = t.column("dec").to_numpy(zero_copy_only=False).astype(np.float64).view(np.int64)
+    return ra ^ (dec * 31) ^ t.column("_healpix_29").to_numpy()
 
 
 class _MarginCount:
@@ -183,7 +205,7 @@ class _MarginCount:
         self.count += np.bincount(targets, minlength=len(self.count))
 
 
-def _check_margin(snap, man: dict, expect: _MarginCount, rep: VerifyReport) -> None:
+def _check_margin(snap, man: dict, expect: _MarginCount, rep: VerifyReport, primary=None) -> None:
     from .margin import in_cells, ring
 
     if snap.margin is None or not os.path.isdir(snap.margin):
@@ -195,7 +217,7 @@ def _check_margin(snap, man: dict, expect: _MarginCount, rep: VerifyReport) -> N
         path = snap.margin_leaf(*leaf)
         have = 0
         if os.path.exists(path):
-            t = pq.read_table(path, columns=["_healpix_29", "release", "brickid", "objid"])
+            t = pq.read_table(path, columns=_KEY_COLUMNS)
             hp = t.column("_healpix_29").to_numpy()
             have = t.num_rows
             lo, hi = pixel_range(*leaf)
@@ -203,10 +225,14 @@ def _check_margin(snap, man: dict, expect: _MarginCount, rep: VerifyReport) -> N
                 rep.problems.append(f"{path}: margin rows inside their own partition")
             if not np.all(in_cells(hp, ring(leaf[0], leaf[1], expect.m), expect.m)):
                 rep.problems.append(f"{path}: margin rows outside the partition's margin ring")
-            k = ((t.column("release").to_numpy().astype(np.int64) << 48)
-                 | (t.column("brickid").to_numpy().astype(np.int64) << 24) | t.column("objid").to_numpy())
+            k = _keys(t)
             if len(np.unique(k)) != len(k):
                 rep.problems.append(f"{path}: duplicate rows in the margin")
+            if primary is not None:
+                i = np.minimum(np.searchsorted(primary[0], k), len(primary[0]) - 1)
+                stale = int(np.sum((primary[0][i] != k) | (primary[1][i] != _fingerprint(t))))
+                if stale:
+                    rep.problems.append(f"{path}: {stale} margin rows differ from (or are missing in) the catalog")
         if have != want:
             rep.problems.append(f"margin of partition {leaf[0]}/{leaf[1]}: {have} rows, expected {want} "
                                 f"(recomputed from the partitions' rows)")

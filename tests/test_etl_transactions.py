@@ -363,3 +363,26 @@ def test_disk_full_leaves_the_catalog_unchanged(inputs, tmp_path):
     err = [l for l in p.stderr.splitlines() if "error" in l]
     assert len(err) == 1 and "no space left" in err[0] and "unchanged" in err[0], p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_verify_checks_margin_rows_against_the_catalog(inputs, tmp_path):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    d, paths = inputs
+    lake = _base(tmp_path, paths)
+    cat = os.path.join(lake, "c")
+    assert verify(lake, "c").ok
+    snap = layout.resolve(cat)
+    f = sorted(glob.glob(os.path.join(snap.margin, "dataset", "*", "*", "*.parquet")))[0]
+    t = pq.read_table(f)
+    ra = t.column("ra").to_numpy().copy()
+    ra[0] += 1e-9                                   # a stale copy of one row
+    pq.write_table(t.set_column(t.schema.get_field_index("ra"), "ra", pa.array(ra)), f + ".tmp")
+    os.replace(f + ".tmp", f)
+    rep = verify(lake, "c")
+    assert not rep.ok and any("margin rows differ" in p for p in rep.problems), rep.problems
+    pq.write_table(t.filter(pc.greater(pa.array(np.arange(t.num_rows)), 0)), f + ".tmp")   # one row missing
+    os.replace(f + ".tmp", f)
+    rep = verify(lake, "c")
+    assert any("expected" in p for p in rep.problems), rep.problems
