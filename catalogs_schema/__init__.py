@@ -7,11 +7,11 @@
 4098
 """
 
-from . import bricks, constants
-from .bitmasks import ALLMASK, ANYMASK, BITMASKS, FITBITS, MASKBITS, WISEMASK, Bitmask, UnknownBitError, bitmask
-from .columns import MODEL_NAMES, Column, DataModel, all_models, arrow_field, column_info, model
-from .fitsfile import NotACatalogError, table_header
-from .validate import Detection, Report, detect, validate
+from legacylake.catalogs_schema import bricks, constants
+from legacylake.catalogs_schema.bitmasks import ALLMASK, ANYMASK, BITMASKS, FITBITS, MASKBITS, WISEMASK, Bitmask, UnknownBitError, bitmask
+from legacylake.catalogs_schema.columns import MODEL_NAMES, Column, DataModel, all_models, arrow_field, column_info, model
+from legacylake.catalogs_schema.fitsfile import NotACatalogError, table_header
+from legacylake.catalogs_schema.validate import Detection, Report, detect, validate
 
 __all__ = [
     "ALLMASK", "ANYMASK", "BITMASKS", "FITBITS", "MASKBITS", "WISEMASK", "Bitmask",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from .validate import ColumnType
+from legacylake.catalogs_schema.validate import ColumnType
 
 _ARROW = {pa.int16(): "int16", pa.int32(): "int32", pa.int64(): "int64", pa.uint8(): "uint8",
           pa.float32(): "float32", pa.float64(): "float64", pa.bool_(): "bool"}

@@ -12,7 +12,7 @@ import functools
 
 import numpy as np
 
-from .constants import PIXSCALE_ARCSEC
+from legacylake.catalogs_schema.constants import PIXSCALE_ARCSEC
 
 BRICK_SIZE_DEG: float = 0.25
 NROWS: int = 721

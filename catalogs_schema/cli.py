@@ -9,10 +9,10 @@ import numpy as np
 
 from legacylake.errors import UserError
 
-from . import bricks
-from .columns import MODEL_NAMES, model
-from .fitsfile import NotACatalogError, table_header
-from .validate import detect, validate
+from legacylake.catalogs_schema import bricks
+from legacylake.catalogs_schema.columns import MODEL_NAMES, model
+from legacylake.catalogs_schema.fitsfile import NotACatalogError, table_header
+from legacylake.catalogs_schema.validate import detect, validate
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -11,8 +11,8 @@ import os
 
 import numpy as np
 
-from . import bricks
-from .columns import model
+from legacylake.catalogs_schema import bricks
+from legacylake.catalogs_schema.columns import model
 
 
 def random_brick_table(brickname: str, n: int, model_name: str = "dr9-tractor", seed: int = 0) -> np.ndarray:

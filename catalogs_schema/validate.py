@@ -7,7 +7,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .columns import MODEL_NAMES, Column, DataModel, ReleaseKind, model
+from legacylake.catalogs_schema.columns import MODEL_NAMES, Column, DataModel, ReleaseKind, model
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def column_types(obj: Any) -> dict[str, ColumnType | None]:
     if hasattr(obj, "as_array") and hasattr(obj, "colnames"):  # astropy Table
         return types_from_dtype(obj.as_array().dtype)
     if pa is not None and isinstance(obj, (pa.Table, pa.Schema)):
-        from .arrow_types import types_from_arrow
+        from legacylake.catalogs_schema.arrow_types import types_from_arrow
         return types_from_arrow(obj.schema if isinstance(obj, pa.Table) else obj)
     if isinstance(obj, Iterable) and not isinstance(obj, (str, bytes)):
         return {str(n).lower(): None for n in obj}

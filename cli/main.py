@@ -10,8 +10,8 @@ import argparse
 import importlib
 import sys
 
-from . import __version__
-from .errors import UserError
+from legacylake import __version__
+from legacylake.errors import UserError
 
 #: Modules whose ``register(subparsers)`` adds subcommands, in help order.
 COMMAND_MODULES = (

@@ -5,9 +5,9 @@
 >>> verify("lake", "dr9").ok  # doctest: +SKIP
 """
 
-from .build import Summary, build
-from .snapshot import history, vacuum
-from .upgrade import upgrade
-from .verify import VerifyReport, verify
+from legacylake.etl.build import Summary, build
+from legacylake.etl.snapshot import history, vacuum
+from legacylake.etl.upgrade import upgrade
+from legacylake.etl.verify import VerifyReport, verify
 
 __all__ = ["build", "verify", "upgrade", "history", "vacuum", "Summary", "VerifyReport"]

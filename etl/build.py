@@ -20,19 +20,19 @@ import numpy as np
 
 from legacylake.errors import UserError
 
-from . import layout
-from . import manifest as mf
-from . import snapshot
-from .hats_meta import write_metadata
-from .lock import CatalogLock
-from .margin import DEFAULT_MARGIN_ARCSEC, check_margin
-from .margin_write import write_margins
-from .mapping import MAPPINGS, can_map, target_model
-from .mapping import describe as describe_mappings
-from .healpix import FOOTPRINT_ORDER, pixel_range, shift
-from .plan import InputFile, Reject, discover, exact_footprint, inspect_all, plan_leaves
-from .read import lake_schema
-from .write import (ROW_GROUP_ROWS, FootprintError, ReadError, SeamJob, Source, Task,
+from legacylake.etl import layout
+from legacylake.etl import manifest as mf
+from legacylake.etl import snapshot
+from legacylake.etl.hats_meta import write_metadata
+from legacylake.etl.lock import CatalogLock
+from legacylake.etl.margin import DEFAULT_MARGIN_ARCSEC, check_margin
+from legacylake.etl.margin_write import write_margins
+from legacylake.etl.mapping import MAPPINGS, can_map, target_model
+from legacylake.etl.mapping import describe as describe_mappings
+from legacylake.etl.healpix import FOOTPRINT_ORDER, pixel_range, shift
+from legacylake.etl.plan import InputFile, Reject, discover, exact_footprint, inspect_all, plan_leaves
+from legacylake.etl.read import lake_schema
+from legacylake.etl.write import (ROW_GROUP_ROWS, FootprintError, ReadError, SeamJob, Source, Task,
                     _lower_bound, run_task, split_seam_files)
 
 #: errno values that mean the disk (or quota) is full.
@@ -172,8 +172,8 @@ def _group(leaves: list, est: dict, n_tasks: int) -> list[list]:
 
 def _same_content(path: str, recorded: str) -> bool:
     """True if the file's content hash equals the one the manifest recorded."""
-    from .fitstable import FitsLayoutError
-    from .write import content_hash
+    from legacylake.etl.fitstable import FitsLayoutError
+    from legacylake.etl.write import content_hash
     try:
         return content_hash(path) == recorded
     except (FitsLayoutError, OSError):
@@ -317,7 +317,7 @@ def _build_locked(sources, cat_dir, catalog, threshold, highest_order, workers, 
                   row_group_rows, progress, map_to, margin_arcsec, t0) -> Summary:
     from tqdm import tqdm
 
-    from .upgrade import needs_upgrade, upgrade_locked
+    from legacylake.etl.upgrade import needs_upgrade, upgrade_locked
 
     summary = Summary(cat_dir)
     summary.recovered = snapshot.recover(cat_dir)

@@ -85,8 +85,8 @@ def register(subparsers) -> None:
 
 
 def _build(args) -> int:
-    from .build import build
-    from .write import ROW_GROUP_ROWS
+    from legacylake.etl.build import build
+    from legacylake.etl.write import ROW_GROUP_ROWS
 
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers must be at least 1 (got {args.workers})")
@@ -106,7 +106,7 @@ def _build(args) -> int:
 
 
 def _verify(args) -> int:
-    from .verify import verify
+    from legacylake.etl.verify import verify
 
     _catalog_dir(args.lake, args.catalog)
     r = verify(args.lake, args.catalog)
@@ -127,7 +127,7 @@ def _catalog_dir(lake: str, catalog: str) -> str:
 
 
 def _history(args) -> int:
-    from .snapshot import history
+    from legacylake.etl.snapshot import history
 
     rows = history(_catalog_dir(args.lake, args.catalog))
     if not rows:
@@ -142,7 +142,7 @@ def _history(args) -> int:
 
 
 def _vacuum(args) -> int:
-    from .snapshot import vacuum
+    from legacylake.etl.snapshot import vacuum
 
     cat = _catalog_dir(args.lake, args.catalog)
     removed, freed = vacuum(cat, args.keep, wait=args.wait)
@@ -154,8 +154,8 @@ def _vacuum(args) -> int:
 def _upgrade(args) -> int:
     import os
 
-    from . import layout
-    from .upgrade import needs_upgrade, upgrade
+    from legacylake.etl import layout
+    from legacylake.etl.upgrade import needs_upgrade, upgrade
 
     if not os.path.isdir(args.lake):
         raise UserError(f"{args.lake}: no such lake")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow.parquet as pq
 
-from . import layout
+from legacylake.etl import layout
 
 
 @dataclass
@@ -103,8 +103,8 @@ def _commit_started(cat_dir: str) -> bool:
 def run_trial(base_lake: str, work: str, catalog: str, paths: list[str], old_rows: int, new_rows: int,
               clean: dict, mode: str, delay: float, workers: int = 1) -> Trial:
     """One SIGKILL trial on a copy of ``base_lake`` (see the module docstring)."""
-    from .build import build
-    from .verify import verify
+    from legacylake.etl.build import build
+    from legacylake.etl.verify import verify
 
     lake = os.path.join(work, "lake")
     shutil.rmtree(lake, ignore_errors=True)
@@ -138,7 +138,7 @@ def run_trials(base_lake: str, work: str, catalog: str, paths: list[str], n_rand
     run took, to the end of the process) after its commit began (the primary catalog's
     metadata is written; margins, manifest, fsync, rename and pointer follow), each on a
     fresh copy of ``base_lake``."""
-    from .build import build
+    from legacylake.etl.build import build
 
     rng = np.random.default_rng(seed)
     old_rows = count_rows(base_lake, catalog)

@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 
 from legacylake import __version__
 
-from .layout import leaf_relpath
-from .manifest import parse_key
-from .parquet_footer import write_metadata_streaming
+from legacylake.etl.layout import leaf_relpath
+from legacylake.etl.manifest import parse_key
+from legacylake.etl.parquet_footer import write_metadata_streaming
 
 #: Order of point_map.fits (at most; a catalog planned at a lower order uses that).
 POINT_MAP_MAX_ORDER = 8

@@ -19,7 +19,7 @@ import time
 
 from legacylake.errors import UserError
 
-from .layout import state_dir
+from legacylake.etl.layout import state_dir
 
 
 class CatalogLocked(UserError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 
-from . import layout
+from legacylake.etl import layout
 
 FORMAT = 2
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from legacylake.errors import UserError
 
-from .healpix import ORDER29, shift
+from legacylake.etl.healpix import ORDER29, shift
 
 #: Default margin threshold, arcsec (lsdb's crossmatch radius may be up to this).
 DEFAULT_MARGIN_ARCSEC = 10.0

@@ -11,10 +11,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .healpix import shift
-from .margin import PartitionMap, in_cells, ring, ring_ranges
-from .read import HEALPIX_COLUMN, lake_schema
-from .snapshot import start_writeback
+from legacylake.etl.healpix import shift
+from legacylake.etl.margin import PartitionMap, in_cells, ring, ring_ranges
+from legacylake.etl.read import HEALPIX_COLUMN, lake_schema
+from legacylake.etl.snapshot import start_writeback
 
 
 @dataclass
@@ -69,7 +69,7 @@ def run_margin_job(job: MarginJob) -> dict:
     (leaves with no rows are not written)."""
     import pyarrow.compute as pc
 
-    from .write import COMPRESSION, dictionary_columns
+    from legacylake.etl.write import COMPRESSION, dictionary_columns
 
     schema = lake_schema(job.model)
     out: dict = {}
@@ -106,11 +106,11 @@ def write_margins(root: str, catalog: str, cur, old_man: dict, new_man: dict, se
     snapshot ``cur`` (a neighbour rewritten with the same rows in the ring gives the same
     margin). Records ``margin_order`` and ``margin_partitions`` in ``new_man``. Returns
     (folder name, margin leaves written)."""
-    from . import layout
-    from . import manifest as mf
-    from .hats_meta import write_margin_metadata
-    from .healpix import FOOTPRINT_ORDER
-    from .snapshot import link_or_copy
+    from legacylake.etl import layout
+    from legacylake.etl import manifest as mf
+    from legacylake.etl.hats_meta import write_margin_metadata
+    from legacylake.etl.healpix import FOOTPRINT_ORDER
+    from legacylake.etl.snapshot import link_or_copy
 
     arcsec, m = settings["margin_arcsec"], settings["margin_order"]
     mname = layout.margin_name(catalog, arcsec)

@@ -18,9 +18,9 @@ import numpy as np
 
 from legacylake.catalogs_schema import detect, model, validate
 
-from .fitstable import FitsLayoutError, check_complete, columns_from_raw, iter_raw, layout
+from legacylake.etl.fitstable import FitsLayoutError, check_complete, columns_from_raw, iter_raw, layout
 
-from .healpix import (FOOTPRINT_ORDER, brick_from_name, brick_footprint, brick_histogram, good_positions,
+from legacylake.etl.healpix import (FOOTPRINT_ORDER, brick_from_name, brick_footprint, brick_histogram, good_positions,
                       healpix29, pixel_range, shift)
 
 FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fits.fz")

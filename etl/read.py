@@ -18,8 +18,8 @@ import pyarrow.compute as pc
 from legacylake import __version__
 from legacylake.catalogs_schema import model
 
-from .fitstable import columns_from_raw, iter_raw, layout
-from .healpix import good_positions, healpix29
+from legacylake.etl.fitstable import columns_from_raw, iter_raw, layout
+from legacylake.etl.healpix import good_positions, healpix29
 
 HEALPIX_COLUMN = "_healpix_29"
 #: Rows read from a FITS file at a time (bounds memory for large sweep files).

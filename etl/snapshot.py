@@ -21,8 +21,8 @@ import os
 import shutil
 from dataclasses import dataclass
 
-from . import layout
-from . import manifest as mf
+from legacylake.etl import layout
+from legacylake.etl import manifest as mf
 
 
 def recover(catalog_dir: str) -> list[str]:
@@ -207,7 +207,7 @@ def vacuum(catalog_dir: str, keep: int = 2, wait: bool = False) -> tuple[list[in
     went with them). A reader still open on a removed snapshot fails."""
     from legacylake.errors import UserError
 
-    from .lock import CatalogLock
+    from legacylake.etl.lock import CatalogLock
 
     if keep < 1:
         raise UserError(f"--keep must be at least 1 (got {keep})")

@@ -16,9 +16,9 @@ import os
 import shutil
 import time
 
-from . import layout
-from . import manifest as mf
-from . import snapshot
+from legacylake.etl import layout
+from legacylake.etl import manifest as mf
+from legacylake.etl import snapshot
 
 #: Files of the old layout at the top of a catalog folder (properties files first).
 _OLD_FILES = ("hats.properties", "properties", "partition_info.csv", "point_map.fits")
@@ -74,12 +74,12 @@ def upgrade_locked(cat_dir: str, workers: int = 1, progress: bool = False,
                    margin_arcsec: float | None = None) -> int | None:
     """Upgrade ``cat_dir`` (the caller holds its writer lock). Returns the published version,
     or None if it only finished removing the old files of an earlier upgrade."""
-    from .build import _Runner
-    from .margin_write import write_margins
-    from .hats_meta import write_metadata
-    from .margin import DEFAULT_MARGIN_ARCSEC, check_margin
-    from .read import lake_schema
-    from .write import ROW_GROUP_ROWS
+    from legacylake.etl.build import _Runner
+    from legacylake.etl.margin_write import write_margins
+    from legacylake.etl.hats_meta import write_metadata
+    from legacylake.etl.margin import DEFAULT_MARGIN_ARCSEC, check_margin
+    from legacylake.etl.read import lake_schema
+    from legacylake.etl.write import ROW_GROUP_ROWS
 
     if layout.is_collection(cat_dir):
         _remove_old_files(cat_dir)
@@ -122,7 +122,7 @@ def upgrade(lake: str, catalog: str, workers: int = 1, progress: bool = False, w
     Returns the version published, or None if nothing had to be done."""
     from legacylake.errors import UserError
 
-    from .lock import CatalogLock
+    from legacylake.etl.lock import CatalogLock
 
     cat_dir = os.path.abspath(os.path.join(os.fspath(lake), catalog))
     if not os.path.isdir(cat_dir):

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow.parquet as pq
 
-from . import layout
-from . import manifest as mf
-from .healpix import pixel_range
+from legacylake.etl import layout
+from legacylake.etl import manifest as mf
+from legacylake.etl.healpix import pixel_range
 
 
 @dataclass
@@ -43,7 +43,7 @@ class VerifyReport:
 
 def verify(lake: str, catalog: str, max_problems: int = 50) -> VerifyReport:
     """Verify ``lake/catalog``; problems are listed in the report (nothing raised for them)."""
-    from .upgrade import needs_upgrade
+    from legacylake.etl.upgrade import needs_upgrade
 
     cat_dir = os.path.abspath(os.path.join(os.fspath(lake), catalog))
     rep = VerifyReport(cat_dir)
@@ -190,14 +190,14 @@ class _MarginCount:
     """Rows each partition's margin must hold, counted from every row's ``_healpix_29``."""
 
     def __init__(self, man: dict, parts: dict):
-        from .margin import PartitionMap
+        from legacylake.etl.margin import PartitionMap
 
         self.m = man.get("margin_order")
         self.pmap = PartitionMap(parts) if self.m is not None else None
         self.count = np.zeros(len(parts), dtype=np.int64)
 
     def add(self, leaf, hp: np.ndarray) -> None:
-        from .margin import route_edge_rows
+        from legacylake.etl.margin import route_edge_rows
 
         if self.m is None:
             return
@@ -206,7 +206,7 @@ class _MarginCount:
 
 
 def _check_margin(snap, man: dict, expect: _MarginCount, rep: VerifyReport, primary=None) -> None:
-    from .margin import in_cells, ring
+    from legacylake.etl.margin import in_cells, ring
 
     if snap.margin is None or not os.path.isdir(snap.margin):
         rep.problems.append(f"{snap.catalog_dir}: the snapshot has no margin catalog")

@@ -34,12 +34,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .healpix import FOOTPRINT_ORDER, pixel_range, shift
-from .fitstable import Column, FitsLayoutError, Layout, columns_from_raw, iter_raw, layout
-from .read import CHUNK_ROWS, HEALPIX_COLUMN, lake_schema, positions, to_arrow
-from .healpix import healpix29
-from .mapping import map_columns
-from .snapshot import start_writeback
+from legacylake.etl.healpix import FOOTPRINT_ORDER, pixel_range, shift
+from legacylake.etl.fitstable import Column, FitsLayoutError, Layout, columns_from_raw, iter_raw, layout
+from legacylake.etl.read import CHUNK_ROWS, HEALPIX_COLUMN, lake_schema, positions, to_arrow
+from legacylake.etl.healpix import healpix29
+from legacylake.etl.mapping import map_columns
+from legacylake.etl.snapshot import start_writeback
 
 #: Rows per Parquet row group: a 1-arcmin cone with all 181 columns decodes ~1-2 groups
 #: (41 ms at 2,048 rows vs 56 ms at 4,096, 256 ms at 16,384; bench/etl_row_groups.py).
@@ -246,7 +246,7 @@ class _MarginRows:
     HOLD_BYTES = 32 << 20
 
     def __init__(self, task: Task):
-        from .margin import PartitionMap
+        from legacylake.etl.margin import PartitionMap
 
         self.task = task
         self.pmap = PartitionMap(task.partitions)
@@ -257,7 +257,7 @@ class _MarginRows:
         self.results: list = []
 
     def add(self, leaf, piece: pa.Table, hp: np.ndarray) -> None:
-        from .margin import route_edge_rows
+        from legacylake.etl.margin import route_edge_rows
 
         rows, targets = route_edge_rows(hp, leaf, self.pmap, self.m)
         if not len(rows):

@@ -20,7 +20,7 @@ import numpy as np
 from legacylake.catalogs_schema import FITBITS, MASKBITS
 from legacylake.catalogs_schema.constants import mw_transmission
 
-from .references import mask_bits
+from legacylake.photometry.references import mask_bits
 
 RELEASE_SOUTH = 9010
 #: DR9 release of catalogs measured on the northern cameras (BASS 90Prime g, r; MzLS Mosaic3 z)
@@ -44,7 +44,7 @@ def ebv_function(images_dir: str, exposures):
         return None
     if "SIMSEED" not in hdr:
         return None
-    from .sim_sky import ebv_at
+    from legacylake.photometry.sim_sky import ebv_at
     seed = int(hdr["SIMSEED"])
 
     def f(ra, dec):
@@ -100,9 +100,9 @@ def build_catalog(target, rows, refs, exps, pixmaps, models, region, bands, imag
                   model_set: str = "dr9", kept: list | None = None) -> np.ndarray:
     """The catalog rows (objid order: regular rows by RA, then DUPs); ``kept`` (if given)
     receives the FitRows of the regular rows in that order."""
-    from . import brick_derived as bd
-    from .brick_sources import positions_at
-    from .sim_measure import catalog_dtype
+    from legacylake.photometry import brick_derived as bd
+    from legacylake.photometry.brick_sources import positions_at
+    from legacylake.photometry.sim_measure import catalog_dtype
     bw = target.wcs
     n0 = len(rows)
     ra = np.array([r.result.source.ra for r in rows]) if rows else np.zeros(0)
@@ -222,13 +222,13 @@ def build_catalog(target, rows, refs, exps, pixmaps, models, region, bands, imag
             fb[i] |= FITBITS.mask("ITERATIVE")
         rt = fit_type(r.type)
         if rt in ("REX", "EXP", "DEV", "SER"):
-            from .ellipse import LOGR_MAX, LOGR_MIN
+            from legacylake.photometry.ellipse import LOGR_MAX, LOGR_MIN
             lr = np.log(max(r.result.source.r_e, 1e-30))
             hi = min(LOGR_MAX[rt], r.result.source.logr_max)
             if abs(lr - LOGR_MIN) < 0.01 or abs(lr - hi) < 0.01:
                 fb[i] |= FITBITS.mask("HIT_RADIUS_LIMIT")
         if rt == "SER":
-            from .mixtures import SERSIC_MAX, SERSIC_MIN
+            from legacylake.photometry.mixtures import SERSIC_MAX, SERSIC_MIN
             if min(abs(r.result.source.n - SERSIC_MIN), abs(r.result.source.n - SERSIC_MAX)) < 0.001:
                 fb[i] |= FITBITS.mask("HIT_SERSIC_LIMIT")
     cat["maskbits"], cat["fitbits"] = mb, fb
@@ -251,7 +251,7 @@ def build_catalog(target, rows, refs, exps, pixmaps, models, region, bands, imag
         cat[f"apflux_blobresid_{bb}"] = ap["apflux_resid"]
         cat[f"apflux_masked_{bb}"] = ap["apflux_masked"]
     del co
-    from .fitter import Source
+    from legacylake.photometry.fitter import Source
     srcs = []
     for i, r in enumerate(rows):
         s = r.result.source
@@ -274,7 +274,7 @@ def build_catalog(target, rows, refs, exps, pixmaps, models, region, bands, imag
     if missing:
         log.msg(f"bands without exposures: {''.join(missing)} (flux 0, ivar 0, nobs 0)")
     if model_set == "dr4":
-        from .brick_dr4 import to_dr4
+        from legacylake.photometry.brick_dr4 import to_dr4
         log.msg("DR4 data model: types PSF/SIMP/DEV/EXP/COMP (COMP approximated by a Sersic fit), "
                 "no maskbits/fitbits, lc_* (7 epochs) empty")
         return to_dr4(cat, [r.type for r in rows] + ["DUP"] * len(dups), cat["sersic"].astype(np.float64))

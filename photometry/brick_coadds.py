@@ -27,7 +27,7 @@ from scipy import ndimage
 
 from legacylake.catalogs_schema import ANYMASK, MASKBITS
 
-from .target import as_target
+from legacylake.photometry.target import as_target
 
 QLEVEL = 8
 SATUR_DILATE = 4
@@ -80,7 +80,7 @@ def primary_map(brick, block: int = 16) -> np.ndarray:
 
 def maskbits_map(brick, region, exposures, pixmaps, bands, refs) -> np.ndarray:
     """int16 MASKBITS on the full target grid."""
-    from .references import mask_map
+    from legacylake.photometry.references import mask_map
     t = as_target(brick)
     mb = np.zeros((t.height, t.width), np.int16)
     # NPRIMARY: pixel centres outside the brick's half-open RA/Dec box
@@ -114,7 +114,7 @@ def maskbits_map(brick, region, exposures, pixmaps, bands, refs) -> np.ndarray:
 
 def write_coadds(outdir: str, brick, region, exposures, pixmaps, models, bands, refs) -> list[str]:
     """Write the coadd files (module doc); returns their paths."""
-    from .brick_derived import coadds
+    from legacylake.photometry.brick_derived import coadds
     t = as_target(brick)
     brick = t.name
     x0, x1, y0, y1 = region

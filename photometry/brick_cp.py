@@ -34,9 +34,9 @@ import numpy as np
 
 from legacylake.catalogs_schema import ANYMASK
 
-from ..errors import UserError
-from .brick_images import Exposure
-from .survey_ccds import ccds_touching, is_survey_dir, read_ccds
+from legacylake.errors import UserError
+from legacylake.photometry.brick_images import Exposure
+from legacylake.photometry.survey_ccds import ccds_touching, is_survey_dir, read_ccds
 
 #: CP integer DQ code -> DR9 DQ bit name (reference 2.3, remap_dq_cp_codes)
 CP_DQ_CODES = {1: "BADPIX", 2: "BADPIX", 3: "SATUR", 4: "BLEED", 5: "CR", 6: "BADPIX", 7: "TRANS", 8: "TRANS"}
@@ -191,8 +191,8 @@ def read_cp_ccd(survey_dir: str, ccd, outline: np.ndarray | None = None) -> Expo
     sky (model kind), e_per_count, cut (x0, y0 in the file), psf_path."""
     import fitsio
 
-    from .image import Image
-    from .survey_calib import read_psfex, read_sky
+    from legacylake.photometry.image import Image
+    from legacylake.photometry.survey_calib import read_psfex, read_sky
     ooi, oow, ood = image_paths(survey_dir, ccd)
     fn, ccdname = str(ccd["image_filename"]).strip(), str(ccd["ccdname"]).strip()
     try:
@@ -265,7 +265,7 @@ def read_cp_ccd(survey_dir: str, ccd, outline: np.ndarray | None = None) -> Expo
 def load_cp_exposures(survey_dir: str, bands: str | None = None, target=None) -> list[Exposure]:
     """The CCDs of the survey folder's CCD table touching ``target`` (a :class:`.target.Target`;
     None: every CCD, whole images) as :class:`Exposure` s, in table order."""
-    from .target import corners
+    from legacylake.photometry.target import corners
     ccds = read_ccds(survey_dir)
     keep = np.ones(len(ccds), bool)
     if bands:

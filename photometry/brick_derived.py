@@ -16,7 +16,7 @@ from legacylake.catalogs_schema import ANYMASK
 from legacylake.catalogs_schema.constants import (APERTURE_RADII_OPTICAL_ARCSEC, FIBER_DIAMETER_ARCSEC,
                                                   FIBER_SEEING_FWHM_ARCSEC, PIXSCALE_ARCSEC)
 
-from .image import Image, tan_wcs
+from legacylake.photometry.image import Image, tan_wcs
 
 SATUR_DILATE = 4
 SUBSAMPLE = 7
@@ -24,7 +24,7 @@ SUBSAMPLE = 7
 
 def galnorm(exp) -> float:
     """sqrt(sum p^2) of a 0.45 arcsec round EXP convolved with the exposure PSF (65x65 box)."""
-    from .fitter import Fitter, Source
+    from legacylake.photometry.fitter import Fitter, Source
     im = Image(np.zeros((65, 65)), np.ones((65, 65)), tan_wcs(0.0, 0.0, (65, 65), exp.image.pixscale),
                exp.band, exp.image.psf)
     f = Fitter([im], [Source("EXP", 0.0, 0.0, {exp.band: 1.0}, 0.45)], [exp.band])
@@ -159,9 +159,9 @@ def fiber_fluxes(brick, region, sources, bands, ok) -> dict:
     """fiberflux_b / fibertotflux_b: each source rendered with a 1 arcsec FWHM Gaussian PSF on
     the brick grid, summed in a 1.5 arcsec diameter aperture at its position (reference 5).
     ``sources``: fitter Sources (final fits); ``ok[i][b]``: flux_ivar > 0 (else fiberflux 0)."""
-    from .fitter import Fitter
-    from .psf import GaussianMixturePSF
-    from .target import as_target
+    from legacylake.photometry.fitter import Fitter
+    from legacylake.photometry.psf import GaussianMixturePSF
+    from legacylake.photometry.target import as_target
     x0, x1, y0, y1 = region
     bw = as_target(brick).wcs[y0:y1, x0:x1]
     psf = GaussianMixturePSF.from_fwhm(FIBER_SEEING_FWHM_ARCSEC, PIXSCALE_ARCSEC)

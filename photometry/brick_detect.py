@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .brick_images import DET_SATUR_BITS, Exposure
+from legacylake.photometry.brick_images import DET_SATUR_BITS, Exposure
 
 NSIGMA = 6.0
 #: SEDs (canonical-to-band flux ratios s_b) after the single-band ones: Flat, Red.

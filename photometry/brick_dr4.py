@@ -20,7 +20,7 @@ SIMP_RE = 0.45
 
 def to_dr4(cat9: np.ndarray, types: list[str], sersic_n: np.ndarray) -> np.ndarray:
     """DR4 array (``sim_measure.catalog_dtype("dr4")``) from the DR9 array and the DR4 types."""
-    from .sim_measure import catalog_dtype
+    from legacylake.photometry.sim_measure import catalog_dtype
     dt = catalog_dtype("dr4")
     n = len(cat9)
     out = np.zeros(n, dt)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from .image import Image
+from legacylake.photometry.image import Image
 
 #: half-size (pixels) of the cut-out each source's model selection is fitted on
 SELECT_WINDOW = 25
@@ -51,7 +51,7 @@ class BlobSource:
 
     def source(self, bands):
         """The fitter Source this source starts as."""
-        from .fitter import Source
+        from legacylake.photometry.fitter import Source
         return Source(self.kind, self.ra, self.dec, {b: float(self.flux.get(b, 0.0)) for b in bands},
                       self.r_e if self.r_e > 0 else 0.45, self.e1, self.e2, 4.0 if self.kind == "DEV" else 1.0,
                       self.pmra, self.pmdec, self.ref_epoch, self.logr_max)
@@ -102,8 +102,8 @@ def fit_blob(exposures, cuts, sources: list[BlobSource], model_set: str = "dr9",
     the blob's model image on each cut-out."""
     import dataclasses
 
-    from .fitter import Fitter
-    from .model_select import select_models
+    from legacylake.photometry.fitter import Fitter
+    from legacylake.photometry.model_select import select_models
     images = [c[3] for c in cuts]
     bands = sorted({im.band for im in images})
     if not images or not sources:

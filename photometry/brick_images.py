@@ -17,8 +17,8 @@ import numpy as np
 from legacylake.catalogs_schema import ANYMASK
 from legacylake.catalogs_schema.constants import PIXSCALE_ARCSEC
 
-from ..errors import UserError
-from .image import Image
+from legacylake.errors import UserError
+from legacylake.photometry.image import Image
 
 
 @dataclass
@@ -54,8 +54,8 @@ def load_exposures(images_dir: str, bands: str | None = None, target=None) -> li
     or, if it holds a ``survey-ccds-*`` CCD table, its Community Pipeline CCDs touching
     ``target`` (:mod:`.brick_cp`; a :class:`.target.Target`, None: all, whole images)."""
     import fitsio
-    from .brick_cp import is_cp_layout, load_cp_exposures
-    from .image import read_image
+    from legacylake.photometry.brick_cp import is_cp_layout, load_cp_exposures
+    from legacylake.photometry.image import read_image
     if is_cp_layout(images_dir):
         return load_cp_exposures(images_dir, bands, target)
     paths = sorted(glob.glob(os.path.join(images_dir, "images", "*.fits")))
@@ -86,7 +86,7 @@ def load_exposures(images_dir: str, bands: str | None = None, target=None) -> li
 def brick_region(brick, exposures: list[Exposure]) -> tuple[int, int, int, int]:
     """(x0, x1, y0, y1) half-open box of target pixels covered by any exposure, within the
     target's processed box (``brick``: a brick name or :class:`.target.Target`)."""
-    from .target import as_target
+    from legacylake.photometry.target import as_target
     t = as_target(brick)
     bw = t.wcs
     zx0, zx1, zy0, zy1 = t.box
@@ -111,7 +111,7 @@ def pixel_map(brick: str, region, exp: Exposure, step: int = 64):
     interpolated bilinearly (TAN-to-TAN over a brick: sub-millipixel error)."""
     from scipy.ndimage import map_coordinates
 
-    from .target import as_target
+    from legacylake.photometry.target import as_target
     x0, x1, y0, y1 = region
     bw = as_target(brick).wcs
     gx = np.unique(np.r_[np.arange(x0, x1, step), x1 - 1])

@@ -18,7 +18,7 @@ import copy
 import numpy as np
 from scipy import ndimage
 
-from .brick_images import DET_SATUR_BITS, SATUR_BITS
+from legacylake.photometry.brick_images import DET_SATUR_BITS, SATUR_BITS
 
 AVOID_RADIUS = 2.0     # px around original sources
 MODEL_SN_FRACTION = 0.2
@@ -40,13 +40,13 @@ def avoid_map(shape, region, exposures, pixmaps, orig_xy, refs, bw) -> np.ndarra
     """Region pixels where new peaks are not accepted: 2 px around original sources, the
     reference masks (BRIGHT, MEDIUM, GALAXY: :func:`.references.mask_map`), saturated pixels
     dilated 4 px."""
-    from .brick_detect import _disk_veto
+    from legacylake.photometry.brick_detect import _disk_veto
     x0, _, y0, _ = region
     veto = np.zeros(shape, bool)
     for x, y in orig_xy:
         _disk_veto(veto, float(x), float(y), AVOID_RADIUS)
     if refs is not None and len(refs):
-        from .references import mask_map
+        from legacylake.photometry.references import mask_map
         x1, y1 = x0 + shape[1], y0 + shape[0]
         veto |= mask_map(refs, bw, (x0, x1, y0, y1)) != 0
     sat = np.zeros(shape, bool)
@@ -62,8 +62,8 @@ def avoid_map(shape, region, exposures, pixmaps, orig_xy, refs, bw) -> np.ndarra
 def iterative_sources(exposures, pixmaps, models, region, orig_xy, refs, bw, bands):
     """New sources on the residuals: ([(BlobSource, (x, y) region px, blob label)], blob
     label map, residual exposures). ``models``: per exposure, all first-pass models (nmgy)."""
-    from .brick_detect import band_maps, bands_of, blobs, detect, finish_maps, sed_list, sed_snmap
-    from .brick_fit import BlobSource
+    from legacylake.photometry.brick_detect import band_maps, bands_of, blobs, detect, finish_maps, sed_list, sed_snmap
+    from legacylake.photometry.brick_fit import BlobSource
     x0, _, y0, _ = region
     resid = [with_data(e, e.image.data - m) for e, m in zip(exposures, models)]
     modl = [with_data(e, m.astype(np.float64)) for e, m in zip(exposures, models)]

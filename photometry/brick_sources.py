@@ -17,8 +17,8 @@ import numpy as np
 from legacylake.catalogs_schema import MASKBITS
 from legacylake.catalogs_schema.astrometry import mjd_to_year, propagate
 
-from .brick_fit import BlobSource
-from .references import initial_flux, mask_bits
+from legacylake.photometry.brick_fit import BlobSource
+from legacylake.photometry.references import initial_flux, mask_bits
 
 #: masks whose detections are forced to be point sources (FITBITS FORCED_POINTSOURCE)
 FORCE_PSF_MASKS = ("BRIGHT", "GALAXY")
@@ -73,7 +73,7 @@ def reference_sources(refs: np.ndarray, target, region, exposures, bands) -> lis
 
 def veto_map(refs: np.ndarray, target, region, exposures, radius: float = 4.0) -> np.ndarray | None:
     """Region pixels within ``radius`` px of a reference source at any exposure's epoch."""
-    from .brick_detect import _disk_veto
+    from legacylake.photometry.brick_detect import _disk_veto
     if refs is None or not len(refs):
         return None
     x0, x1, y0, y1 = region

@@ -61,7 +61,7 @@ def _robust_std(x: np.ndarray) -> float:
 
 def _catalog_source(r):
     """Fitter Source of one catalog row (its final type, position, fluxes and shape)."""
-    from .fitter import Source
+    from legacylake.photometry.fitter import Source
     t = str(r["TYPE"]).strip()
     kind = t if t in ("PSF", "REX", "EXP", "DEV", "SER") else "PSF"
     return Source(kind, float(r["RA"]), float(r["DEC"]), {b: float(r["FLUX_" + b.upper()]) for b in "grz"},
@@ -75,8 +75,8 @@ def fisher_flux_sigma(images_dir: str, c: np.ndarray, rows, half: int = 25) -> d
     shape) at the catalog values on +-``half`` px cut-outs of every exposure. For isolated
     sources this is the marginalised sigma of the blob's final fit (same model, same
     pixels up to the blob mask); used when a run has no ``sigma-<brick>.fits`` side file."""
-    from .brick_images import load_exposures
-    from .fitter import Fitter
+    from legacylake.photometry.brick_images import load_exposures
+    from legacylake.photometry.fitter import Fitter
     exps = load_exposures(images_dir)
     out = {b: np.zeros(len(c)) for b in "grz"}
     for i in rows:
@@ -125,7 +125,7 @@ def flux_pulls(images_dir: str, outdir: str, brick: str, min_sn: float = 20.0, i
 
     from legacylake.catalogs_schema import MASKBITS
 
-    from .runbrick import sigma_path
+    from legacylake.photometry.runbrick import sigma_path
     if sigma not in ("auto", "file", "fisher", "diagonal"):
         raise ValueError(f"sigma must be auto, file, fisher or diagonal, not {sigma!r}")
     t, h = fitsio.read(os.path.join(images_dir, f"truth-{brick}.fits"), header=True)
@@ -228,9 +228,9 @@ def gaia_check(images_dir: str, outdir: str, brick: str, match_arcsec: float = 1
 
     from legacylake.catalogs_schema.astrometry import mjd_to_year, propagate
 
-    from .references import gaia_mag, reference_table
-    from .simulate import brick_path
-    from .target import as_target, target_from_catalog
+    from legacylake.photometry.references import gaia_mag, reference_table
+    from legacylake.photometry.simulate import brick_path
+    from legacylake.photometry.target import as_target, target_from_catalog
     name = brick.name if hasattr(brick, "name") else str(brick)
     path = brick_path(outdir, name)
     c = fitsio.read(path)
@@ -289,8 +289,8 @@ def per_exposure_check(images_dir: str, outdir: str, brick: str, min_sn: float =
     single-exposure position from the catalog's, and flux ratio single-exposure / catalog."""
     import fitsio
 
-    from .brick_images import load_exposures
-    from .fitter import Fitter, Source
+    from legacylake.photometry.brick_images import load_exposures
+    from legacylake.photometry.fitter import Fitter, Source
     c = fitsio.read(os.path.join(outdir, "tractor", brick[:3], f"tractor-{brick}.fits"))
     exps = load_exposures(images_dir)
     srcs = [_catalog_source(r) for r in c]

@@ -8,7 +8,7 @@ import tempfile
 
 import numpy as np
 
-from ..errors import UserError
+from legacylake.errors import UserError
 
 DCHISQ_ORDER = ("PSF", "REX", "DEV", "EXP", "SER")
 NPARAM = {"PSF": 2, "REX": 3, "DEV": 5, "EXP": 5, "SER": 6}
@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _read_sources(path, bands):
     import fitsio
-    from .fitter import TYPES, Source
+    from legacylake.photometry.fitter import TYPES, Source
     if not os.path.exists(path):
         raise UserError(f"{path}: no such sources file")
     t = fitsio.read(path, ext=1)
@@ -83,7 +83,7 @@ def _read_sources(path, bands):
 
 
 def _fit_group(images, sources, forced):
-    from .fitter import Fitter
+    from legacylake.photometry.fitter import Fitter
     f = Fitter(images, sources)
     (f.fit_fluxes() if forced else f.fit())
     return f.results()
@@ -92,7 +92,7 @@ def _fit_group(images, sources, forced):
 def _select(images, results):
     """Per source, others subtracted: fit each candidate model alone, dchisq, DR9 choice
     (shared implementation: :func:`.model_select.select_models`)."""
-    from .model_select import select_models
+    from legacylake.photometry.model_select import select_models
     return select_models(images, results, "dr9")
 
 
@@ -142,7 +142,7 @@ def write_results(path, results, bands, selected=None):
 
 def run(args) -> int:
     from tqdm import tqdm
-    from .image import read_image
+    from legacylake.photometry.image import read_image
     images = [read_image(p, args.psfex) for p in tqdm(args.image, desc="images", disable=len(args.image) < 3)]
     bands = sorted({im.band for im in images})
     sources = _read_sources(args.sources, bands)

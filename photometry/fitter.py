@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .ellipse import (EE_PRIOR_SIGMA, LOGR_MAX, LOGR_MIN, MAX_STEP_EE, MAX_STEP_LOGR,
+from legacylake.photometry.ellipse import (EE_PRIOR_SIGMA, LOGR_MAX, LOGR_MIN, MAX_STEP_EE, MAX_STEP_LOGR,
                       e_to_soft, soft_jacobian)
-from .mixtures import SERSIC_MAX, SERSIC_MIN
-from .normal_kernels import (block_dots, block_dots_np, combine, combine_np, self_dots, self_dots_np,
+from legacylake.photometry.mixtures import SERSIC_MAX, SERSIC_MIN
+from legacylake.photometry.normal_kernels import (block_dots, block_dots_np, combine, combine_np, self_dots, self_dots_np,
                              solve_psd, solve_psd_np)
-from .render import NRAW, Patch, galaxy_mixture, render_raw, unit_covariance
+from legacylake.photometry.render import NRAW, Patch, galaxy_mixture, render_raw, unit_covariance
 
 MAX_STEP_POS = 1.0    # arcsec
 MAX_STEP_N = 0.25

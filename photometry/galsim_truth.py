@@ -22,9 +22,9 @@ import warnings
 
 import numpy as np
 
-from .image import Image, tan_wcs
-from .mixtures import profile, profile_flux, sersic_b
-from .psf import GaussianMixturePSF, PixelizedPSF
+from legacylake.photometry.image import Image, tan_wcs
+from legacylake.photometry.mixtures import profile, profile_flux, sersic_b
+from legacylake.photometry.psf import GaussianMixturePSF, PixelizedPSF
 
 PIXSCALE = 0.262
 TYPE_N = {"EXP": 1.0, "REX": 1.0, "DEV": 4.0}
@@ -49,7 +49,7 @@ def taper_steps(kind: str) -> tuple[np.ndarray, np.ndarray]:
     """(truncation radii in r_e, weights) of the staircase sum_k w_k 1[r < t_k] that
     approximates the survey's taper (1 inside r0, (1-(r-r0)^2)^2 on (r0, r0+1)): the taper's
     drop over each of TAPER_STEPS equal sub-annuli, truncated at the sub-annulus midpoint."""
-    from .mixtures import taper
+    from legacylake.photometry.mixtures import taper
     r0 = trunc_re(kind) - 1.0
     edges = r0 + np.linspace(0.0, 1.0, TAPER_STEPS + 1)
     w = -np.diff(taper(edges, r0))
@@ -61,7 +61,7 @@ def mixture_scale(kind: str, n: float) -> float:
     """Amplitude of our unit-flux mixture in units of the exact profile (``mixtures.profile``,
     value 1 at r_e): least squares in 2-D over 0.05 < r < 3 r_e, where taper and truncation
     play no part (stable to 1e-4 for EXP, 1e-3 for DEV against the fitting range)."""
-    from .mixtures import mixture, mixture_radial
+    from legacylake.photometry.mixtures import mixture, mixture_radial
     a, v = mixture(kind, n)
     r = np.geomspace(0.05, 3.0, 400)
     w = r * np.gradient(r)
@@ -86,7 +86,7 @@ def flux_correction(kind: str, n: float, profile_kind: str = "truncated") -> flo
         return float(s * profile_flux(lambda x: np.where(x < t, np.exp(-b * (x ** (1.0 / n) - 1.0)), 0.0),
                                       rmax=t + 1))
     if profile_kind == "tapered":
-        from .mixtures import taper
+        from legacylake.photometry.mixtures import taper
         r0 = trunc_re(kind) - 1.0
         tk, wk = taper_steps(kind)
         stair = lambda x: np.sum(wk * (x[:, None] < tk), axis=1)  # noqa: E731

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.wcs import WCS
 
-from ..errors import UserError
-from .psf import GaussianMixturePSF, PixelizedPSF, PsfEx
+from legacylake.errors import UserError
+from legacylake.photometry.psf import GaussianMixturePSF, PixelizedPSF, PsfEx
 
 
 @dataclass

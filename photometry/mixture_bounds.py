@@ -79,7 +79,7 @@ def l1_lower_bound(fn, s: float, signed: bool = False, max_abs: float = 3.0, nva
 
 
 def main() -> None:
-    from .mixtures import mixture, profile
+    from legacylake.photometry.mixtures import mixture, profile
     fwhm = 1.3
     res = (3.0, 1.0, 0.5, 0.3)
     print(f"summed |mixture - tapered profile| after a {fwhm}\" Gaussian PSF, per unit flux; "

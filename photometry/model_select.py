@@ -17,7 +17,7 @@ import numpy as np
 
 from legacylake.catalogs_schema.constants import DCHISQ_MODELS
 
-from .selection import select_type
+from legacylake.photometry.selection import select_type
 
 SIMP_RE = 0.45  # arcsec
 
@@ -51,7 +51,7 @@ def select_models(images, results, model_set: str = "dr9", window: int | None = 
     True to keep its current model unfitted (frozen large galaxies). Type "" = dropped."""
     import dataclasses
 
-    from .fitter import Fitter, Source
+    from legacylake.photometry.fitter import Fitter, Source
     key = "dr4" if model_set.lower() == "dr4" else "dr9"
     order = DCHISQ_MODELS[key]
     current = list(results)   # every source's current model, updated as each one is selected

@@ -159,7 +159,7 @@ class PsfEx:
 
     def __init__(self, path: str):
         import fitsio
-        from ..errors import UserError
+        from legacylake.errors import UserError
         try:
             with fitsio.FITS(path) as f:
                 if len(f) < 2:
@@ -178,7 +178,7 @@ class PsfEx:
         return self
 
     def _init_from_row(self, t, name, header=None, row: int = 0):
-        from ..errors import UserError
+        from legacylake.errors import UserError
         cols = {c.lower(): c for c in t.dtype.names}
         hdr = {} if header is None else {str(k).lower(): header[k] for k in header.keys()}
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from legacylake.catalogs_schema.constants import GAIA_BPRP_RANGE, GAIA_TO_DECAM, mask_radius_arcsec
 
-from ..errors import UserError
+from legacylake.errors import UserError
 
 GAIA_NSIDE = 32
 GAIA_REF_EPOCH = 2015.5
@@ -304,7 +304,7 @@ def reference_table(survey_dir: str, target, margin_arcsec: float | None = None)
     """All reference sources that matter for the target's processed box (module doc)."""
     from legacylake.catalogs_schema.astrometry import propagate
 
-    from .target import corners
+    from legacylake.photometry.target import corners
     rd = corners(target)
     ra0, dec0 = target.wcs.all_pix2world([[0.5 * (target.box[0] + target.box[1]) - 0.5,
                                            0.5 * (target.box[2] + target.box[3]) - 0.5]], 0)[0]

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
-from . import render_kernels as rk
-from .mixtures import mixture, sersic_mixture_derivs
-from .psf import GaussianMixturePSF, PixelizedPSF
+from legacylake.photometry import render_kernels as rk
+from legacylake.photometry.mixtures import mixture, sersic_mixture_derivs
+from legacylake.photometry.psf import GaussianMixturePSF, PixelizedPSF
 
 GALAXY_TYPES = ("REX", "EXP", "DEV", "SER")
 #: Raw planes needed per type for fitting: PSF position; + covariance; + Sersic n.

@@ -26,8 +26,8 @@ from legacylake.catalogs_schema import model
 from legacylake.catalogs_schema.constants import (APERTURE_RADII_OPTICAL_ARCSEC, APERTURE_RADII_WISE_ARCSEC,
                                                   DCHISQ_MODELS, WISE_VEGA_TO_AB)
 
-from ..errors import UserError
-from .brick_catalog import RELEASE_SOUTH, WISE
+from legacylake.errors import UserError
+from legacylake.photometry.brick_catalog import RELEASE_SOUTH, WISE
 
 
 class RunLog:
@@ -49,7 +49,7 @@ _CTX = None  # (exposures, pixmaps, blob labels, blob slices, sources, model set
 
 def _fit_one_blob(job):
     """Fit one blob (worker side): (label, n sources, rows, [(exposure, x0, y0, model)], seconds)."""
-    from .brick_fit import cutouts, fit_blob
+    from legacylake.photometry.brick_fit import cutouts, fit_blob
     exps, pixmaps, lab, slices, allsrc, model_set = _CTX
     blab, members = job
     tb = time.time()
@@ -104,13 +104,13 @@ def run_brick(brick, images_dir: str, outdir: str, model_set: str = "dr9", bands
     ITERATIVE); ``coadds``: write OUTDIR/coadd/<AAA>/<brick>/ images (:mod:`.brick_coadds`)."""
     from scipy import ndimage
 
-    from .brick_catalog import build_catalog
-    from .brick_detect import band_maps, blobs, detect, finish_maps
-    from .brick_fit import BlobSource
-    from .brick_images import brick_region, load_exposures, pixel_map
-    from .brick_sources import epochs, force_psf_in_masks, reference_sources, veto_map
-    from .references import reference_table
-    from .target import as_target
+    from legacylake.photometry.brick_catalog import build_catalog
+    from legacylake.photometry.brick_detect import band_maps, blobs, detect, finish_maps
+    from legacylake.photometry.brick_fit import BlobSource
+    from legacylake.photometry.brick_images import brick_region, load_exposures, pixel_map
+    from legacylake.photometry.brick_sources import epochs, force_psf_in_masks, reference_sources, veto_map
+    from legacylake.photometry.references import reference_table
+    from legacylake.photometry.target import as_target
     model_set = str(model_set).lower()
     if model_set not in ("dr9", "dr4"):
         raise UserError(f"--model-set {model_set}: use dr9 or dr4")
@@ -182,7 +182,7 @@ def run_brick(brick, images_dir: str, outdir: str, model_set: str = "dr9", bands
     # ---- iterative detection on the residual images (reference 4.3, FITBITS ITERATIVE)
     n_iter_peaks = n_iter_kept = 0
     if iterative:
-        from .brick_iterative import iterative_sources
+        from legacylake.photometry.brick_iterative import iterative_sources
         t = time.time()
         orig_xy = [(x, y) for x, y, _ in srcs]
         if rows:
@@ -220,7 +220,7 @@ def run_brick(brick, images_dir: str, outdir: str, model_set: str = "dr9", bands
     log.stage("write", time.time() - t)
     coadd_paths = []
     if coadds:
-        from .brick_coadds import write_coadds
+        from legacylake.photometry.brick_coadds import write_coadds
         t = time.time()
         coadd_paths = write_coadds(outdir, target, region, exps, pixmaps, models, bands_all, refs)
         log.msg(f"coadds: {len(coadd_paths)} files in {os.path.dirname(coadd_paths[0])} "
@@ -243,8 +243,8 @@ def run_brick(brick, images_dir: str, outdir: str, model_set: str = "dr9", bands
 
 
 def _write(outdir: str, target, cat: np.ndarray, model_set: str = "dr9") -> str:
-    from .sim_fits import write_table
-    from .simulate import brick_path
+    from legacylake.photometry.sim_fits import write_table
+    from legacylake.photometry.simulate import brick_path
     dm = model(f"{model_set}-tractor")
     path = brick_path(outdir, target.name)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -285,7 +285,7 @@ def _write_sigma(outdir: str, brick: str, cat: np.ndarray, rows: list, bands) ->
     survey's diagonal Fisher term), floored at 1/sqrt(FLUX_IVAR) (a marginal sigma cannot be
     smaller; ``fitter.marginal_sigmas`` floors at the fit's own diagonal, the catalog's ivar
     may come from another fit). 0 where the catalog has no flux (flux_ivar 0)."""
-    from .sim_images import _atomic_fits
+    from legacylake.photometry.sim_images import _atomic_fits
     n = len(cat)
     rec = np.zeros(n, dtype=[("OBJID", "i4")] + [(f"FLUX_SIGMA_MARG_{bb.upper()}", "f4") for bb in "grz"]
                    + [("RA_SIGMA_MARG", "f4"), ("DEC_SIGMA_MARG", "f4")])
@@ -310,7 +310,7 @@ def _write_sigma(outdir: str, brick: str, cat: np.ndarray, rows: list, bands) ->
 def target_from_args(args):
     """The :class:`.target.Target` of the CLI options: a brick (positional or ``--brick``,
     optional ``--zoom X0 X1 Y0 Y1``) or a custom brick (``--radec RA DEC --width W --height H``)."""
-    from .target import brick_target, custom_target
+    from legacylake.photometry.target import brick_target, custom_target
     pos, opt = getattr(args, "brick", None), getattr(args, "brick_opt", None)
     if pos and opt and pos != opt:
         raise UserError(f"brick given twice: {pos} and --brick {opt}")

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import least_squares
 
-from .mixture_bounds import AREA, R, convolved_profile
-from .mixtures import dev_mixture, sersic_profile
+from legacylake.photometry.mixture_bounds import AREA, R, convolved_profile
+from legacylake.photometry.mixtures import dev_mixture, sersic_profile
 
 K = 8
 GRID = np.round(np.concatenate([np.arange(0.45, 1.0, 0.025), np.arange(1.0, 2.0, 0.05),
@@ -74,7 +74,7 @@ def _start() -> np.ndarray:
     """Start of the continuation at n = 4: the current table's row there if there is one
     (refitting an existing table converges in seconds per node), else the DEV mixture."""
     try:
-        from .mixtures import _sersic_table
+        from legacylake.photometry.mixtures import _sersic_table
         ns, amps, var = _sersic_table()
         i = int(np.argmin(np.abs(ns - 4.0)))
         return np.concatenate([np.log(amps[i]), np.log(var[i])])

@@ -12,7 +12,7 @@ import numpy as np
 
 from legacylake.catalogs_schema.constants import NANOMAGGY_ZEROPOINT
 
-from .sim_random import eval_fields
+from legacylake.photometry.sim_random import eval_fields
 
 OPT = ("g", "r", "z")
 WISE = ("w1", "w2", "w3", "w4")

@@ -38,9 +38,9 @@ from legacylake.catalogs_schema import ANYMASK, bricks
 from legacylake.catalogs_schema.astrometry import mjd_to_year, propagate
 from legacylake.catalogs_schema.constants import PIXSCALE_ARCSEC
 
-from .image import tan_wcs
-from .sim_conditions import conditions
-from .sim_sky import TRUTH_DTYPE, sin_gal_b, truth_sky
+from legacylake.photometry.image import tan_wcs
+from legacylake.photometry.sim_conditions import conditions
+from legacylake.photometry.sim_sky import TRUTH_DTYPE, sin_gal_b, truth_sky
 
 PSF_STAMP = 41
 MOFFAT_BETA = 3.5
@@ -134,7 +134,7 @@ def _truth(brick: str, seed: int, density, size, margin_arcsec: float = 40.0) ->
 def render_exposure(ex: dict, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(image nmgy, ivar, dq) of one exposure: GalSim scene + noise + artefacts."""
     import galsim
-    from .galsim_truth import galsim_galaxy
+    from legacylake.photometry.galsim_truth import galsim_galaxy
     h, w = ex["shape"]
     wcs = tan_wcs(ex["ra"], ex["dec"], (h, w), PIXSCALE_ARCSEC)
     img = galsim.ImageF(w, h, xmin=0, ymin=0)
@@ -252,7 +252,7 @@ def simulate_images(brick: str, out: str, bands: str = "grz", nexp: int = 3, see
     """Render ``nexp`` exposures per band of ``brick`` into ``out`` (layout in the module doc).
 
     Returns a summary dict (paths, truth rows, seconds)."""
-    from .simulate import gaia_catalog
+    from legacylake.photometry.simulate import gaia_catalog
     t0 = time.time()
     bricks.brick(brick)
     plan = _plan(brick, bands, nexp, seed, size)

@@ -9,7 +9,7 @@ from legacylake.errors import UserError
 def run(args) -> int:
     from tqdm import tqdm
 
-    from .sim_images import simulate_images
+    from legacylake.photometry.sim_images import simulate_images
     try:
         bricks.brick(args.brick)
     except KeyError as exc:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .sim_k_common import normals_into, put_f4, table_normals_np, uid_base
+from legacylake.photometry.sim_k_common import normals_into, put_f4, table_normals_np, uid_base
 
 
 def aperture_gauss(s2: np.ndarray, radii: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

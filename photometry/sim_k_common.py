@@ -17,7 +17,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from scipy.special import ndtri
 
-from .sim_random import _C2, _GOLD, _mix
+from legacylake.photometry.sim_random import _C2, _GOLD, _mix
 
 #: Standard-normal quantiles at (i + 0.5) / 65536, i = 0..65535.
 NORMAL_TABLE = ndtri((np.arange(65536) + 0.5) / 65536.0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .sim_k_common import normals_into, put_f4, put_f8, put_i2, table_normals_np, uid_base
+from legacylake.photometry.sim_k_common import normals_into, put_f4, put_f8, put_i2, table_normals_np, uid_base
 
 
 @njit(cache=True, error_model="numpy")

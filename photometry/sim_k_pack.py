@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .sim_k_common import put_f4, put_f8, put_i2, put_i4, put_i8
+from legacylake.photometry.sim_k_common import put_f4, put_f8, put_i2, put_i4, put_i8
 
 
 @njit(cache=True, inline="always")

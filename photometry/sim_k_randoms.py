@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .sim_k_common import mix64, normals_into, uid_base
+from legacylake.photometry.sim_k_common import mix64, normals_into, uid_base
 
 
 @njit(cache=True)

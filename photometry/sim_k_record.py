@@ -26,10 +26,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .sim_k_apflux import apflux_rows
-from .sim_k_common import prefetch_rows
-from .sim_k_lc import lc_rows
-from .sim_k_pack import bytes_rows, pack_rows
+from legacylake.photometry.sim_k_apflux import apflux_rows
+from legacylake.photometry.sim_k_common import prefetch_rows
+from legacylake.photometry.sim_k_lc import lc_rows
+from legacylake.photometry.sim_k_pack import bytes_rows, pack_rows
 
 
 SUB_ROWS = 16  # rows filled completely (scalars, apflux, lc) before the next ones: ~34 kB, inside L1

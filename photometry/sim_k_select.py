@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .selection import (DR4_GALAXY_CUT, DR4_GALAXY_FRAC, DR9_GALAXY_CUT, DR9_GALAXY_FRAC, DR9_SER_CUT,
+from legacylake.photometry.selection import (DR4_GALAXY_CUT, DR4_GALAXY_FRAC, DR9_GALAXY_CUT, DR9_GALAXY_FRAC, DR9_SER_CUT,
                         KEEP_THRESHOLD, N_PARAMS)
 
 _NPAR = {k: np.array(v, np.float64) for k, v in N_PARAMS.items()}

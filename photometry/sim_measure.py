@@ -20,22 +20,22 @@ from legacylake.catalogs_schema.constants import (
     APERTURE_RADII_OPTICAL_ARCSEC, APERTURE_RADII_WISE_ARCSEC, EXTINCTION_R, FIBER_DIAMETER_ARCSEC,
     FIBER_SEEING_FWHM_ARCSEC, NANOMAGGY_ZEROPOINT, PIXSCALE_ARCSEC, mask_radius_arcsec)
 
-from .sim_conditions import OPT, WISE, WISE_FWHM, conditions
-from .sim_fits import fits_dtype
-from .sim_k_apflux import aperture_gauss
-from .sim_k_blend import blend_kernel
-from .sim_k_common import NORMAL_TABLE, field_offset, record_buffer
-from .sim_k_dchisq import dchisq_kernel
-from .sim_k_disks import disks_kernel
-from .sim_k_healpix import healpix_nest_kernel
-from .sim_k_pack import PackPlan, string_matrix
-from .sim_k_pairs import pairs_kernel
-from .sim_k_record import record_block_kernel
-from .sim_k_randoms import table_normals_t_kernel, uniforms16_t_kernel
-from .sim_k_select import select_index_fast
-from .sim_k_tan import tan_kernel, tan_np
-from .sim_random import _C2, _GOLD, _mix, normals, seed_key, uniforms, unit_vectors
-from .sim_sky import BRIGHT_SUB, GAIA_BPRP_RANGE, GAIA_EXTINCTION, GAIA_TO_DECAM, cell_sources, cells_near, make_truth, sin_gal_b, star_clusters
+from legacylake.photometry.sim_conditions import OPT, WISE, WISE_FWHM, conditions
+from legacylake.photometry.sim_fits import fits_dtype
+from legacylake.photometry.sim_k_apflux import aperture_gauss
+from legacylake.photometry.sim_k_blend import blend_kernel
+from legacylake.photometry.sim_k_common import NORMAL_TABLE, field_offset, record_buffer
+from legacylake.photometry.sim_k_dchisq import dchisq_kernel
+from legacylake.photometry.sim_k_disks import disks_kernel
+from legacylake.photometry.sim_k_healpix import healpix_nest_kernel
+from legacylake.photometry.sim_k_pack import PackPlan, string_matrix
+from legacylake.photometry.sim_k_pairs import pairs_kernel
+from legacylake.photometry.sim_k_record import record_block_kernel
+from legacylake.photometry.sim_k_randoms import table_normals_t_kernel, uniforms16_t_kernel
+from legacylake.photometry.sim_k_select import select_index_fast
+from legacylake.photometry.sim_k_tan import tan_kernel, tan_np
+from legacylake.photometry.sim_random import _C2, _GOLD, _mix, normals, seed_key, uniforms, unit_vectors
+from legacylake.photometry.sim_sky import BRIGHT_SUB, GAIA_BPRP_RANGE, GAIA_EXTINCTION, GAIA_TO_DECAM, cell_sources, cells_near, make_truth, sin_gal_b, star_clusters
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 SIMP_RADIUS = 0.45  # arcsec, DR4's SIMP model (and galdepth's reference galaxy)

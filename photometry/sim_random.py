@@ -40,7 +40,7 @@ def _seed_key(seed: int, salt: int) -> np.uint64:
 def uniforms(uid: np.ndarray, key: np.uint64, stream: int, k: int = 1) -> np.ndarray:
     """Uniforms in (0, 1), shape (n,) if k == 1 else (n, k): streams stream..stream+k-1 of each uid."""
     if np.ndim(uid) == 1 and len(uid) >= 16:  # the numba twin (same bits) but for tiny arrays
-        from .sim_k_randoms import uniforms_kernel
+        from legacylake.photometry.sim_k_randoms import uniforms_kernel
 
         out = uniforms_kernel(np.ascontiguousarray(uid, dtype=np.int64), np.uint64(key), int(stream), int(k))
         return out[:, 0] if k == 1 else out
@@ -56,10 +56,10 @@ def normals(uid: np.ndarray, key: np.uint64, stream: int, k: int = 1) -> np.ndar
     """Standard normals, shape (n,) if k == 1 else (n, k): the table normals of
     :func:`.sim_k_common.normal_at` (16-bit quantiles, four per hash word, tails cut at
     |z| = 4.3) of words stream+1.. of each uid; numba kernel but for tiny arrays, same values."""
-    from .sim_k_common import NORMAL_TABLE, table_normals_np
+    from legacylake.photometry.sim_k_common import NORMAL_TABLE, table_normals_np
 
     if np.ndim(uid) == 1 and len(uid) >= 16:
-        from .sim_k_randoms import table_normals_kernel
+        from legacylake.photometry.sim_k_randoms import table_normals_kernel
 
         out = table_normals_kernel(np.ascontiguousarray(uid, dtype=np.int64), np.uint64(key), int(stream), int(k),
                                    NORMAL_TABLE)
@@ -120,7 +120,7 @@ def eval_fields(ra: np.ndarray, dec: np.ndarray, seed: int, specs: list[tuple[in
     """Several :class:`SmoothField` (salt, lmin, lmax) at (ra, dec) deg: (n, len(specs)),
     interpolated from the global grid of :mod:`.sim_k_fields` (same value for a position
     whichever region is evaluated; ``dense``: see :func:`.sim_k_fields.grid_fields`)."""
-    from .sim_k_fields import grid_fields
+    from legacylake.photometry.sim_k_fields import grid_fields
 
     K, ph, amp, gstart = _field_set(seed, specs)
     return grid_fields(ra, dec, K, ph, amp, gstart, dense=dense)

@@ -22,8 +22,8 @@ from legacylake.catalogs_schema.constants import GAIA_BPRP_RANGE, GAIA_TO_DECAM
 from legacylake.catalogs_schema import bricks
 from legacylake.catalogs_schema.constants import EXTINCTION_R, NANOMAGGY_ZEROPOINT, WISE_VEGA_TO_AB
 
-from .sim_k_truth import COLUMNS, MORPHS, truth_columns
-from .sim_random import eval_fields, normals, seed_key, uniforms, unit_vectors
+from legacylake.photometry.sim_k_truth import COLUMNS, MORPHS, truth_columns
+from legacylake.photometry.sim_random import eval_fields, normals, seed_key, uniforms, unit_vectors
 
 NSUB = 8  # sub-cells per cell side
 BRIGHT_SUB, CLUSTER_SUB = 64, 65

@@ -24,11 +24,11 @@ from legacylake.catalogs_schema import bricks, model
 from legacylake.catalogs_schema.constants import (
     APERTURE_RADII_OPTICAL_ARCSEC, APERTURE_RADII_WISE_ARCSEC, DCHISQ_MODELS, WISE_VEGA_TO_AB)
 
-from .selection import select_type
-from .sim_fits import write_blocks
-from .sim_measure import catalog_dtype, gaia_measure, gaia_source_id, measure_brick, simulate_brick, tycho_only
-from .sim_random import normals, seed_key, uniforms
-from .sim_sky import DEFAULT_DENSITY, TRUTH_DTYPE, truth_sky
+from legacylake.photometry.selection import select_type
+from legacylake.photometry.sim_fits import write_blocks
+from legacylake.photometry.sim_measure import catalog_dtype, gaia_measure, gaia_source_id, measure_brick, simulate_brick, tycho_only
+from legacylake.photometry.sim_random import normals, seed_key, uniforms
+from legacylake.photometry.sim_sky import DEFAULT_DENSITY, TRUTH_DTYPE, truth_sky
 
 __all__ = ["truth_sky", "simulate_brick", "write_bricks", "write_external", "brick_path",
            "bricks_for_box", "random_bricks", "select_type", "catalog_dtype", "TRUTH_DTYPE",

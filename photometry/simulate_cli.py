@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _catalogs(args) -> int:
     from tqdm import tqdm
 
-    from .simulate import bricks_for_box, random_bricks, write_bricks
+    from legacylake.photometry.simulate import bricks_for_box, random_bricks, write_bricks
 
     if args.density is not None and args.density <= 0:
         raise UserError(f"--density must be positive, got {args.density}")
@@ -95,7 +95,7 @@ def _catalogs(args) -> int:
 
 
 def _external(args) -> int:
-    from .simulate import write_external
+    from legacylake.photometry.simulate import write_external
 
     box = _box(args.box)
     t0 = time.time()

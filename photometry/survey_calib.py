@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import UserError
-from .psf import PsfEx
+from legacylake.errors import UserError
+from legacylake.photometry.psf import PsfEx
 
 
 def base_name(image_filename: str) -> str:

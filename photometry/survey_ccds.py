@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from ..errors import UserError
+from legacylake.errors import UserError
 
 REQUIRED = ("image_filename", "image_hdu", "filter", "ccdname", "exptime", "ccdzpt", "mjd_obs",
             "crval1", "crval2", "crpix1", "crpix2", "cd1_1", "cd1_2", "cd2_1", "cd2_2", "width", "height")

@@ -22,7 +22,7 @@ import numpy as np
 from legacylake.catalogs_schema import bricks
 from legacylake.catalogs_schema.constants import PIXSCALE_ARCSEC
 
-from ..errors import UserError
+from legacylake.errors import UserError
 
 #: largest custom brick side (pixels): the survey's brick image
 MAX_CUSTOM_SIZE = 3 * bricks.BRICK_IMAGE_SIZE

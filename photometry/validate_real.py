@@ -37,10 +37,10 @@ def load(images_dir: str, outdir: str, brick):
     """(catalog rows, Target, exposures with epochs) of a run-brick output."""
     import fitsio
 
-    from .brick_images import load_exposures
-    from .brick_sources import epochs
-    from .simulate import brick_path
-    from .target import target_from_catalog
+    from legacylake.photometry.brick_images import load_exposures
+    from legacylake.photometry.brick_sources import epochs
+    from legacylake.photometry.simulate import brick_path
+    from legacylake.photometry.target import target_from_catalog
     name = brick.name if hasattr(brick, "name") else str(brick)
     path = brick_path(outdir, name)
     c = fitsio.read(path)
@@ -54,7 +54,7 @@ def load(images_dir: str, outdir: str, brick):
 def catalog_sources(c: np.ndarray):
     """Fitter Sources of the catalog's non-DUP rows (reference stars with their motion) and
     their row indices."""
-    from .fitter import Source
+    from legacylake.photometry.fitter import Source
     out, idx = [], []
     for i, r in enumerate(c):
         t = str(r["TYPE"]).strip()
@@ -86,8 +86,8 @@ def _cut(e, ra: float, dec: float, half: int = CUT_HALF):
 def gaia_recovery(images_dir: str, outdir: str, brick, data=None) -> dict:
     """Gaia stars (G < 20) inside the processed box and which the catalog has (module doc):
     {"n_gaia", "n_found", "missing": [source_id], "stars": [(source_id, G, found_as)]}."""
-    from .brick_sources import mean_epoch, positions_at
-    from .references import reference_table
+    from legacylake.photometry.brick_sources import mean_epoch, positions_at
+    from legacylake.photometry.references import reference_table
     c, target, exps = data or load(images_dir, outdir, brick)
     refs = reference_table(images_dir, target, margin_arcsec=0.0)
     out = {"n_gaia": 0, "n_found": 0, "missing": [], "stars": []}
@@ -123,7 +123,7 @@ def gaia_offsets(images_dir: str, outdir: str, brick, min_sn: float = 10.0, data
     (for comparing cameras where no Gaia star is available)."""
     import dataclasses
 
-    from .fitter import Fitter
+    from legacylake.photometry.fitter import Fitter
     c, target, exps = data or load(images_dir, outdir, brick)
     srcs, idx = catalog_sources(c)
     is_star = [((str(c["REF_CAT"][i]).strip() == "G2" or not gaia_only) and str(c["TYPE"][i]).strip() == "PSF")
@@ -165,7 +165,7 @@ def forced_fluxes(im, sources, band: str, background: bool = True):
     the image's epoch) on one image, with a constant background if asked; returns (fluxes,
     sigmas) with sigmas from the inverse of the weighted normal matrix (marginalised over the
     other fluxes and the background)."""
-    from .fitter import Fitter
+    from legacylake.photometry.fitter import Fitter
     f = Fitter([im], sources, [band])
     cols = []
     for si in range(len(sources)):

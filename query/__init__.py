@@ -7,13 +7,13 @@
 >>> cone_search("lake", 150.1, 2.2, 0.01, catalog="dr9", columns=["ra", "dec", "flux_r"])
 """
 
-from .connect import Catalog, catalogs, connect, open_catalog, to_astropy
-from .macros import FUNCTIONS
-from .run import query
-from .spatial import Region, box_search, cone_search, plan, polygon_search, search
+from legacylake.query.connect import Catalog, catalogs, connect, open_catalog, to_astropy
+from legacylake.query.macros import FUNCTIONS
+from legacylake.query.run import query
+from legacylake.query.spatial import Region, box_search, cone_search, plan, polygon_search, search
 
 __all__ = [
     "Catalog", "catalogs", "connect", "open_catalog", "to_astropy", "FUNCTIONS", "query", "Region",
     "box_search", "cone_search", "plan", "polygon_search", "search",
 ]
-from .xmatch import register_xmatch, xmatch  # noqa: E402  (crossmatch; legacylake.query.xmatch(...) is the function)
+from legacylake.query.xmatch import register_xmatch, xmatch  # noqa: E402  (crossmatch; legacylake.query.xmatch(...) is the function)

@@ -25,9 +25,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import UserError
-from ..etl import layout
-from . import macros
+from legacylake.errors import UserError
+from legacylake.etl import layout
+from legacylake.query import macros
 
 
 @dataclass(frozen=True)
@@ -222,7 +222,7 @@ def connect(lake: str | os.PathLike, threads: int | None = None, read_only: bool
     con.execute("SET VARIABLE legacylake_catalogs = ?",
                 [json.dumps({n: [str(c.path), c.snapshot, str(c.margin) if c.margin else None]
                              for n, c in cats.items()})])
-    from .xmatch import register_xmatch  # xmatch_all / xmatch_nearest table macros
+    from legacylake.query.xmatch import register_xmatch  # xmatch_all / xmatch_nearest table macros
 
     register_xmatch(con)
     if not read_only:

@@ -18,8 +18,8 @@ import functools
 
 import numpy as np
 
-from ..catalogs_schema import BITMASKS, bricks
-from ..catalogs_schema.constants import EXTINCTION_R, NANOMAGGY_ZEROPOINT, WISE_VEGA_TO_AB
+from legacylake.catalogs_schema import BITMASKS, bricks
+from legacylake.catalogs_schema.constants import EXTINCTION_R, NANOMAGGY_ZEROPOINT, WISE_VEGA_TO_AB
 
 ZP = NANOMAGGY_ZEROPOINT
 #: 2.5 / ln(10): converts a relative flux error to a magnitude error.

@@ -7,9 +7,9 @@ import os
 import duckdb
 import pyarrow as pa
 
-from ..errors import UserError
-from . import spatial
-from .connect import connect, lake_of, to_astropy, units_for
+from legacylake.errors import UserError
+from legacylake.query import spatial
+from legacylake.query.connect import connect, lake_of, to_astropy, units_for
 
 #: Statement types a lake query may contain.
 _READ_ONLY = {"SELECT", "EXPLAIN"}

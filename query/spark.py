@@ -12,9 +12,9 @@ UDFs. ``register_lake(spark, lake)`` adds a temporary view per catalog.
 
 import re
 
-from ..catalogs_schema import BITMASKS
-from ..catalogs_schema.constants import EXTINCTION_R, WISE_VEGA_TO_AB
-from . import macros
+from legacylake.catalogs_schema import BITMASKS
+from legacylake.catalogs_schema.constants import EXTINCTION_R, WISE_VEGA_TO_AB
+from legacylake.query import macros
 
 _INT_PARAMS = {"r", "n", "c"}
 _BIGINT_PARAMS = {"col", "release", "brickid", "objid"}
@@ -187,7 +187,7 @@ def register(spark) -> list[str]:
 
 def register_lake(spark, lake) -> list[str]:
     """A temporary view per catalog of ``lake`` (and ``<catalog>_derived``); returns the view names."""
-    from .connect import catalogs
+    from legacylake.query.connect import catalogs
 
     views = []
     for name, cat in catalogs(lake).items():

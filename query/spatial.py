@@ -30,8 +30,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import UserError
-from .connect import Catalog, catalogs, parquet_scan
+from legacylake.errors import UserError
+from legacylake.query.connect import Catalog, catalogs, parquet_scan
 
 HPX_COL = "_healpix_29"
 #: Approximate size of a HEALPix cell at order 0, deg (sqrt(4 pi / 12) rad).
@@ -404,7 +404,7 @@ def _resolve(lake, catalog: str | None) -> Catalog:
 def _scratch():
     import duckdb
 
-    from . import macros
+    from legacylake.query import macros
 
     con = duckdb.connect(":memory:")
     con.execute("SET threads = 1")

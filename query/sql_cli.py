@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ..errors import UserError
+from legacylake.errors import UserError
 
 
 def _add_output(p: argparse.ArgumentParser) -> None:
@@ -85,7 +85,7 @@ def write_table(table: pa.Table, path: str, units: dict[str, str] | None = None)
                                        or pa.types.is_large_list(f.type))])
         pcsv.write_csv(simple, tmp)
     else:
-        from .connect import to_astropy
+        from legacylake.query.connect import to_astropy
 
         t = to_astropy(table, units)
         for name in t.colnames:
@@ -121,7 +121,7 @@ def _emit(table: pa.Table, args, units: dict[str, str], elapsed: float, extra: s
 
 
 def _sql(args) -> int:
-    from . import macros
+    from legacylake.query import macros
 
     if args.functions:
         for name, (sig, desc, ex) in macros.FUNCTIONS.items():
@@ -132,8 +132,8 @@ def _sql(args) -> int:
     if not args.lake:
         raise UserError("--lake LAKE is required")
     text = sys.stdin.read() if args.query == "-" else args.query
-    from .connect import connect, lake_of, units_for
-    from .run import query
+    from legacylake.query.connect import connect, lake_of, units_for
+    from legacylake.query.run import query
 
     t0 = time.perf_counter()
     con = connect(args.lake, progress_bar=True)
@@ -146,8 +146,8 @@ def _sql(args) -> int:
 
 
 def _search(args, region_fn) -> int:
-    from .connect import units_for
-    from .spatial import _resolve, search
+    from legacylake.query.connect import units_for
+    from legacylake.query.spatial import _resolve, search
 
     cat = _resolve(args.lake, args.catalog)  # the catalog's current snapshot, resolved once
     region = region_fn()
@@ -160,18 +160,18 @@ def _search(args, region_fn) -> int:
 
 
 def _cone(args) -> int:
-    from .spatial import Region
+    from legacylake.query.spatial import Region
 
     return _search(args, lambda: Region.cone(args.ra, args.dec, args.radius))
 
 
 def _box(args) -> int:
-    from .spatial import Region
+    from legacylake.query.spatial import Region
 
     return _search(args, lambda: Region.box(args.ra1, args.ra2, args.dec1, args.dec2))
 
 
 def _polygon(args) -> int:
-    from .spatial import Region
+    from legacylake.query.spatial import Region
 
     return _search(args, lambda: Region.polygon(args.vertices))

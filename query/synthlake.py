@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 from astropy.coordinates import Latitude, Longitude
 import astropy.units as u
 
-from ..catalogs_schema import BITMASKS, model
-from ..catalogs_schema.random_table import random_brick_table
+from legacylake.catalogs_schema import BITMASKS, model
+from legacylake.catalogs_schema.random_table import random_brick_table
 
 
 def healpix29(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
@@ -48,7 +48,7 @@ def _to_arrow(arr: np.ndarray, schema: pa.Schema) -> pa.Table:
 def random_brick_rows(name: str, rows_per_brick: int, seed: int = 0, index: int = 0) -> np.ndarray:
     """Random DR9 rows of one brick (structured array, lowercase names) with realistic-ish fluxes
     (some negative), some ivar = 0 and psfdepth = 0, and random bits of every mask."""
-    from ..catalogs_schema.constants import mw_transmission
+    from legacylake.catalogs_schema.constants import mw_transmission
 
     arr = random_brick_table(name, rows_per_brick, "dr9-tractor", seed)
     rng = np.random.default_rng([seed, 7, index])

@@ -39,8 +39,8 @@ import pyarrow.parquet as pq
 from legacylake.catalogs_schema.astrometry import propagate  # noqa: F401 - also legacylake.query.xmatch.propagate
 from legacylake.errors import UserError
 
-from . import xmatch_kernels as K_
-from .xmatch_io import HP_COL, External, Lake, open_external
+from legacylake.query import xmatch_kernels as K_
+from legacylake.query.xmatch_io import HP_COL, External, Lake, open_external
 
 DEFAULT_LAKE_COLUMNS = ("release", "brickid", "objid", "ra", "dec")
 #: Bytes of external rows buffered in memory before buckets spill to disk.
@@ -317,7 +317,7 @@ def xmatch(external, lake: str | os.PathLike, catalog: str | None = None, *,
     st.match_order = order
     chord2 = K_.arcsec_to_chord2(radius_arcsec)
     if into_lake is not None:
-        from .xmatch_hats import HatsSink
+        from legacylake.query.xmatch_hats import HatsSink
 
         # next to the lake catalog (lake may name the catalog directory itself when catalog is None)
         sink = HatsSink(lk.path.parent, into_lake, out_schema, ra_name, dec_name, lk,
@@ -740,7 +740,7 @@ def register_xmatch(con, lake: str | os.PathLike | None = None) -> None:
                 "SELECT * EXCLUDE (__xid) FROM p WHERE sep_arcsec <= radius_arcsec "
                 "QUALIFY row_number() OVER (PARTITION BY __xid ORDER BY sep_arcsec, lake_brickid, lake_objid) = 1")
     if lake is not None:
-        from .connect import catalogs, parquet_scan
+        from legacylake.query.connect import catalogs, parquet_scan
 
         existing = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() UNION ALL "
                                               "SELECT table_name FROM duckdb_tables()").fetchall()}

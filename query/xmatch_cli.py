@@ -62,7 +62,7 @@ def _split(s: str | None) -> list[str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .xmatch import XmatchStats, xmatch
+    from legacylake.query.xmatch import XmatchStats, xmatch
 
     pm_cols = _split(args.pm_cols)
     if pm_cols is not None and len(pm_cols) != 2:

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from legacylake.errors import UserError
 
-from .xmatch_io import HP_COL, Lake
+from legacylake.query.xmatch_io import HP_COL, Lake
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
@@ -76,7 +76,7 @@ class HatsSink:
     def __init__(self, lake_root: Path, name: str, schema: pa.Schema, ra_col: str, dec_col: str,
                  lk: Lake, properties: dict, budget: int = 64 << 20, max_rows: int = 1_000_000,
                  row_group_rows: int = 100_000):
-        from .xmatch import _Buckets
+        from legacylake.query.xmatch import _Buckets
 
         self.dest = check_target(lake_root, name)
         self.name = name
@@ -97,7 +97,7 @@ class HatsSink:
         self.leaves: list[tuple[int, int, int]] = []
 
     def write(self, t: pa.Table) -> None:
-        from .xmatch import healpix29
+        from legacylake.query.xmatch import healpix29
 
         if t.num_rows == 0:
             return

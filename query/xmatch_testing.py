@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .xmatch import healpix29
+from legacylake.query.xmatch import healpix29
 
 
 def random_lake_table(rng: np.random.Generator, n: int, half_width_deg: float = 2.0) -> pa.Table:
