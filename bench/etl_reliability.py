@@ -2,7 +2,7 @@
 
     python bench/etl_reliability.py --random 30 --commit 30 [--workers 1] [--seed 0]
 
-Each trial (``legacylake.etl.fault_trials``) copies a base lake, starts a build adding
+Each trial (``legacylake.fault_trials``) copies a base lake, starts a build adding
 files, kills it with SIGKILL at a random time over the build (``--random``) or at a random
 time in the first ``--window`` seconds after its commit began (``--commit``), then reads the catalog
 before any rerun (DuckDB count, lsdb count, hats strict validation) and requires the old or the new row
@@ -33,7 +33,7 @@ def main() -> None:
 
     from legacylake.catalogs_schema.random_table import write_random_bricks
     from legacylake.etl import build
-    from legacylake.etl.fault_trials import run_trials
+    from legacylake.fault_trials import run_trials
     from legacylake.etl.testdata import patch_bricks
 
     work = tempfile.mkdtemp(prefix="legacylake_reliability_")

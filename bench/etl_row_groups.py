@@ -37,7 +37,8 @@ def main() -> None:
     import pyarrow.parquet as pq
 
     from legacylake.etl import build, layout
-    from legacylake.query import connect, cone_search
+    from legacylake.query import cone_search
+    from legacylake.query import connect
 
     paths = make_inputs(os.path.join(a.workdir, "in"), max(a.bricks, 500), a.rows)[: a.bricks]
     rng = np.random.default_rng(3)

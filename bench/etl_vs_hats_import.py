@@ -4,7 +4,7 @@
         [--input sim|random] [--peer collection|catalog] [--baseline-python PY]
 
 Writes DR9 tractor files (all 181 columns) for a compact block of bricks near (150, 10):
-by default simulated bricks (``legacylake.photometry.simulate.write_bricks``, a realistic
+by default simulated bricks (``legacylake.photometry.sim.catalog.write_bricks``, a realistic
 sky; ``--rows`` sets the mean rows per brick through the source density), or with
 ``--input random`` schema-valid random tables (positions, brick ids and object ids
 consistent with the brick grid, exactly ``--rows`` rows per brick). Then runs each
@@ -47,11 +47,11 @@ def patch_bricks(nbricks: int) -> np.ndarray:
 
 
 def make_sim_inputs(outdir: str, nbricks: int, rows: int, seed: int = 1, workers: int = 2) -> list[tuple[str, int]]:
-    """Simulated DR9 bricks (``legacylake.photometry.simulate``) of about ``rows`` rows each
+    """Simulated DR9 bricks (``legacylake.photometry.sim.catalog``) of about ``rows`` rows each
     (cached on disk); returns [(path, rows)] nearest-first."""
     import fitsio
     from legacylake.catalogs_schema import bricks
-    from legacylake.photometry.simulate import brick_path, write_bricks
+    from legacylake.photometry.sim.catalog import brick_path, write_bricks
 
     g = bricks.grid()
     names = [str(g["brickname"][i]) for i in patch_bricks(nbricks)]
@@ -59,7 +59,7 @@ def make_sim_inputs(outdir: str, nbricks: int, rows: int, seed: int = 1, workers
     if todo:
         # calibrate the source density (sources per deg^2) on the first brick: the
         # simulator's detection and selection keep a fraction of the truth sources
-        from legacylake.photometry.simulate import simulate_brick
+        from legacylake.photometry.sim.catalog import simulate_brick
         d0 = 80_000.0
         got = len(simulate_brick(names[0], "dr9", seed=seed, density=d0))
         density = d0 * rows / max(1, got)
@@ -233,7 +233,7 @@ def main() -> None:
     ap.add_argument("--bricks", type=int, default=500)
     ap.add_argument("--rows", type=int, default=4000, help="rows per brick (mean, for --input sim)")
     ap.add_argument("--input", choices=["sim", "random"], default="sim",
-                    help="simulated bricks (legacylake.photometry.simulate) or random schema-valid tables")
+                    help="simulated bricks (legacylake.photometry.sim.catalog) or random schema-valid tables")
     ap.add_argument("--sizes", default="0.25,1", help="fractions of --bricks to run")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threshold", type=int, default=1_000_000)

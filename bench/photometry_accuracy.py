@@ -11,7 +11,7 @@ the DR9 rules applied to candidate fits started at the truth (150/150); >= 95% t
 galaxies with r_e > 1 arcsec at S/N > 50. ``--pull-sn 20 100`` draws every pull fit in that
 S/N range (more fits where the first target is measured).
 
-Truth images are rendered by GalSim (``legacylake.photometry.galsim_truth``): Sersic
+Truth images are rendered by GalSim (``legacylake.photometry.sim.galsim_truth``): Sersic
 profiles (n = 1 for EXP/REX, 4 for DEV, 1.5-5 in steps of 0.25 for SER, a delta for PSF) convolved with a
 Gaussian PSF (our model: the same Gaussian) or a Moffat beta=3.5 PSF (our model: the Moffat
 drawn as a pixelized stamp, i.e. the hybrid FFT renderer), 0.262"/pixel, FWHM 1.0-1.6",
@@ -21,9 +21,9 @@ away with 0.3-1x the flux, fitted jointly.
 
 Truth flux: the survey's EXP and DEV (and our SER) are *tapered* profiles. By default
 (``--truth-profile tapered``) GalSim draws that tapered profile itself (a staircase of 8
-Sersics hard-truncated inside the taper annulus, ``galsim_truth.taper_steps``); the truth
+Sersics hard-truncated inside the taper annulus, ``photometry.sim.galsim_truth.taper_steps``); the truth
 flux is the flux of OUR MIXTURE at the amplitude of that profile (amplitude matched over
-0.05-3 r_e, ``galsim_truth.mixture_scale``; GalSim flux per unit truth flux EXP 0.9952,
+0.05-3 r_e, ``photometry.sim.galsim_truth.mixture_scale``; GalSim flux per unit truth flux EXP 0.9952,
 DEV 0.9951: the survey's mixtures carry ~0.5% more flux than the tapered profiles they
 approximate). ``--truth-profile truncated`` draws one Sersic hard-truncated where the
 taper ends instead (EXP 1.0054, DEV 1.0016 per unit truth flux). No single truth flux fits
@@ -68,10 +68,10 @@ def draw_truth(rng, kind: str, sn_range=(5.0, 500.0)):
 def _render(sources, psf_kind, fwhm, shape, sig1, truth):
     """(Image, noiseless) of sources; truth 'galsim' (tapered profiles) or 'mixture' (control:
     our own model, i.e. the mixture convolved with the same PSF by our renderer)."""
-    from legacylake.photometry.galsim_truth import render_scene
+    from legacylake.photometry.sim.galsim_truth import render_scene
     if truth == "galsim":
         return render_scene(sources, psf_kind, fwhm, shape=shape, sig1=sig1, noise=False)
-    from legacylake.photometry.fitter import Fitter, Source
+    from legacylake.photometry.model.fitter import Fitter, Source
     im, _ = render_scene([], psf_kind, fwhm, shape=shape, sig1=sig1, noise=False)
     srcs = [Source(k, ra, dec, {"r": fl}, r_e if k != "PSF" else 0.45, e1, e2, n if n else 4.0)
             for (k, ra, dec, fl, r_e, e1, e2, n) in sources]
@@ -109,8 +109,8 @@ def scene(rng, t, blended: bool, psf_kind: str, fwhm: float, sig1: float = 0.01,
 
 def fit_pulls(rng, t, blended, psf_kind, seed, truth="galsim"):
     """Fit the truth type(s) started near the truth; pulls of the primary source."""
-    from legacylake.photometry.fitter import Fitter, Source
-    from legacylake.photometry.image import Image
+    from legacylake.photometry.model.fitter import Fitter, Source
+    from legacylake.photometry.model.image import Image
     fwhm = rng.uniform(1.0, 1.6)
     im, srcs, clean = scene(rng, t, blended, psf_kind, fwhm, seed=seed, truth=truth)
     init = []
@@ -145,8 +145,8 @@ def select_one(rng, t, psf_kind, seed):
     profiles: if the two agree, the optimizer found the candidates' optima). Returns
     (pick, truth-start pick, number of candidate fits whose truth-start chi2 is > 1 lower)."""
     from legacylake.photometry.fit_cli import _fit_group, _select
-    from legacylake.photometry.fitter import Fitter, Source
-    from legacylake.photometry.selection import select_type
+    from legacylake.photometry.model.fitter import Fitter, Source
+    from legacylake.photometry.model.selection import select_type
     im, srcs, _ = scene(rng, t, False, psf_kind, rng.uniform(1.0, 1.6), seed=seed)
     s = srcs[0]
     res = _fit_group([im], [Source("PSF", s[1], s[2], {"r": s[3]})], forced=False)
@@ -190,7 +190,7 @@ def main() -> None:
                          "Sersic hard-truncated where the taper ends")
     a = ap.parse_args()
     if a.truth_profile != "tapered":
-        import legacylake.photometry.galsim_truth as gt
+        import legacylake.photometry.sim.galsim_truth as gt
         _orig = gt.render_scene
         gt.render_scene = lambda *x, **k: _orig(*x, **{**k, "profile_kind": a.truth_profile})
     rng = np.random.default_rng(a.seed)

@@ -20,9 +20,9 @@ def warmup_seconds() -> tuple[float, float]:
     """(imports, first calls: numba start-up, loading every cached kernel, two tiny fits per PSF kind)."""
     code = ("import time;t=time.time();import numpy as np;"
             "import numba, scipy.fft, astropy.wcs;"
-            "from legacylake.photometry.fitter import Fitter, Source;t1=time.time();"
-            "from legacylake.photometry.image import Image, tan_wcs;"
-            "from legacylake.photometry.psf import GaussianMixturePSF, PixelizedPSF;"
+            "from legacylake.photometry.model.fitter import Fitter, Source;t1=time.time();"
+            "from legacylake.photometry.model.image import Image, tan_wcs;"
+            "from legacylake.photometry.model.psf import GaussianMixturePSF, PixelizedPSF;"
             "y,x=np.mgrid[-7:8,-7:8];st=np.exp(-(x*x+y*y)/8.);"
             "w=tan_wcs(150.,2.,(40,40),0.262);"
             "ims=[Image(np.zeros((40,40)),np.ones((40,40)),w,'r',p) for p in "
@@ -34,11 +34,11 @@ def warmup_seconds() -> tuple[float, float]:
 
 
 def main() -> None:
-    from legacylake.photometry.fitter import Fitter, Source
-    from legacylake.photometry.galsim_truth import render_scene
-    from legacylake.photometry.psf import GaussianMixturePSF
-    from legacylake.photometry import render_kernels as rk
-    from legacylake.photometry.render import galaxy_mixture, render, unit_covariance
+    from legacylake.photometry.model.fitter import Fitter, Source
+    from legacylake.photometry.sim.galsim_truth import render_scene
+    from legacylake.photometry.model.psf import GaussianMixturePSF
+    from legacylake.photometry.model import render_kernels as rk
+    from legacylake.photometry.model.render import galaxy_mixture, render, unit_covariance
     imp, jit = warmup_seconds()
     print(f"JIT warm-up (fresh process, cached kernels): {jit:.2f} s for numba start-up + loading kernels + "
           f"first fits; imports (numpy, numba, scipy, astropy) {imp:.2f} s")

@@ -45,8 +45,10 @@ import pyarrow.parquet as pq
 
 from legacylake.catalogs_schema import bricks, constants, model
 from legacylake.etl import layout
-from legacylake.query import catalogs, cone_search, connect
-from legacylake.query.spatial import Region, footer, plan
+from legacylake.query import catalogs, cone_search
+from legacylake.query import connect
+from legacylake.query.spatial.regions import Region
+from legacylake.query.spatial.search import footer, plan
 from legacylake.query.synthlake import write_lake
 
 BANDS = ("g", "r", "z", "w1", "w2")

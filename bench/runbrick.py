@@ -5,7 +5,7 @@
 
 Reports seconds per brick (per stage; wall and CPU incl. child processes) and per 1,000
 catalog sources, completeness at S/N 8, purity, star/galaxy accuracy at S/N > 50, and flux
-pulls against the truth per truth type and band (``brick_validate.flux_pulls``: isolated
+pulls against the truth per truth type and band (``photometry.brick.validate.flux_pulls``: isolated
 matched sources at S/N > 20, marginalised sigma). ``--crowded`` is brick 0926m020 at
 Galactic (l, b) = (210, -10) deg, where the simulator's star counts are 2.9x those of the
 default high-latitude brick 1501p020 (b = +42). ``--validate-only`` validates an existing
@@ -47,9 +47,9 @@ def main() -> None:
     if a.crowded:
         a.brick = CROWDED_BRICK
     a.out = a.out or os.path.join(os.path.dirname(__file__), "_work", f"runbrick-{a.brick}")
-    from legacylake.photometry.brick_validate import flux_pulls, format_pulls, validate
-    from legacylake.photometry.runbrick import run_brick
-    from legacylake.photometry.sim_images import simulate_images
+    from legacylake.photometry.brick.validate import flux_pulls, format_pulls, validate
+    from legacylake.photometry.brick.run import run_brick
+    from legacylake.photometry.sim.images import simulate_images
     img, out = os.path.join(a.out, "images"), os.path.join(a.out, "out")
     if (a.reuse or a.validate_only) and os.path.exists(os.path.join(img, f"gaia-{a.brick}.fits")):
         import fitsio

@@ -46,7 +46,7 @@ def main() -> None:
     import numpy as np
 
     from legacylake.main import main as cli
-    from legacylake.photometry import validate_real as v
+    from legacylake.photometry.brick import validate_real as v
     # warm the numba kernels so that the first brick's time is not the compilation's
     t = time.time()
     cli(["photometry", "run-brick", *BRICKS[0][1], "--images", os.path.join(a.data, BRICKS[0][0]),

@@ -32,8 +32,8 @@ def main() -> None:
     from astropy.table import Table
 
     from legacylake.catalogs_schema import model
-    from legacylake.photometry import simulate as sim
-    from legacylake.photometry.sim_fits import write_table
+    from legacylake.photometry.sim import catalog as sim
+    from legacylake.photometry.sim.fitswriter import write_table
 
     out = args.out or tempfile.mkdtemp(prefix="simbench")
     names = sim.bricks_for_box(150.0, 200.0, 2.0, 12.0)[: args.bricks]

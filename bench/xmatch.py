@@ -33,7 +33,7 @@ def setup(work: Path, lake_rows: int, ext_rows: int) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from legacylake.query.xmatch_testing import write_test_lake
+    from legacylake.query.crossmatch.testing import write_test_lake
 
     if (work / "done").exists():
         return
@@ -117,7 +117,7 @@ def _key(brickid, objid) -> np.ndarray:
 def run_engine(name: str, work: Path) -> dict:
     t0 = time.time()
     if name == "ours":
-        from legacylake.query.xmatch import xmatch
+        from legacylake.query.crossmatch import xmatch
 
         res = xmatch(work / "ext.parquet", work / "lake", "dr9", radius_arcsec=1.0, mode="nearest")
         ids = res.column("source_id").to_numpy()

@@ -7,15 +7,32 @@
 4098
 """
 
-from legacylake.catalogs_schema import bricks, constants
-from legacylake.catalogs_schema.bitmasks import ALLMASK, ANYMASK, BITMASKS, FITBITS, MASKBITS, WISEMASK, Bitmask, UnknownBitError, bitmask
-from legacylake.catalogs_schema.columns import MODEL_NAMES, Column, DataModel, all_models, arrow_field, column_info, model
-from legacylake.catalogs_schema.fitsfile import NotACatalogError, table_header
-from legacylake.catalogs_schema.validate import Detection, Report, detect, validate
+from legacylake.lazy import attach
 
-__all__ = [
-    "ALLMASK", "ANYMASK", "BITMASKS", "FITBITS", "MASKBITS", "WISEMASK", "Bitmask",
-    "UnknownBitError", "bitmask", "MODEL_NAMES", "Column", "DataModel", "all_models",
-    "arrow_field", "column_info", "model", "NotACatalogError", "table_header", "Detection",
-    "Report", "detect", "validate", "bricks", "constants",
-]
+#: Public names, imported on first use (keeps the CLI fast).
+attach(__name__, {
+    "bricks": "legacylake.catalogs_schema.bricks",
+    "constants": "legacylake.catalogs_schema.constants",
+    "ALLMASK": "legacylake.catalogs_schema.bitmasks:ALLMASK",
+    "ANYMASK": "legacylake.catalogs_schema.bitmasks:ANYMASK",
+    "BITMASKS": "legacylake.catalogs_schema.bitmasks:BITMASKS",
+    "FITBITS": "legacylake.catalogs_schema.bitmasks:FITBITS",
+    "MASKBITS": "legacylake.catalogs_schema.bitmasks:MASKBITS",
+    "WISEMASK": "legacylake.catalogs_schema.bitmasks:WISEMASK",
+    "Bitmask": "legacylake.catalogs_schema.bitmasks:Bitmask",
+    "UnknownBitError": "legacylake.catalogs_schema.bitmasks:UnknownBitError",
+    "bitmask": "legacylake.catalogs_schema.bitmasks:bitmask",
+    "MODEL_NAMES": "legacylake.catalogs_schema.columns:MODEL_NAMES",
+    "Column": "legacylake.catalogs_schema.columns:Column",
+    "DataModel": "legacylake.catalogs_schema.columns:DataModel",
+    "all_models": "legacylake.catalogs_schema.columns:all_models",
+    "arrow_field": "legacylake.catalogs_schema.columns:arrow_field",
+    "column_info": "legacylake.catalogs_schema.columns:column_info",
+    "model": "legacylake.catalogs_schema.columns:model",
+    "NotACatalogError": "legacylake.catalogs_schema.fitsfile:NotACatalogError",
+    "table_header": "legacylake.catalogs_schema.fitsfile:table_header",
+    "Detection": "legacylake.catalogs_schema.validate:Detection",
+    "Report": "legacylake.catalogs_schema.validate:Report",
+    "detect": "legacylake.catalogs_schema.validate:detect",
+    "validate": "legacylake.catalogs_schema.validate:validate",
+})

@@ -5,14 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 
-import numpy as np
-
 from legacylake.errors import UserError
 
-from legacylake.catalogs_schema import bricks
-from legacylake.catalogs_schema.columns import MODEL_NAMES, model
-from legacylake.catalogs_schema.fitsfile import NotACatalogError, table_header
-from legacylake.catalogs_schema.validate import detect, validate
+from legacylake.catalogs_schema.model_names import MODEL_NAMES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _model_or_error(name: str):
+    from legacylake.catalogs_schema.columns import model
+
     try:
         return model(name)
     except KeyError as exc:
@@ -49,6 +46,8 @@ def _model_or_error(name: str):
 
 
 def _list(args) -> int:
+    from legacylake.catalogs_schema.columns import model
+
     for name in MODEL_NAMES:
         m = model(name)
         print(f"{name:14s} {len(m.columns):4d} columns ({len(m.required)} required)")
@@ -69,6 +68,9 @@ def _show(args) -> int:
 
 
 def _check(args) -> int:
+    from legacylake.catalogs_schema.fitsfile import NotACatalogError, table_header
+    from legacylake.catalogs_schema.validate import detect, validate
+
     status = 0
     for path in args.files:
         try:
@@ -95,6 +97,10 @@ def _check(args) -> int:
 
 
 def _lookup(args) -> int:
+    import numpy as np
+
+    from legacylake.catalogs_schema import bricks
+
     if args.dec is None:
         try:
             b = bricks.brick(args.ra)
@@ -117,6 +123,10 @@ def _lookup(args) -> int:
 
 
 def _export(args) -> int:
+    import numpy as np
+
+    from legacylake.catalogs_schema import bricks
+
     import fitsio
 
     g = bricks.grid()

@@ -17,11 +17,8 @@ import numpy as np
 import pyarrow as pa
 import yaml
 
-#: Data model names, "<release>-<kind>".
-MODEL_NAMES: tuple[str, ...] = (
-    "dr4-tractor", "dr8-tractor", "dr8-sweep", "dr9-tractor", "dr9-sweep",
-    "dr10-tractor", "dr10-sweep",
-)
+from legacylake.catalogs_schema.model_names import MODEL_NAMES
+
 
 #: Band names a ``{band}`` placeholder matches, and how prose writes them.
 _BANDS = {"u": "u", "g": "g", "r": "r", "i": "i", "z": "z", "y": "Y",

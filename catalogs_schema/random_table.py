@@ -1,6 +1,6 @@
 """Schema-valid random catalogs, for tests and benchmarks that need shapes, not physics.
 
-The realistic synthetic sky is :mod:`legacylake.photometry.simulate`; this module only
+The realistic synthetic sky is :mod:`legacylake.photometry.sim.catalog`; this module only
 fills every column of a data model with values of the right type, and positions, brick ids,
 object ids and brick_primary that are consistent with the brick grid.
 """

@@ -65,12 +65,12 @@ def run(args) -> int:
         raise UserError(f"--pixel-bricks must be >= 0 and --pixel-size within 64..3600 px "
                         f"(got {args.pixel_bricks}, {args.pixel_size})")
     pixel_bricks, pixel_cat = [], None
-    if not args.no_pixels and args.pixel_bricks and importlib.util.find_spec("legacylake.photometry.runbrick"):
+    if not args.no_pixels and args.pixel_bricks and importlib.util.find_spec("legacylake.photometry.brick.run"):
         pixel_bricks, pixel_cat = _pixels(n, out, args)
         n += 1
 
     # Catalogs for the surrounding bricks
-    from legacylake.photometry import simulate
+    from legacylake.photometry.sim import catalog as simulate
 
     t = _step(n, "Simulate DR9 Tractor catalogs for the bricks of the box")
     # the bricks measured from pixels are not simulated again as catalogs
@@ -99,7 +99,8 @@ def run(args) -> int:
     n += 1
 
     # SQL
-    from legacylake.query import connect, query
+    from legacylake.query import query
+    from legacylake.query import connect
 
     con = connect(lake)
     ra_c, dec_c = (ra1 + ra2) / 2 % 360, (dec1 + dec2) / 2
@@ -182,7 +183,10 @@ def _pixels(n: int, out: str, args) -> tuple[list[str], str]:
     import numpy as np
 
     from legacylake.catalogs_schema import bricks
-    from legacylake.photometry import brick_validate, runbrick, sim_images, simulate
+    from legacylake.photometry.brick import validate as brick_validate
+    from legacylake.photometry.brick import run as runbrick
+    from legacylake.photometry.sim import images as sim_images
+    from legacylake.photometry.sim import catalog as simulate
 
     ra1, ra2, dec1, dec2 = args.box
     ra_c, dec_c = (ra1 + ra2) / 2 % 360, (dec1 + dec2) / 2

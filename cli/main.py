@@ -10,7 +10,6 @@ import argparse
 import importlib
 import sys
 
-from legacylake import __version__
 from legacylake.errors import UserError
 
 #: Modules whose ``register(subparsers)`` adds subcommands, in help order.
@@ -23,13 +22,23 @@ COMMAND_MODULES = (
 )
 
 
+class _Version(argparse.Action):
+    """``--version``: the installed version, looked up only when asked for."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import legacylake
+
+        print(f"legacylake {legacylake.__version__}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="legacylake",
         description="Legacy Surveys Tractor catalogs: data model, simulation, photometry, "
         "HATS Parquet lake, SQL and crossmatch.",
     )
-    parser.add_argument("--version", action="version", version=f"legacylake {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     register_modules(sub, COMMAND_MODULES)
     return parser

@@ -5,9 +5,15 @@
 >>> verify("lake", "dr9").ok  # doctest: +SKIP
 """
 
-from legacylake.etl.build import Summary, build
-from legacylake.etl.snapshot import history, vacuum
-from legacylake.etl.upgrade import upgrade
-from legacylake.etl.verify import VerifyReport, verify
+from legacylake.lazy import attach
 
-__all__ = ["build", "verify", "upgrade", "history", "vacuum", "Summary", "VerifyReport"]
+#: Public names, imported on first use (keeps the CLI fast).
+attach(__name__, {
+    "build": "legacylake.etl.build:build",
+    "Summary": "legacylake.etl.build:Summary",
+    "history": "legacylake.etl.snapshot:history",
+    "vacuum": "legacylake.etl.snapshot:vacuum",
+    "upgrade": "legacylake.etl.upgrade:upgrade",
+    "verify": "legacylake.etl.verify:verify",
+    "VerifyReport": "legacylake.etl.verify:VerifyReport",
+})

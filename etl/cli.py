@@ -86,7 +86,7 @@ def register(subparsers) -> None:
 
 def _build(args) -> int:
     from legacylake.etl.build import build
-    from legacylake.etl.write import ROW_GROUP_ROWS
+    from legacylake.etl.task import ROW_GROUP_ROWS
 
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers must be at least 1 (got {args.workers})")

@@ -69,7 +69,7 @@ def run_margin_job(job: MarginJob) -> dict:
     (leaves with no rows are not written)."""
     import pyarrow.compute as pc
 
-    from legacylake.etl.write import COMPRESSION, dictionary_columns
+    from legacylake.etl.task import COMPRESSION, dictionary_columns
 
     schema = lake_schema(job.model)
     out: dict = {}

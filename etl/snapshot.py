@@ -238,3 +238,14 @@ def remove_old(catalog_dir: str, keep: int) -> tuple[list[int], int]:
         os.rename(d, trash)
         shutil.rmtree(trash)
     return drop, freed
+
+
+def clear_staging(staging: str) -> None:
+    """Remove a build's staging folder, and the staging root once it is empty."""
+    import shutil
+
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        os.rmdir(os.path.dirname(staging))
+    except OSError:
+        pass

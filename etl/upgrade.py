@@ -74,12 +74,12 @@ def upgrade_locked(cat_dir: str, workers: int = 1, progress: bool = False,
                    margin_arcsec: float | None = None) -> int | None:
     """Upgrade ``cat_dir`` (the caller holds its writer lock). Returns the published version,
     or None if it only finished removing the old files of an earlier upgrade."""
-    from legacylake.etl.build import _Runner
+    from legacylake.etl.runner import Runner
     from legacylake.etl.margin_write import write_margins
     from legacylake.etl.hats_meta import write_metadata
     from legacylake.etl.margin import DEFAULT_MARGIN_ARCSEC, check_margin
     from legacylake.etl.read import lake_schema
-    from legacylake.etl.write import ROW_GROUP_ROWS
+    from legacylake.etl.task import ROW_GROUP_ROWS
 
     if layout.is_collection(cat_dir):
         _remove_old_files(cat_dir)
@@ -101,7 +101,7 @@ def upgrade_locked(cat_dir: str, workers: int = 1, progress: bool = False,
     for leaf in final:
         snapshot.link_or_copy(_old_leaf(cat_dir, *leaf), os.path.join(primary, layout.leaf_relpath(*leaf)))
     write_metadata(primary, new_man, lake_schema(man["model"]))
-    with _Runner(workers, None, progress) as runner:
+    with Runner(workers, None, progress) as runner:
         mname, _ = write_margins(root, catalog, None, {}, new_man, settings, final, set(), [], [],
                                  runner, ROW_GROUP_ROWS)   # no current snapshot: every margin is built
     rows = sum(v["rows"] for v in man["partitions"].values())

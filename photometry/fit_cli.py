@@ -6,8 +6,6 @@ import argparse
 import os
 import tempfile
 
-import numpy as np
-
 from legacylake.errors import UserError
 
 DCHISQ_ORDER = ("PSF", "REX", "DEV", "EXP", "SER")
@@ -55,12 +53,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     rb.add_argument("--coadds", action="store_true",
                     help="also write OUTDIR/coadd/<AAA>/<brick>/legacysurvey-<brick>-{image,model,resid,invvar}-<band>"
                          ".fits.fz and -maskbits.fits.fz on the brick grid")
-    rb.set_defaults(func=lambda a: __import__("legacylake.photometry.runbrick", fromlist=["run"]).run(a))
+    rb.set_defaults(func=lambda a: __import__("legacylake.photometry.brick.run", fromlist=["run"]).run(a))
 
 
 def _read_sources(path, bands):
     import fitsio
-    from legacylake.photometry.fitter import TYPES, Source
+    from legacylake.photometry.model.fitter import TYPES, Source
     if not os.path.exists(path):
         raise UserError(f"{path}: no such sources file")
     t = fitsio.read(path, ext=1)
@@ -83,7 +81,7 @@ def _read_sources(path, bands):
 
 
 def _fit_group(images, sources, forced):
-    from legacylake.photometry.fitter import Fitter
+    from legacylake.photometry.model.fitter import Fitter
     f = Fitter(images, sources)
     (f.fit_fluxes() if forced else f.fit())
     return f.results()
@@ -91,12 +89,14 @@ def _fit_group(images, sources, forced):
 
 def _select(images, results):
     """Per source, others subtracted: fit each candidate model alone, dchisq, DR9 choice
-    (shared implementation: :func:`.model_select.select_models`)."""
-    from legacylake.photometry.model_select import select_models
+    (shared implementation: :func:`legacylake.photometry.model.select.select_models`)."""
+    from legacylake.photometry.model.select import select_models
     return select_models(images, results, "dr9")
 
 
 def write_results(path, results, bands, selected=None):
+    import numpy as np
+
     import fitsio
     n = len(results)
     cols = {"ra": "f8", "dec": "f8", "ra_ivar": "f4", "dec_ivar": "f4", "type": "U3"}
@@ -142,7 +142,7 @@ def write_results(path, results, bands, selected=None):
 
 def run(args) -> int:
     from tqdm import tqdm
-    from legacylake.photometry.image import read_image
+    from legacylake.photometry.model.image import read_image
     images = [read_image(p, args.psfex) for p in tqdm(args.image, desc="images", disable=len(args.image) < 3)]
     bands = sorted({im.band for im in images})
     sources = _read_sources(args.sources, bands)

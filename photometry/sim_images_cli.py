@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from legacylake.catalogs_schema import bricks
 from legacylake.errors import UserError
 
 
 def run(args) -> int:
+    from legacylake.catalogs_schema import bricks
+
     from tqdm import tqdm
 
-    from legacylake.photometry.sim_images import simulate_images
+    from legacylake.photometry.sim.images import simulate_images
     try:
         bricks.brick(args.brick)
     except KeyError as exc:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import time
 
-from legacylake.catalogs_schema import bricks
 from legacylake.errors import UserError
 
 
@@ -54,13 +53,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--density", type=float, metavar="PER_DEG2")
     s.add_argument("--size", type=int, metavar="PIX", help="render only the central PIX x PIX brick pixels")
     s.add_argument("--workers", type=int, default=1)
-    s.set_defaults(func=lambda a: __import__("legacylake.photometry.sim_images_cli", fromlist=["run"]).run(a))
+    s.set_defaults(func=lambda a: __import__("legacylake.photometry.sim.images_cli", fromlist=["run"]).run(a))
 
 
 def _catalogs(args) -> int:
+    from legacylake.catalogs_schema import bricks
     from tqdm import tqdm
 
-    from legacylake.photometry.simulate import bricks_for_box, random_bricks, write_bricks
+    from legacylake.photometry.sim.catalog import bricks_for_box, random_bricks, write_bricks
 
     if args.density is not None and args.density <= 0:
         raise UserError(f"--density must be positive, got {args.density}")
@@ -95,7 +95,7 @@ def _catalogs(args) -> int:
 
 
 def _external(args) -> int:
-    from legacylake.photometry.simulate import write_external
+    from legacylake.photometry.sim.catalog import write_external
 
     box = _box(args.box)
     t0 = time.time()

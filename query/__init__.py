@@ -7,13 +7,23 @@
 >>> cone_search("lake", 150.1, 2.2, 0.01, catalog="dr9", columns=["ra", "dec", "flux_r"])
 """
 
-from legacylake.query.connect import Catalog, catalogs, connect, open_catalog, to_astropy
-from legacylake.query.macros import FUNCTIONS
-from legacylake.query.run import query
-from legacylake.query.spatial import Region, box_search, cone_search, plan, polygon_search, search
+from legacylake.lazy import attach
 
-__all__ = [
-    "Catalog", "catalogs", "connect", "open_catalog", "to_astropy", "FUNCTIONS", "query", "Region",
-    "box_search", "cone_search", "plan", "polygon_search", "search",
-]
-from legacylake.query.xmatch import register_xmatch, xmatch  # noqa: E402  (crossmatch; legacylake.query.xmatch(...) is the function)
+#: Public names, imported on first use (keeps the CLI fast).
+attach(__name__, {
+    "Catalog": "legacylake.query.lake:Catalog",
+    "catalogs": "legacylake.query.lake:catalogs",
+    "open_catalog": "legacylake.query.lake:open_catalog",
+    "connect": "legacylake.query.sql.connect:connect",
+    "to_astropy": "legacylake.query.sql.connect:to_astropy",
+    "FUNCTIONS": "legacylake.query.sql.macros:FUNCTIONS",
+    "query": "legacylake.query.run:query",
+    "Region": "legacylake.query.spatial.search:Region",
+    "box_search": "legacylake.query.spatial.search:box_search",
+    "cone_search": "legacylake.query.spatial.search:cone_search",
+    "plan": "legacylake.query.spatial.search:plan",
+    "polygon_search": "legacylake.query.spatial.search:polygon_search",
+    "search": "legacylake.query.spatial.search:search",
+    "xmatch": "legacylake.query.crossmatch.core:xmatch",
+    "register_xmatch": "legacylake.query.crossmatch.sqlfuncs:register_xmatch",
+})

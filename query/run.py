@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 
 import duckdb
-import pyarrow as pa
 
 from legacylake.errors import UserError
-from legacylake.query import spatial
-from legacylake.query.connect import connect, lake_of, to_astropy, units_for
+from legacylake.query.spatial import search as spatial
+from legacylake.query.sql.connect import connect, lake_of, to_astropy, units_for
 
 #: Statement types a lake query may contain.
 _READ_ONLY = {"SELECT", "EXPLAIN"}

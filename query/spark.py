@@ -1,7 +1,7 @@
 """The lake's SQL function library in Spark SQL: ``register(spark)``.
 
 Arithmetic functions become Spark SQL functions (``CREATE TEMPORARY FUNCTION ... RETURN expr``)
-translated from the DuckDB macro text of :mod:`legacylake.query.macros`, so both engines run
+translated from the DuckDB macro text of :mod:`legacylake.query.sql.macros`, so both engines run
 the same formulas. Bit-name and band-name lookups are SQL (map / CASE) that raise an error
 naming the bad name; :func:`fold_names` rewrites ``has_maskbits(col, 'BRIGHT,GALAXY')`` into
 ``((col & 4098) != 0)`` before Spark sees the query (Spark does not fold functions that can
@@ -14,7 +14,7 @@ import re
 
 from legacylake.catalogs_schema import BITMASKS
 from legacylake.catalogs_schema.constants import EXTINCTION_R, WISE_VEGA_TO_AB
-from legacylake.query import macros
+from legacylake.query.sql import macros
 
 _INT_PARAMS = {"r", "n", "c"}
 _BIGINT_PARAMS = {"col", "release", "brickid", "objid"}
@@ -187,7 +187,7 @@ def register(spark) -> list[str]:
 
 def register_lake(spark, lake) -> list[str]:
     """A temporary view per catalog of ``lake`` (and ``<catalog>_derived``); returns the view names."""
-    from legacylake.query.connect import catalogs
+    from legacylake.query.lake import catalogs
 
     views = []
     for name, cat in catalogs(lake).items():

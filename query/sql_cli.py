@@ -7,10 +7,12 @@ import os
 import sys
 import time
 from pathlib import Path
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from legacylake.errors import UserError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def _add_output(p: argparse.ArgumentParser) -> None:
@@ -60,8 +62,9 @@ def _spatial_common(p: argparse.ArgumentParser) -> None:
     _add_output(p)
 
 
-def write_table(table: pa.Table, path: str, units: dict[str, str] | None = None) -> None:
+def write_table(table: "pa.Table", path: str, units: dict[str, str] | None = None) -> None:
     """Write ``table`` to .parquet, .csv or .fits atomically (units kept in Parquet metadata and FITS)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     out = Path(path)
@@ -85,7 +88,7 @@ def write_table(table: pa.Table, path: str, units: dict[str, str] | None = None)
                                        or pa.types.is_large_list(f.type))])
         pcsv.write_csv(simple, tmp)
     else:
-        from legacylake.query.connect import to_astropy
+        from legacylake.query.sql.connect import to_astropy
 
         t = to_astropy(table, units)
         for name in t.colnames:
@@ -105,7 +108,7 @@ def write_table(table: pa.Table, path: str, units: dict[str, str] | None = None)
     os.replace(tmp, out)
 
 
-def _emit(table: pa.Table, args, units: dict[str, str], elapsed: float, extra: str = "") -> int:
+def _emit(table: "pa.Table", args, units: dict[str, str], elapsed: float, extra: str = "") -> int:
     if args.out:
         write_table(table, args.out, units)
         print(f"{table.num_rows} rows, {table.num_columns} columns -> {args.out} ({elapsed:.3f} s){extra}")
@@ -121,7 +124,7 @@ def _emit(table: pa.Table, args, units: dict[str, str], elapsed: float, extra: s
 
 
 def _sql(args) -> int:
-    from legacylake.query import macros
+    from legacylake.query.sql import macros
 
     if args.functions:
         for name, (sig, desc, ex) in macros.FUNCTIONS.items():
@@ -132,7 +135,7 @@ def _sql(args) -> int:
     if not args.lake:
         raise UserError("--lake LAKE is required")
     text = sys.stdin.read() if args.query == "-" else args.query
-    from legacylake.query.connect import connect, lake_of, units_for
+    from legacylake.query.sql.connect import connect, lake_of, units_for
     from legacylake.query.run import query
 
     t0 = time.perf_counter()
@@ -146,8 +149,8 @@ def _sql(args) -> int:
 
 
 def _search(args, region_fn) -> int:
-    from legacylake.query.connect import units_for
-    from legacylake.query.spatial import _resolve, search
+    from legacylake.query.sql.connect import units_for
+    from legacylake.query.spatial.search import _resolve, search
 
     cat = _resolve(args.lake, args.catalog)  # the catalog's current snapshot, resolved once
     region = region_fn()
@@ -160,18 +163,18 @@ def _search(args, region_fn) -> int:
 
 
 def _cone(args) -> int:
-    from legacylake.query.spatial import Region
+    from legacylake.query.spatial.regions import Region
 
     return _search(args, lambda: Region.cone(args.ra, args.dec, args.radius))
 
 
 def _box(args) -> int:
-    from legacylake.query.spatial import Region
+    from legacylake.query.spatial.regions import Region
 
     return _search(args, lambda: Region.box(args.ra1, args.ra2, args.dec1, args.dec2))
 
 
 def _polygon(args) -> int:
-    from legacylake.query.spatial import Region
+    from legacylake.query.spatial.regions import Region
 
     return _search(args, lambda: Region.polygon(args.vertices))

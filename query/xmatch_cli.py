@@ -7,7 +7,7 @@ import sys
 
 from legacylake.errors import UserError
 
-#: Same default as legacylake.query.xmatch.DEFAULT_MEMORY_BUDGET (not imported: keeps --help fast).
+#: Same default as legacylake.query.crossmatch.core.DEFAULT_MEMORY_BUDGET (not imported: keeps --help fast).
 DEFAULT_MEMORY_BUDGET = 32 << 20
 
 
@@ -62,7 +62,7 @@ def _split(s: str | None) -> list[str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from legacylake.query.xmatch import XmatchStats, xmatch
+    from legacylake.query.crossmatch.core import XmatchStats, xmatch
 
     pm_cols = _split(args.pm_cols)
     if pm_cols is not None and len(pm_cols) != 2:

@@ -193,7 +193,7 @@ def test_process_pool_build_equals_in_process(tmp_path):
 def test_each_file_read_once_and_spill_gives_same_lake(tmp_path, monkeypatch):
     """Bricks on the seam between two tasks are read once (handed over as shards), and a
     task forced to spill its held rows to disk writes the same leaves as one that does not."""
-    import legacylake.etl.write as W
+    import legacylake.etl.task as W
 
     paths = patch_files(tmp_path / "in", 9, 300, ra=40.0, dec=-5.0)
     s1 = build(paths, str(tmp_path / "a"), "c", threshold=400, highest_order=9, workers=2,

@@ -27,7 +27,7 @@ from legacylake.etl import build, verify
 from legacylake.etl.fitstable import _WIDTH, layout, raw_rows
 from legacylake.etl.manifest import load
 from legacylake.etl.testdata import patch_bricks
-from legacylake.etl.write import _layout_key, _Raw, read_shard, write_shards
+from legacylake.etl.shards import _layout_key, _Raw, read_shard, write_shards
 
 from _lake import dataset_dir, leaf_path
 
@@ -221,7 +221,7 @@ def test_shards_are_arrow_ipc_and_round_trip(tmp_path):
 def test_spilled_rows_of_a_mapped_model_give_the_same_lake(tmp_path, monkeypatch):
     """A task forced to spill DR4 rows (mapped to DR9 by source path) and DR9 rows through
     Arrow IPC shards writes the same leaves as one that holds them in memory."""
-    import legacylake.etl.write as W
+    import legacylake.etl.task as W
 
     names = patch_bricks(6, 10.0, 5.0)
     paths = (write_random_bricks(tmp_path / "dr9", names[:3], 200, "dr9-tractor", seed=7)
@@ -258,7 +258,7 @@ def test_shard_write_failure_leaves_no_file(tmp_path, monkeypatch):
     """A shard whose write fails (here: disk full after part of it) leaves no file behind."""
     import errno
 
-    import legacylake.etl.write as W
+    import legacylake.etl.shards as W
 
     p = write_random_bricks(tmp_path / "a", patch_bricks(1, 80.0, 0.0), 20, seed=1)[0]
     lay = layout(p)

@@ -20,7 +20,7 @@ import pytest
 
 from legacylake.catalogs_schema.random_table import write_random_bricks
 from legacylake.etl import build, history, layout, vacuum, verify
-from legacylake.etl.fault_trials import cli_build, count_rows, hats_valid, lake_state, run_trials
+from legacylake.fault_trials import cli_build, count_rows, hats_valid, lake_state, run_trials
 from legacylake.etl.lock import CatalogLock
 from legacylake.etl.testdata import patch_bricks
 
@@ -330,7 +330,7 @@ def test_verify_on_a_missing_lake_says_so(tmp_path, capsys):
 _FULL_DISK = r'''
 import json, os, sys
 from legacylake.etl import build, layout
-from legacylake.etl.fault_trials import count_rows, lake_state
+from legacylake.fault_trials import count_rows, lake_state
 from legacylake.main import main
 paths, lake = json.loads(sys.argv[1]), sys.argv[2]
 assert build(paths[:2], lake, "c", threshold=250, highest_order=9, workers=1).ok

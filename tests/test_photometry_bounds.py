@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from legacylake.photometry.mixture_bounds import (AREA, convolved_profile, l1_lower_bound,
+from legacylake.photometry.model.mixture_bounds import (AREA, convolved_profile, l1_lower_bound,
                                                   mixture_convolved, mixture_l1)
-from legacylake.photometry.mixtures import mixture, mixture_radial, profile
+from legacylake.photometry.model.mixtures import mixture, mixture_radial, profile
 
 S_RE1 = 1.3 / 2.3548 / 1.0  # PSF sigma in r_e for a 1.3" FWHM PSF and r_e = 1"
 

@@ -6,9 +6,9 @@ import dataclasses
 import numpy as np
 
 from legacylake.catalogs_schema.astrometry import propagate
-from legacylake.photometry.fitter import Fitter, Source
-from legacylake.photometry.image import Image, tan_wcs
-from legacylake.photometry.psf import GaussianMixturePSF
+from legacylake.photometry.model.fitter import Fitter, Source
+from legacylake.photometry.model.image import Image, tan_wcs
+from legacylake.photometry.model.psf import GaussianMixturePSF
 
 RA, DEC = 150.0, 2.0
 PM = (300.0, -200.0)     # mas/yr: a fast star, so that the effect is large in a small test

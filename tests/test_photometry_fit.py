@@ -9,9 +9,9 @@ import fitsio
 import numpy as np
 import pytest
 
-from legacylake.photometry.fitter import Fitter, Source, marginal_sigmas
-from legacylake.photometry.galsim_truth import render_scene
-from legacylake.photometry.image import read_image, write_image
+from legacylake.photometry.model.fitter import Fitter, Source, marginal_sigmas
+from legacylake.photometry.sim.galsim_truth import render_scene
+from legacylake.photometry.model.image import read_image, write_image
 
 RA, DEC = 150.0, 2.0
 

@@ -12,7 +12,7 @@ from legacylake.errors import UserError
 
 
 def _ccd(d, **match):
-    from legacylake.photometry.survey_ccds import read_ccds
+    from legacylake.photometry.brick.ccds import read_ccds
     t = read_ccds(d)
     for k, v in match.items():
         t = t[np.char.strip(t[k].astype(str)) == v] if isinstance(v, str) else t[t[k] == v]
@@ -24,8 +24,8 @@ def _ccd(d, **match):
 def test_psfex_header_keyword_layout(shared_data):
     """The older per-CCD PsfEx files hold the polynomial terms as header keywords (issue 18:
     KeyError 'poldeg1'); the model read from them equals the same model written as columns."""
-    from legacylake.photometry.psf import PsfEx
-    from legacylake.photometry.survey_calib import read_psfex
+    from legacylake.photometry.model.psf import PsfEx
+    from legacylake.photometry.brick.calib import read_psfex
     d = str(shared_data / "legacypipe-mzlsbass3")
     ccd = _ccd(d, expnum=5742149339)
     p, path = read_psfex(d, ccd)
@@ -54,7 +54,7 @@ def test_psfex_header_keyword_layout(shared_data):
 def test_resample_stamp_keeps_the_centre():
     """A Gaussian sampled every 0.7 native px, resampled: centred, sigma in native px, and the
     numpy reference (direct evaluation) agrees."""
-    from legacylake.photometry.psf import resample_stamp, stamp_fwhm
+    from legacylake.photometry.model.psf import resample_stamp, stamp_fwhm
     samp, sig = 0.7, 2.0                      # sigma in native pixels
     n = 31
     c = (n - 1) / 2
@@ -72,7 +72,7 @@ def test_resample_stamp_keeps_the_centre():
 def test_psfex_merged_table_picks_the_ccd(shared_data, tmp_path):
     """Merged per-exposure PsfEx tables (testcase6): the row of the CCD; a CCD the folder has
     no model for is a one-line error naming the paths tried."""
-    from legacylake.photometry.survey_calib import read_psfex
+    from legacylake.photometry.brick.calib import read_psfex
     d = str(shared_data / "legacypipe-testcase6")
     ccd = _ccd(d, expnum=396388)
     p, path = read_psfex(d, ccd)
@@ -88,7 +88,7 @@ def test_psfex_merged_table_picks_the_ccd(shared_data, tmp_path):
 def test_sky_layouts(shared_data):
     """Spline sky table (DECam), the Tractor's header ConstantSky (Mosaic3), and no sky file
     (90Prime: the image header's AVSKY)."""
-    from legacylake.photometry.survey_calib import read_sky
+    from legacylake.photometry.brick.calib import read_sky
     d3 = str(shared_data / "legacypipe-testcase3")
     s = read_sky(d3, _ccd(d3, expnum=349590))
     t = fitsio.read(s.path)
@@ -108,8 +108,8 @@ def test_sky_layouts(shared_data):
 def test_ccd_tables_and_units(shared_data):
     """Every test folder's CCD table (gzipped FITS, k-d tree file); image units from the files:
     DECam images in counts, 90Prime and Mosaic3 in counts per second; pixel scales from the WCS."""
-    from legacylake.photometry.brick_cp import load_cp_exposures
-    from legacylake.photometry.survey_ccds import read_ccds
+    from legacylake.photometry.brick.cp import load_cp_exposures
+    from legacylake.photometry.brick.ccds import read_ccds
     assert len(read_ccds(str(shared_data / "legacypipe-testcase9"))) == 3        # survey-ccds-1.kd.fits
     exps = load_cp_exposures(str(shared_data / "legacypipe-mzlsbass3"))
     by_cam = {}
@@ -133,8 +133,8 @@ def test_ccd_tables_and_units(shared_data):
 def test_ccd_footprint_and_cut(shared_data):
     """Only CCDs touching the target are read, cut to the target's pixels; a target no CCD
     touches is a one-line error (the survey's 'nothing to do' brick corner)."""
-    from legacylake.photometry.brick_cp import load_cp_exposures
-    from legacylake.photometry.target import brick_target
+    from legacylake.photometry.brick.cp import load_cp_exposures
+    from legacylake.photometry.brick.target import brick_target
     d = str(shared_data / "legacypipe-testcase6")
     full = load_cp_exposures(d)
     part = load_cp_exposures(d, target=brick_target("1102p240", (500, 530, 700, 720)))
@@ -154,7 +154,7 @@ def test_ccd_footprint_and_cut(shared_data):
 
 def test_compressed_images(shared_data, tmp_path):
     """Tile-compressed CP images (.fits.fz), whatever name the CCD table gives, read the same."""
-    from legacylake.photometry.brick_cp import load_cp_exposures
+    from legacylake.photometry.brick.cp import load_cp_exposures
     src = shared_data / "legacypipe-testcase3"
     d = tmp_path / "tc3fz"
     shutil.copytree(src, d, ignore=shutil.ignore_patterns("images"))
@@ -185,7 +185,7 @@ def test_bad_survey_folders(shared_data, tmp_path):
     ow = next((d / "images").rglob("*_oow_*N26.fits"))
     ow.unlink()
     with pytest.raises(UserError, match=rf"{ow.name}: missing \(oow of CCD table row"):
-        from legacylake.photometry.brick_cp import load_cp_exposures
+        from legacylake.photometry.brick.cp import load_cp_exposures
         load_cp_exposures(str(d))
     # a CCD table without the zero points
     t = fitsio.read(str(d / "survey-ccds-1.kd.fits"), ext=1)
@@ -200,7 +200,7 @@ def test_bad_survey_folders(shared_data, tmp_path):
 
 
 def test_ccd_table_missing_column_message(shared_data, tmp_path):
-    from legacylake.photometry.survey_ccds import read_ccds
+    from legacylake.photometry.brick.ccds import read_ccds
     t = fitsio.read(str(shared_data / "legacypipe-testcase3" / "survey-ccds-1.fits.gz"), ext=1)
     from numpy.lib import recfunctions as rfn
     fitsio.write(str(tmp_path / "survey-ccds-x.fits"), rfn.drop_fields(t, ["ccdzpt", "mjd_obs"]))
@@ -211,7 +211,7 @@ def test_ccd_table_missing_column_message(shared_data, tmp_path):
 # ---------------------------------------------------------------- targets and references
 def test_custom_and_zoomed_targets():
     from legacylake.catalogs_schema import bricks
-    from legacylake.photometry.target import brick_target, custom_target
+    from legacylake.photometry.brick.target import brick_target, custom_target
     t = custom_target(9.1228, 3.3975, 100, 100)
     assert t.name == "custom-009122p03397" and t.brickid == -1 and t.box == (0, 100, 0, 100)
     # the centre pixel is the given position; the primary box spans the image
@@ -228,7 +228,7 @@ def test_custom_and_zoomed_targets():
 def test_gaia_chunks_and_masks(shared_data):
     """Gaia chunk files by HEALPix (nside 32 ring), and the mask geometry of stars and an SGA ellipse."""
     from legacylake.catalogs_schema import MASKBITS
-    from legacylake.photometry.references import _empty, gaia_chunks, mask_bits
+    from legacylake.photometry.brick.references import _empty, gaia_chunks, mask_bits
     have = sorted(int(p.stem.split("-")[1]) for p in (shared_data / "legacypipe-testcase3" / "gaia").glob("chunk-*.fits"))
     got = gaia_chunks(244.7234, 12.0, 0.2)
     assert set(have) <= set(got.tolist()) and len(got) <= 9 and got.max() < 12 * 32 ** 2

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from scipy.special import j0
 
-from legacylake.photometry import render_kernels as rk
-from legacylake.photometry.ellipse import e_to_soft, soft_to_e
-from legacylake.photometry.mixtures import (mixture, mixture_radial, profile, profile_flux,
+from legacylake.photometry.model import render_kernels as rk
+from legacylake.photometry.model.ellipse import e_to_soft, soft_to_e
+from legacylake.photometry.model.mixtures import (mixture, mixture_radial, profile, profile_flux,
                                             sersic_mixture)
-from legacylake.photometry.psf import GaussianMixturePSF, PixelizedPSF, PsfEx
-from legacylake.photometry import normal_kernels as nk
-from legacylake.photometry.render import galaxy_mixture, render, unit_covariance
+from legacylake.photometry.model.psf import GaussianMixturePSF, PixelizedPSF, PsfEx
+from legacylake.photometry.model import normal_kernels as nk
+from legacylake.photometry.model.render import galaxy_mixture, render, unit_covariance
 
 PIX = 0.262
 

@@ -12,7 +12,8 @@ import pytest
 from _query_lake import query_lake  # noqa: F401  (fixture)
 from legacylake.catalogs_schema import BITMASKS, bricks, constants
 from legacylake.errors import UserError
-from legacylake.query import catalogs, connect, query
+from legacylake.query import catalogs, query
+from legacylake.query import connect
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,9 @@ from astropy.coordinates import SkyCoord
 
 from _query_lake import query_lake  # noqa: F401  (fixture)
 from legacylake.errors import UserError
-from legacylake.query import Region, box_search, catalogs, cone_search, connect, polygon_search, query, search
-from legacylake.query.spatial import ranges29
+from legacylake.query import Region, box_search, catalogs, cone_search, polygon_search, query, search
+from legacylake.query import connect
+from legacylake.query.spatial.regions import ranges29
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +147,7 @@ def test_ranges_cover_partitions():
 ])
 def test_fine_coverage_holds_every_inside_point(region, ra, dec):
     """The _healpix_29 ranges used for row-group pruning cover every point of the region."""
-    from legacylake.query.spatial import overlaps, region_ranges
+    from legacylake.query.spatial.regions import overlaps, region_ranges
     from legacylake.query.synthlake import healpix29
 
     rng = np.random.default_rng(0)

@@ -17,8 +17,8 @@ SIZE = 160
 
 def _pairs(out: str, sep: float = 6.0, ratio: float = 0.3, flux: float = 20.0) -> np.ndarray:
     """Render 4 pairs (grz, one exposure each) in the simulated layout; truth brick px (8, 2)."""
-    from legacylake.photometry import sim_images as si
-    from legacylake.photometry.sim_sky import TRUTH_DTYPE
+    from legacylake.photometry.sim import images as si
+    from legacylake.photometry.sim.sky import TRUTH_DTYPE
     bw = bricks.brick_wcs(BRICK)
     x0, _, y0, _ = si.region(BRICK, SIZE)
     pts = []
@@ -78,8 +78,8 @@ def test_iterative_finds_companions(pairs, capsys):
 
 def test_coadds(pairs):
     img, out, xy, (_, c1) = pairs
-    from legacylake.photometry.brick_coadds import coadd_path
-    from legacylake.photometry.sim_images import region
+    from legacylake.photometry.brick.coadds import coadd_path
+    from legacylake.photometry.sim.images import region
     x0, x1, y0, y1 = region(BRICK, SIZE)
     n = bricks.BRICK_IMAGE_SIZE
     ims = {k: fitsio.read(coadd_path(out, BRICK, k, "r")) for k in ("image", "model", "resid", "invvar")}

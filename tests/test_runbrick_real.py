@@ -21,7 +21,7 @@ def tc3(shared_data, tmp_path_factory):
 
 def test_remap_dq():
     from legacylake.catalogs_schema import ANYMASK
-    from legacylake.photometry.brick_cp import remap_dq
+    from legacylake.photometry.brick.cp import remap_dq
     dq = np.zeros((6, 6), np.int16)
     dq[1, 1], dq[1, 2], dq[1, 3], dq[2, 2], dq[3, 3], dq[4, 4] = 1, 2, 6, 5, 7, 8
     dq[2, 4], dq[3, 2] = 3, 4          # interior saturated pixel and bleed
@@ -35,7 +35,7 @@ def test_remap_dq():
 
 
 def test_cp_exposures(shared_data):
-    from legacylake.photometry.brick_cp import load_cp_exposures, read_ccds
+    from legacylake.photometry.brick.cp import load_cp_exposures, read_ccds
     d = str(shared_data / "legacypipe-testcase3")
     exps = load_cp_exposures(d)
     ccds = read_ccds(d)
@@ -70,7 +70,7 @@ def test_testcase3_catalog(tc3, capsys):
 def test_testcase3_exposures_agree(tc3):
     """Each CCD alone puts the bright sources where the catalog does (WCS) with the same flux
     (zero points): the cut-outs hold no Gaia star to compare with."""
-    from legacylake.photometry.brick_validate import gaia_check, per_exposure_check
+    from legacylake.photometry.brick.validate import gaia_check, per_exposure_check
     d, out = tc3
     rows = per_exposure_check(d, out, BRICK)
     assert len(rows) >= 8
@@ -84,7 +84,7 @@ def test_testcase3_exposures_agree(tc3):
 def test_gaia_check_simulated(tmp_path):
     """Gaia stars of a small simulated low-latitude region line up with the catalog's point sources."""
     from legacylake.catalogs_schema import bricks
-    from legacylake.photometry.brick_validate import gaia_check
+    from legacylake.photometry.brick.validate import gaia_check
     brick = bricks.brickname_of(280.0, 0.0)
     img, out = str(tmp_path / "img"), str(tmp_path / "out")
     assert main(["simulate", "images", "--brick", brick, "--out", img, "--size", "200", "--nexp", "1",
@@ -115,8 +115,8 @@ def test_testcase3_dr4(shared_data, tmp_path, capsys):
 
 
 def test_to_dr4_types():
-    from legacylake.photometry.brick_dr4 import to_dr4
-    from legacylake.photometry.sim_measure import catalog_dtype
+    from legacylake.photometry.brick.dr4 import to_dr4
+    from legacylake.photometry.sim.records import catalog_dtype
     c9 = np.zeros(4, catalog_dtype("dr9"))
     c9["shape_r"], c9["shape_e1"], c9["shape_r_ivar"] = [0, 1.0, 2.0, 3.0], [0, 0.1, 0.2, 0.3], 5.0
     c9["flux_r"] = [1, 2, 3, 4]

@@ -59,7 +59,7 @@ def test_catalog_conforms_and_log(run, capsys):
 
 
 def test_truth_recovery(run):
-    from legacylake.photometry.brick_validate import validate
+    from legacylake.photometry.brick.validate import validate
     img, out = run
     v = validate(img, out, BRICK)
     assert v["n_truth_sn8"] >= 15 and v["completeness_sn8"] >= 0.9, v
@@ -74,7 +74,7 @@ def test_truth_recovery(run):
 def test_bad_inputs(tmp_path):
     from legacylake.errors import UserError
     with pytest.raises(UserError, match="no images"):
-        from legacylake.photometry.runbrick import run_brick
+        from legacylake.photometry.brick.run import run_brick
         run_brick(BRICK, str(tmp_path), str(tmp_path / "o"), progress=False)
     assert main(["photometry", "run-brick", "nosuch", "--images", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert main(["simulate", "images", "--brick", "nosuch", "--out", str(tmp_path)]) == 2
@@ -94,7 +94,8 @@ def test_workers_same_catalog(run, tmp_path):
 def test_catalog_through_etl_and_query(run, tmp_path):
     """The run-brick catalog goes through `legacylake etl build` and a cone query unchanged."""
     from legacylake.catalogs_schema import bricks
-    from legacylake.query import connect, query
+    from legacylake.query import query
+    from legacylake.query import connect
     _, out = run
     path = os.path.join(out, "tractor", BRICK[:3], f"tractor-{BRICK}.fits")
     lake = str(tmp_path / "lake")
@@ -130,7 +131,7 @@ def test_sigma_side_file(run):
         assert good.sum() >= 5 and np.all(ratio > 0.999), (b, ratio.min())
     assert np.all(s["DEC_SIGMA_MARG"] > 0)
     # the validation's fallback for runs without the side file: Fisher at the catalog values
-    from legacylake.photometry.brick_validate import fisher_flux_sigma
+    from legacylake.photometry.brick.validate import fisher_flux_sigma
     img, _ = run
     rows = np.flatnonzero(c["FLUX_R"] * np.sqrt(c["FLUX_IVAR_R"]) > 20)
     f = fisher_flux_sigma(img, c, rows)
@@ -143,7 +144,7 @@ def test_flux_pulls_definition(run, tmp_path):
     matching and S/N rules drop what they should."""
     import shutil
 
-    from legacylake.photometry.brick_validate import flux_pulls
+    from legacylake.photometry.brick.validate import flux_pulls
     img, out = run
     c = fitsio.read(os.path.join(out, "tractor", BRICK[:3], f"tractor-{BRICK}.fits"))
     s = fitsio.read(os.path.join(out, "metrics", BRICK[:3], f"sigma-{BRICK}.fits"))
@@ -193,9 +194,9 @@ def test_exposures_draw_stars_at_their_epoch():
     """A star with a proper motion of 1000 mas/yr lands 4" north in an exposure 4 years after
     its truth epoch (centroid of the rendered image, no noise beyond the simulator's own)."""
     from legacylake.catalogs_schema.astrometry import MJD_J2000, JULIAN_YEAR_DAYS
-    from legacylake.photometry.image import tan_wcs
-    from legacylake.photometry.sim_images import render_exposure
-    from legacylake.photometry.sim_sky import TRUTH_DTYPE
+    from legacylake.photometry.model.image import tan_wcs
+    from legacylake.photometry.sim.images import render_exposure
+    from legacylake.photometry.sim.sky import TRUTH_DTYPE
 
     t = np.zeros(1, TRUTH_DTYPE)
     t["ra"], t["dec"], t["morph"], t["flux_r"] = 150.0, 2.0, "PSF", 200.0

@@ -57,7 +57,7 @@ def mzls(shared_data, tmp_path_factory):
 def test_testcase3_zoom(shared_data, tmp_path, capsys):
     """testcase3 as the survey runs it (--zoom 1020 1070 2775 2815): two sources, the galaxy a
     DEV/SER at the survey test's position, the other a point source; no Gaia star in the box."""
-    from legacylake.photometry import validate_real as v
+    from legacylake.photometry.brick import validate_real as v
     d, out = str(shared_data / "legacypipe-testcase3"), str(tmp_path)
     assert main(["photometry", "run-brick", "--brick", "2447p120", "--zoom", "1020", "1070", "2775", "2815",
                  "--images", d, "--out", out]) == 0
@@ -81,7 +81,7 @@ def test_testcase6_bright_star(tc6, capsys):
     """testcase6 (merged PsfEx tables): as in the survey's test, two sources, both point
     sources because a Tycho-2 star (here matched to its Gaia star) is in the blob; the star
     carries its Gaia identity and the bright-star flags, its neighbour the masks and forced PSF."""
-    from legacylake.photometry import validate_real as v
+    from legacylake.photometry.brick import validate_real as v
     d, out = tc6
     path, c = _catalog(out, "1102p240")
     _schema_ok(path, capsys)
@@ -142,7 +142,7 @@ def test_mzls_bass_cameras(mzls, capsys):
     header-serialised constant sky, images in counts/s) give one catalog whose point sources
     agree between exposures; positions agree between the cameras within their noise. The
     folder holds no Gaia catalogue (only Tycho-2, none near the box): no Gaia offsets here."""
-    from legacylake.photometry import validate_real as v
+    from legacylake.photometry.brick import validate_real as v
     d, out = mzls
     path, c = _catalog(out, "2173p350")
     _schema_ok(path, capsys)

@@ -11,8 +11,8 @@ from legacylake.catalogs_schema import FITBITS, MASKBITS, bricks, detect, table_
 from legacylake.catalogs_schema import model
 from legacylake.catalogs_schema.constants import EXTINCTION_R, GAIA_BPRP_RANGE, GAIA_TO_DECAM
 from legacylake.main import main
-from legacylake.photometry import simulate as sim
-from legacylake.photometry.selection import select_type
+from legacylake.photometry.sim import catalog as sim
+from legacylake.photometry.model.selection import select_type
 
 # a 3 x 3 block of bricks at high Galactic latitude; the centre brick is 1503p022
 BOX = (150.0, 150.7, 2.0, 2.5)
@@ -188,7 +188,7 @@ def test_write_read_back_deterministic(tmp_path):
 @pytest.mark.parametrize("rel", ["dr9", "dr4"])
 def test_records_same_in_any_blocks(rel):
     """The writer's block-by-block records are the same bytes as the whole array at once."""
-    from legacylake.photometry.sim_measure import measure_brick
+    from legacylake.photometry.sim.measure import measure_brick
 
     recs = measure_brick(CENTRE, rel, seed=2, density=LOW)
     whole = recs.records().tobytes()
@@ -285,7 +285,7 @@ def test_gaia_mags_predict_star_fluxes(full_brick, tmp_path):
 def test_tycho2_reference_stars(tmp_path):
     """Bright Tycho-2 stars without a Gaia match are T2 rows: Tycho id and epoch, forced PSF,
     BRIGHT (maskbit and fitbit), MEDIUM, TYCHO2, no Gaia columns, absent from the Gaia catalog."""
-    from legacylake.photometry.sim_measure import TYCHO_EPOCH, TYCHO_G_MAX, tycho_only
+    from legacylake.photometry.sim.refstars import TYCHO_EPOCH, TYCHO_G_MAX, tycho_only
 
     t = sim.truth_sky(154.0, 154.5, 2.0, 2.5, seed=0)
     star = t[np.flatnonzero(tycho_only(t, 0))[0]]

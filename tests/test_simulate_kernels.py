@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from legacylake.photometry.sim_k_apflux import aperture_gauss, apflux_kernel, apflux_np
-from legacylake.photometry.sim_k_common import NORMAL_TABLE, field_offset, record_buffer, table_normals_np
-from legacylake.photometry.sim_k_fields import bilinear_kernel, bilinear_np, grid_fields, node_kernel, node_np
-from legacylake.photometry.sim_k_lc import lc_kernel, lc_np
-from legacylake.photometry.sim_measure import fits_record_dtype, uniforms16
-from legacylake.photometry.sim_random import SmoothField, _field_set, eval_fields, seed_key, unit_vectors
+from legacylake.photometry.sim.kernels.apflux import aperture_gauss, apflux_kernel, apflux_np
+from legacylake.photometry.sim.kernels.common import NORMAL_TABLE, field_offset, record_buffer, table_normals_np
+from legacylake.photometry.sim.kernels.fields import bilinear_kernel, bilinear_np, grid_fields, node_kernel, node_np
+from legacylake.photometry.sim.kernels.lc import lc_kernel, lc_np
+from legacylake.photometry.sim.records import fits_record_dtype, uniforms16
+from legacylake.photometry.sim.rng import SmoothField, _field_set, eval_fields, seed_key, unit_vectors
 
 N = 300
 
@@ -114,8 +114,8 @@ def test_field_kernels_match_numpy_and_truth():
 
 @pytest.mark.parametrize("rel", ["dr9", "dr4"])
 def test_pack_kernel_matches_numpy(rows, rel):
-    from legacylake.photometry.sim_k_pack import pack_kernel, pack_np
-    from legacylake.photometry.sim_measure import _pack_plan
+    from legacylake.photometry.sim.kernels.pack import pack_kernel, pack_np
+    from legacylake.photometry.sim.records import _pack_plan
 
     uid, rng = rows
     plan, strings = _pack_plan(rel)
@@ -139,8 +139,8 @@ def test_pack_kernel_matches_numpy(rows, rel):
 
 @pytest.mark.parametrize("rel", ["dr9", "dr4"])
 def test_bytes_rows_matches_structured_assignment(rows, rel):
-    from legacylake.photometry.sim_k_pack import bytes_rows, string_matrix
-    from legacylake.photometry.sim_measure import _pack_plan
+    from legacylake.photometry.sim.kernels.pack import bytes_rows, string_matrix
+    from legacylake.photometry.sim.records import _pack_plan
 
     uid, rng = rows
     plan, strings = _pack_plan(rel)
@@ -159,8 +159,8 @@ def test_bytes_rows_matches_structured_assignment(rows, rel):
 
 
 def test_truth_kernel_matches_numpy():
-    from legacylake.photometry.sim_k_truth import truth_columns, truth_np
-    from legacylake.photometry.sim_sky import _truth_constants
+    from legacylake.photometry.sim.kernels.truth import truth_columns, truth_np
+    from legacylake.photometry.sim.sky import _truth_constants
 
     rng = np.random.default_rng(4)
     n = 3000
@@ -178,7 +178,7 @@ def test_truth_kernel_matches_numpy():
 
 
 def test_disks_kernel_matches_numpy():
-    from legacylake.photometry.sim_k_disks import disks_kernel, disks_np
+    from legacylake.photometry.sim.kernels.disks import disks_kernel, disks_np
 
     rng = np.random.default_rng(5)
     px, py = rng.uniform(-500, 500, 4000), rng.uniform(-500, 500, 4000)
@@ -193,7 +193,7 @@ def test_disks_kernel_matches_numpy():
 def test_pairs_kernel_matches_numpy_and_kdtree():
     from scipy.spatial import cKDTree
 
-    from legacylake.photometry.sim_k_pairs import pairs_kernel, pairs_np
+    from legacylake.photometry.sim.kernels.pairs import pairs_kernel, pairs_np
 
     rng = np.random.default_rng(6)
     x, y = rng.uniform(0, 400, 1500), rng.uniform(-50, 300, 1500)
@@ -209,8 +209,8 @@ def test_pairs_kernel_matches_numpy_and_kdtree():
 
 @pytest.mark.parametrize("rel", ["dr9", "dr4"])
 def test_select_kernel_matches_rules(rel):
-    from legacylake.photometry.selection import select_index
-    from legacylake.photometry.sim_k_select import select_index_fast
+    from legacylake.photometry.model.selection import select_index
+    from legacylake.photometry.sim.kernels.select import select_index_fast
 
     rng = np.random.default_rng(7)
     d = rng.choice([0.0, 1.0, 10.0, 30.0, 100.0, 1e4], size=(20000, 5)) + rng.normal(0, 20, (20000, 5)) * (rng.random((20000, 5)) < 0.7)
@@ -222,13 +222,13 @@ def test_select_kernel_matches_rules(rel):
 
 
 def test_random_kernels_match_numpy():
-    from legacylake.photometry.sim_k_randoms import table_normals_kernel
+    from legacylake.photometry.sim.kernels.randoms import table_normals_kernel
 
     uid = np.random.default_rng(8).integers(0, 1 << 60, 3000)
     key = seed_key(2, 5)
     assert np.array_equal(table_normals_kernel(uid, key, 3, 13, NORMAL_TABLE), table_normals_np(uid, key, 3, 13))
     # the transposed (k, n) variants: same values, rows contiguous
-    from legacylake.photometry.sim_k_randoms import table_normals_t_kernel, uniforms16_t_kernel
+    from legacylake.photometry.sim.kernels.randoms import table_normals_t_kernel, uniforms16_t_kernel
 
     assert np.array_equal(table_normals_t_kernel(uid, key, 3, 13, NORMAL_TABLE), table_normals_np(uid, key, 3, 13).T)
     assert np.array_equal(uniforms16_t_kernel(uid, key, 44), uniforms16(uid, key, 44).T)
@@ -238,7 +238,7 @@ def test_healpix_kernel_matches_numpy_and_cdshealpix():
     import astropy.units as u
     import cdshealpix
 
-    from legacylake.photometry.sim_k_healpix import healpix_nest_kernel, healpix_nest_np
+    from legacylake.photometry.sim.kernels.healpix import healpix_nest_kernel, healpix_nest_np
 
     rng = np.random.default_rng(9)
     n = 200_000
@@ -253,8 +253,8 @@ def test_healpix_kernel_matches_numpy_and_cdshealpix():
 
 
 def test_blend_kernel_matches_numpy():
-    from legacylake.photometry.sim_k_blend import blend_kernel, blend_np
-    from legacylake.photometry.sim_k_pairs import pairs_kernel
+    from legacylake.photometry.sim.kernels.blend import blend_kernel, blend_np
+    from legacylake.photometry.sim.kernels.pairs import pairs_kernel
 
     rng = np.random.default_rng(10)
     n = 2000
@@ -275,7 +275,7 @@ def test_blend_kernel_matches_numpy():
 
 @pytest.mark.parametrize("dr9", [True, False])
 def test_dchisq_kernel_matches_numpy(dr9):
-    from legacylake.photometry.sim_k_dchisq import dchisq_kernel, dchisq_np
+    from legacylake.photometry.sim.kernels.dchisq import dchisq_kernel, dchisq_np
 
     rng = np.random.default_rng(11)
     n = 3000
@@ -291,8 +291,8 @@ def test_dchisq_kernel_matches_numpy(dr9):
 
 
 def test_uniforms_kernel_same_bits_as_numpy():
-    from legacylake.photometry import sim_random
-    from legacylake.photometry.sim_k_randoms import uniforms_kernel
+    from legacylake.photometry.sim import rng as sim_random
+    from legacylake.photometry.sim.kernels.randoms import uniforms_kernel
 
     uid = np.random.default_rng(12).integers(0, 1 << 62, 1000)
     key = seed_key(4, 1)
@@ -304,7 +304,7 @@ def test_uniforms_kernel_same_bits_as_numpy():
 
 
 def test_tan_kernel_matches_numpy():
-    from legacylake.photometry.sim_k_tan import tan_kernel, tan_np
+    from legacylake.photometry.sim.kernels.tan import tan_kernel, tan_np
 
     rng = np.random.default_rng(13)
     ra, dec = rng.uniform(359.5, 360.5, 5000) % 360.0, rng.uniform(-1, 1, 5000)

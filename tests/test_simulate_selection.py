@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from legacylake.photometry.selection import select_type
+from legacylake.photometry.model.selection import select_type
 
 
 @pytest.mark.parametrize("row, expected", [

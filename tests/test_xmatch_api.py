@@ -11,10 +11,10 @@ from astropy.coordinates import SkyCoord, search_around_sky
 import cdshealpix.nested as cn
 
 from legacylake.errors import UserError
-from legacylake.query import xmatch_kernels as K
-from legacylake.query.xmatch import healpix29, match_order, propagate, xmatch
-from legacylake.query.xmatch_io import Lake
-from legacylake.query.xmatch_testing import write_test_lake
+from legacylake.query.crossmatch import kernels as K
+from legacylake.query.crossmatch import healpix29, match_order, propagate, xmatch
+from legacylake.query.crossmatch.io import Lake
+from legacylake.query.crossmatch.testing import write_test_lake
 
 N_LAKE = 100_000
 RADII = (1.0, 45.0)
@@ -172,7 +172,7 @@ def test_nearest_identical_to_astropy(sky, radius):
 
 
 def test_nonfinite_rows_counted_and_skipped(sky, tmp_path):
-    from legacylake.query.xmatch import XmatchStats
+    from legacylake.query.crossmatch import XmatchStats
 
     root, lake, ext = sky
     sub = ext.slice(0, 2000)

@@ -13,8 +13,8 @@ import astropy.units as u
 from astropy.coordinates import SkyCoord
 
 from legacylake.main import main
-from legacylake.query.xmatch import xmatch
-from legacylake.query.xmatch_testing import random_lake_table, write_test_lake
+from legacylake.query.crossmatch import xmatch
+from legacylake.query.crossmatch.testing import random_lake_table, write_test_lake
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +192,7 @@ def test_real_gaia_chunks_against_etl_lake(shared_data, tmp_path):
 def test_sql_macros_same_pairs(small):
     import duckdb
 
-    from legacylake.query.xmatch import register_xmatch
+    from legacylake.query.crossmatch import register_xmatch
 
     root, ext = small
     con = duckdb.connect()

@@ -14,12 +14,12 @@ from astropy.coordinates import SkyCoord
 
 from legacylake.errors import UserError
 from legacylake.main import main
-from legacylake.query.xmatch import XmatchStats, healpix29, xmatch
-from legacylake.query.xmatch_hats import output_pixels
-from legacylake.query.xmatch_io import Lake
-from legacylake.query.xmatch_testing import random_lake_table, write_test_lake
+from legacylake.query.crossmatch import XmatchStats, healpix29, xmatch
+from legacylake.query.crossmatch.hats_sink import output_pixels
+from legacylake.query.crossmatch.io import Lake
+from legacylake.query.crossmatch.testing import random_lake_table, write_test_lake
 
-xm_mod = importlib.import_module("legacylake.query.xmatch")  # the module (the package exports the function)
+xm_mod = importlib.import_module("legacylake.query.crossmatch.partitions")  # where the per-partition task lives
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +180,7 @@ def test_cli_into_lake_with_scheduler(sky, cluster, tmp_path, capsys):
 
 
 def test_lake_epoch_from_properties_or_clear_message(sky, tmp_path):
-    from legacylake.query.xmatch import propagate
+    from legacylake.query.crossmatch import propagate
 
     root, lake, ext = sky
     sub = lake.slice(0, 2000)

@@ -1,0 +1,74 @@
+"""Where crossmatch pairs go: the output sink (Arrow table, Parquet file, or a HATS catalog
+via :mod:`legacylake.query.crossmatch.hats_sink`) and the run's statistics."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+LAKE_PREFIX = "lake_"
+
+
+@dataclass
+class XmatchStats:
+    """What a crossmatch did."""
+
+    external_rows: int = 0
+    skipped_nonfinite: int = 0
+    matched_external: int = 0
+    output_rows: int = 0
+    pairs: int = 0
+    partitions: int = 0
+    match_order: int = 0
+    seconds: float = 0.0
+    out: str | None = None
+    notes: list = field(default_factory=list)
+
+    def summary(self) -> str:
+        s = (f"{self.external_rows:,} external rows, {self.matched_external:,} matched, "
+             f"{self.output_rows:,} output rows over {self.partitions} lake partitions "
+             f"in {self.seconds:.1f} s")
+        if self.skipped_nonfinite:
+            s += f"; {self.skipped_nonfinite:,} rows with non-finite or out-of-range positions skipped"
+        if self.out:
+            s += f"; wrote {self.out}"
+        return s
+
+
+class _Sink:
+    def __init__(self, out: str | os.PathLike | None, schema: pa.Schema):
+        self.schema = schema
+        self.tables: list[pa.Table] = []
+        self.rows = 0
+        self.out = Path(os.fspath(out)) if out else None
+        self.writer = None
+        if self.out is not None:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = self.out.with_name(f".{self.out.name}.tmp{os.getpid()}")
+            self.writer = pq.ParquetWriter(str(self.tmp), schema, compression="zstd")
+
+    def write(self, t: pa.Table) -> None:
+        if t.num_rows == 0:
+            return
+        t = t.select(self.schema.names).cast(self.schema)
+        self.rows += t.num_rows
+        if self.writer is not None:
+            self.writer.write_table(t, row_group_size=200_000)
+        else:
+            self.tables.append(t)
+
+    def close(self, ok: bool = True) -> pa.Table | None:
+        if self.writer is not None:
+            self.writer.close()
+            if ok:
+                os.replace(self.tmp, self.out)
+            else:
+                self.tmp.unlink(missing_ok=True)
+            return None
+        if not self.tables:
+            return self.schema.empty_table()
+        return pa.concat_tables(self.tables)
