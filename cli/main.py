@@ -45,15 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def register_modules(sub: argparse._SubParsersAction, names) -> None:
-    """Call ``register(sub)`` of each named module that exists (absent modules are skipped)."""
+    """Call ``register(sub)`` of each named module (a missing module is an error, not a silent gap)."""
     for name in names:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        mod.register(sub)
+        importlib.import_module(name).register(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ import argparse
 from legacylake.main import register_modules
 
 #: Modules in this package with a ``register(subparsers)`` function.
-_MODULES = ("legacylake.photometry.sim.catalog_cli", "legacylake.photometry.fit_cli")
+_MODULES = ("legacylake.photometry.simulate_cli", "legacylake.photometry.fit_cli")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

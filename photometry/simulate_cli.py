@@ -53,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--density", type=float, metavar="PER_DEG2")
     s.add_argument("--size", type=int, metavar="PIX", help="render only the central PIX x PIX brick pixels")
     s.add_argument("--workers", type=int, default=1)
-    s.set_defaults(func=lambda a: __import__("legacylake.photometry.sim.images_cli", fromlist=["run"]).run(a))
+    s.set_defaults(func=lambda a: __import__("legacylake.photometry.sim_images_cli", fromlist=["run"]).run(a))
 
 
 def _catalogs(args) -> int:

@@ -7,7 +7,7 @@ import argparse
 from legacylake.main import register_modules
 
 #: Modules in this package with a ``register(subparsers)`` function.
-_MODULES = ("legacylake.query.sql_cli", "legacylake.query.crossmatch.core_cli")
+_MODULES = ("legacylake.query.sql_cli", "legacylake.query.xmatch_cli")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -9,6 +9,7 @@ so a lazy import that runs against the layering fails here too.
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 import tomllib
@@ -197,3 +198,31 @@ def test_cli_help_imports_no_scientific_stack(argv):
             " if m in sys.modules)\nprint('HEAVY', heavy, file=sys.stderr)\n" % (argv,))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
     assert "HEAVY []" in r.stderr, r.stderr[-2000:]
+
+
+def _subcommands(parser) -> dict:
+    """``{name: subparser}`` of an argparse parser's subcommands (empty when it has none)."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def test_every_command_the_readme_names_exists():
+    """A command the README shows (``legacylake etl build``) must be in the command table,
+    so a renamed module can never silently drop a subcommand."""
+    from legacylake.main import build_parser
+
+    top = _subcommands(build_parser())
+    named = re.findall(r"legacylake ([a-z][a-z-]+)(?: ([a-z][a-z-]+))?", (ROOT / "README.md").read_text())
+    assert named
+    for cmd, sub in named:
+        assert cmd in top, f"README names 'legacylake {cmd}', which the CLI does not have"
+        subs = _subcommands(top[cmd])
+        if subs and sub and not sub.startswith("-"):
+            assert sub in subs, f"README names 'legacylake {cmd} {sub}', which the CLI does not have"
+    for name in ("demo", "schema", "bricks", "simulate", "photometry", "etl", "sql", "cone", "box", "polygon",
+                 "xmatch"):
+        assert name in top

@@ -3,7 +3,7 @@
 Python API::
 
     from legacylake.photometry.sim.catalog import truth_sky, simulate_brick, write_bricks, write_external
-    t = truth_sky(150.0, 150.5, 2.0, 2.5, seed=0)        # truth sources (sim_sky.TRUTH_DTYPE)
+    t = truth_sky(150.0, 150.5, 2.0, 2.5, seed=0)        # truth sources (sky.TRUTH_DTYPE)
     cat = simulate_brick("1501p020", release="dr9")      # structured array, dr9-tractor columns
     paths = write_bricks("out", ["1501p020"], "dr9", seed=0)   # tractor/150/tractor-1501p020.fits
     write_external("gaia.parquet", "gaia", (150, 150.5, 2, 2.5), seed=0)

@@ -12,7 +12,7 @@
                sampled at pixel centres, like the images)
     out/ccds-<brick>.fits   one row per exposure (IMAGE_FILENAME, FILTER, EXPNUM, MJD_OBS,
                             FWHM [pixels], SEEING [arcsec], SIG1, ZPT, RA, DEC, WIDTH, HEIGHT)
-    out/truth-<brick>.fits  truth sources (sim_sky.TRUTH_DTYPE, upper-case) in the rendered area,
+    out/truth-<brick>.fits  truth sources (sky.TRUTH_DTYPE, upper-case) in the rendered area,
                             with BX, BY (0-based brick pixels)
     out/gaia-<brick>.fits   the simulated Gaia catalog of that area (reference stars)
 

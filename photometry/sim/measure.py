@@ -5,7 +5,7 @@ depends only on the source and the seed, so neighbouring bricks share duplicate 
 ``brick_primary`` (a test on the measured position) is true in exactly one brick.
 Every random number is keyed by the source uid, so duplicate rows differ only in the brick's
 own columns and in what depends on the neighbours seen in the brick (fracflux, rchisq, ...).
-Array columns (apflux, lc_*) are written by numba kernels (``sim_k_*``) straight into the
+Array columns (apflux, lc_*) are written by numba kernels (``sim.kernels``) straight into the
 big-endian FITS record. Fluxes in nanomaggies, sizes in arcsec, ivars in 1/unit^2.
 """
 
