@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
-        parser.print_help()
+        parser.print_help(sys.stderr)  # no command: an error (exit 2), so the help goes to stderr
         return 2
     try:
         return int(args.func(args) or 0)
