@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from . import __version__
+from ._version import __version__
 from .errors import UserError
 
 #: Modules whose ``register(subparsers)`` adds subcommands, in help order.

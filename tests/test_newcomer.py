@@ -98,3 +98,17 @@ def test_numba_notice_only_when_kernels_are_not_cached(tmp_path, monkeypatch):
 def test_no_command_prints_help_on_stderr_and_fails():
     r = subprocess.run([sys.executable, "-m", "legacylake"], capture_output=True, text=True)
     assert r.returncode == 2 and "usage:" in r.stderr and r.stdout == ""
+
+
+def test_cli_works_when_the_clone_folder_shadows_the_package(tmp_path):
+    """Python started beside a clone named legacylake: that folder becomes a namespace package
+    (editable install); the command and the subpackages must not need the package's __init__."""
+    import os
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    (tmp_path / "legacylake").symlink_to(repo, target_is_directory=True)
+    r = subprocess.run([sys.executable, "-m", "legacylake", "--version"], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith("legacylake "), r.stdout + r.stderr
+    r = subprocess.run([sys.executable, "-c", "import legacylake.etl, legacylake.query"], capture_output=True,
+                       text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
