@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from legacylake.errors import UserError
 
@@ -19,7 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=_show)
     s = ss.add_parser("list", help="the data models")
     s.set_defaults(func=_list)
-    s = ss.add_parser("check", help="which data model a FITS catalog is, and what differs")
+    s = ss.add_parser("check", help="which data model a FITS catalog is, and what differs",
+                      description="Report per file (stdout): the detected data model and the differences. "
+                      "Errors (unreadable files) and the final verdict of a failed check go to stderr; "
+                      "exit status 1 if any file is unreadable or does not conform.")
     s.add_argument("files", nargs="+", metavar="FILE.fits")
     s.add_argument("--model", help="check against this model instead of the detected one")
     s.add_argument("--verbose", action="store_true", help="list absent optional columns")
@@ -71,14 +75,15 @@ def _check(args) -> int:
     from legacylake.catalogs_schema.fitsfile import NotACatalogError, table_header
     from legacylake.catalogs_schema.validate import detect, validate
 
-    status = 0
+    status = bad = 0
     for path in args.files:
         try:
             header, ext = table_header(path)
             det = detect(header)
         except (NotACatalogError, ValueError) as exc:
-            print(f"{path}: error: {exc}" if not str(exc).startswith(path) else f"error: {exc}")
+            print(f"{path}: error: {exc}" if not str(exc).startswith(path) else f"error: {exc}", file=sys.stderr)
             status = 1
+            bad += 1
             continue
         name = args.model or det.model
         _model_or_error(name)
@@ -93,6 +98,10 @@ def _check(args) -> int:
             print(f"  {line}")
         if not rep.ok:
             status = 1
+            bad += 1
+    if status:
+        print(f"legacylake schema check: FAILED: {bad} of {len(args.files)} file(s) unreadable or not conforming",
+              file=sys.stderr)
     return status
 
 

@@ -6,18 +6,9 @@ the lake), :mod:`legacylake.query` (SQL, spatial search, crossmatch), :mod:`lega
 """
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("legacylake")
-    except PackageNotFoundError:  # running from a source tree that is not installed
-        return "0.0.0+unknown"
-
-
 def __getattr__(name: str):
     if name == "__version__":  # looked up on use: importlib.metadata costs ~15 ms at startup
-        global __version__
-        __version__ = _version()
+        from legacylake._version import __version__
+
         return __version__
     raise AttributeError(f"module 'legacylake' has no attribute {name!r}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import sys
 import time
 
 #: The embedded default: a 0.75 x 0.5 deg patch near COSMOS (9 bricks, about 41,000 rows).
@@ -31,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="simulation seed")
     p.add_argument("--workers", type=int, default=2, help="processes for simulation and ETL")
     p.add_argument("--no-pixels", action="store_true", help="skip the photometry-from-pixels step")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bars (they go to stderr, and only when it is a terminal)")
     p.add_argument("--pixel-bricks", type=int, default=PIXEL_BRICKS,
                    help=f"bricks nearest the box centre imaged and measured from pixels (default {PIXEL_BRICKS})")
     p.add_argument("--pixel-size", type=int, default=PIXEL_SIZE,
@@ -65,7 +68,12 @@ def run(args) -> int:
         raise UserError(f"--pixel-bricks must be >= 0 and --pixel-size within 64..3600 px "
                         f"(got {args.pixel_bricks}, {args.pixel_size})")
     pixel_bricks, pixel_cat = [], None
-    if not args.no_pixels and args.pixel_bricks and importlib.util.find_spec("legacylake.photometry.brick.run"):
+    pixels = not args.no_pixels and args.pixel_bricks and importlib.util.find_spec("legacylake.photometry.brick.run")
+    from legacylake import progress
+    # one line (stderr) if the kernels the demo runs are not in numba's on-disk cache yet
+    progress.numba_notice(progress.SIMULATE_KERNELS + progress.XMATCH_KERNELS
+                          + (progress.PHOTOMETRY_KERNELS if pixels else ()))
+    if pixels:
         pixel_bricks, pixel_cat = _pixels(n, out, args)
         n += 1
 
@@ -78,7 +86,10 @@ def run(args) -> int:
     tractor_dir = os.path.join(out, "catalogs")
     # simulation is deterministic: bricks already on disk from an earlier run are kept as they are
     todo = [b for b in names if not os.path.exists(simulate.brick_path(tractor_dir, b))]
-    written = simulate.write_bricks(tractor_dir, todo, release="dr9", seed=args.seed, workers=args.workers)
+    from legacylake.progress import bar
+    with bar(len(todo), "simulate", not getattr(args, "quiet", False), "brick") as pb:
+        written = simulate.write_bricks(tractor_dir, todo, release="dr9", seed=args.seed, workers=args.workers,
+                                        progress=lambda _rows: pb.update(1))
     rows = sum(r for _, r in written)
     print(f"    {len(names)} bricks ({len(names) - len(todo)} already on disk), {rows:,} rows written "
           f"in {time.time() - t:.1f} s -> {tractor_dir}/tractor/")
@@ -91,11 +102,14 @@ def run(args) -> int:
     lake = os.path.join(out, "lake")
     # the measured catalogs' tree only (not run-brick's logs and metrics side files)
     sources = [tractor_dir] + ([os.path.join(pixel_cat, "tractor")] if pixel_cat else [])
-    summary = build(sources, lake, "dr9", workers=args.workers)
+    summary = build(sources, lake, "dr9", workers=args.workers,
+                    progress=not getattr(args, "quiet", False) and sys.stderr.isatty())
     for line in summary.lines():
         print(f"    {line}")
     rep = verify(lake, "dr9")
-    print(f"    verify: {'ok' if rep.ok else 'PROBLEMS: ' + '; '.join(rep.problems)} ({time.time() - t:.1f} s)")
+    print(f"    verify: {'ok' if rep.ok else 'PROBLEMS: ' + '; '.join(rep.problems)} ({time.time() - t:.1f} s)",
+          file=sys.stdout if rep.ok else sys.stderr)
+    status = 0 if rep.ok else 1
     n += 1
 
     # SQL
@@ -153,7 +167,7 @@ def run(args) -> int:
 
     # Pictures
     t = _step(n, "Draw a sky-density PNG and a colour-magnitude PNG")
-    pngs = _plots(con, out, pixel_bricks)
+    pngs = _plots(con, out, pixel_bricks, names, args.pixel_size)
     for p in pngs:
         print(f"    {p}")
     print(f"    ({time.time() - t:.1f} s)")
@@ -172,7 +186,7 @@ def run(args) -> int:
     print(f"  legacylake xmatch --lake {lake} --catalog dr9 {gaia} --radius 1 --nearest --out matches.parquet")
     print(f"  legacylake sql --functions                 # the SQL function library")
     print(f"  python -c \"import lsdb; print(lsdb.open_catalog('{lake}/dr9'))\"")
-    return 0
+    return status
 
 
 def _pixels(n: int, out: str, args) -> tuple[list[str], str]:
@@ -199,41 +213,40 @@ def _pixels(n: int, out: str, args) -> tuple[list[str], str]:
     t = _step(n, f"Photometry from pixels: simulated g, r, z exposures of {len(chosen)} bricks "
                  f"({', '.join(chosen)}; the central {size} x {size} px of each), then photometry run-brick")
     cat_dir = os.path.join(out, "pixels", "catalog")
+    from legacylake.progress import bar
+    show = not getattr(args, "quiet", False)
     for brick in chosen:
         tb = time.time()
         img_dir = os.path.join(out, "pixels", "images", brick)
         done = os.path.join(cat_dir, "tractor", brick[:3], f"tractor-{brick}.fits")
         if not os.path.exists(done):
-            sim_images.simulate_images(brick, img_dir, seed=args.seed, size=size, workers=args.workers)
-            runbrick.run_brick(brick, img_dir, cat_dir, workers=args.workers, progress=False)
+            with bar(9, f"exposures {brick}", show, "exposure") as pb:  # g, r, z x 3 exposures
+                sim_images.simulate_images(brick, img_dir, seed=args.seed, size=size, workers=args.workers,
+                                           progress=pb.update)
+            runbrick.run_brick(brick, img_dir, cat_dir, workers=args.workers, progress=show)
         v = brick_validate.validate(img_dir, cat_dir, brick)
-        print(f"    {brick}: {v['n_catalog']} sources; against the truth: completeness at S/N > 8 "
+        print(f"    {brick}: {v['n_rows']} sources in the catalog, {v['n_catalog']} of them more than "
+              f"{brick_validate.EDGE_PX} px inside the imaged edge; against the truth there: completeness at S/N > 8 "
               f"{v['completeness_sn8']:.1%}, purity {v['purity']:.1%}, star/galaxy at S/N > 50 "
               f"{v['star_galaxy_sn50']:.1%} ({time.time() - tb:.0f} s)")
     print(f"    catalogs: {cat_dir}/tractor/ ({time.time() - t:.0f} s)")
     return chosen, cat_dir
 
 
-def _plots(con, out: str, pixel_bricks: list[str]) -> list[str]:
+def _plots(con, out: str, pixel_bricks: list[str], sim_bricks=(), pixel_size: int = PIXEL_SIZE) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from legacylake.catalogs_schema import bricks
+    from legacylake.demo_plots import cmd_figure, pixel_squares, sky_png
+
     sky = con.sql("SELECT ra, dec FROM dr9 WHERE brick_primary").to_arrow_table()
-    fig, ax = plt.subplots(figsize=(7, 5))
-    hb = ax.hexbin(sky.column("ra").to_numpy(), sky.column("dec").to_numpy(), gridsize=60, mincnt=1, cmap="viridis")
-    ax.invert_xaxis()
-    ax.set_xlabel("RA [deg]")
-    ax.set_ylabel("Dec [deg]")
-    ax.set_title("legacylake demo: primary sources per cell")
-    fig.colorbar(hb, ax=ax, label="sources")
-    if pixel_bricks:
-        fig.text(0.01, 0.01, f"small squares: centres of {', '.join(pixel_bricks)} measured from simulated "
-                 "pixels (rest of those bricks not imaged)", fontsize=7)
-    sky_png = os.path.join(out, "sky_density.png")
-    fig.savefig(sky_png, dpi=100)
-    plt.close(fig)
+    areas = [(b["ra1"], b["ra2"], b["dec1"], b["dec2"]) for b in map(bricks.brick, sim_bricks)]
+    squares = pixel_squares(pixel_bricks, pixel_size) if pixel_bricks else []
+    sky_path = os.path.join(out, "sky_density.png")
+    sky_png(sky_path, sky.column("ra").to_numpy(), sky.column("dec").to_numpy(), areas, squares)
 
     cmd = con.sql(
         "SELECT dered_mag(flux_r, mw_transmission_r) AS r, "
@@ -241,16 +254,8 @@ def _plots(con, out: str, pixel_bricks: list[str]) -> list[str]:
         "FROM dr9 WHERE brick_primary AND no_maskbits(maskbits, 'BRIGHT,GALAXY,CLUSTER') "
         "AND snr(flux_g, flux_ivar_g) > 5 AND snr(flux_r, flux_ivar_r) > 5").to_arrow_table()
     r, gr, psf = (cmd.column(c).to_numpy(zero_copy_only=False) for c in ("r", "g_r", "psf"))
-    fig, ax = plt.subplots(figsize=(6, 6))
-    ax.scatter(gr[~psf], r[~psf], s=1, alpha=0.3, label="galaxies (REX/EXP/DEV/SER)")
-    ax.scatter(gr[psf], r[psf], s=1, alpha=0.5, label="point sources (PSF)")
-    ax.set_xlim(-0.5, 2.5)
-    ax.set_ylim(25, 14)
-    ax.set_xlabel("g - r (dereddened) [mag]")
-    ax.set_ylabel("r (dereddened) [mag]")
-    ax.legend(loc="lower right", markerscale=8)
-    ax.set_title("legacylake demo: colour-magnitude diagram")
+    fig, _, _ = cmd_figure(r, gr, psf)
     cmd_png = os.path.join(out, "colour_magnitude.png")
     fig.savefig(cmd_png, dpi=100)
     plt.close(fig)
-    return [sky_png, cmd_png]
+    return [sky_path, cmd_png]

@@ -26,9 +26,9 @@ class _Version(argparse.Action):
     """``--version``: the installed version, looked up only when asked for."""
 
     def __call__(self, parser, namespace, values, option_string=None):
-        import legacylake
+        from legacylake._version import __version__
 
-        print(f"legacylake {legacylake.__version__}")
+        print(f"legacylake {__version__}")
         parser.exit()
 
 
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
-        parser.print_help()
+        parser.print_help(sys.stderr)  # no command: an error (exit 2), so the help goes to stderr
         return 2
     try:
         return int(args.func(args) or 0)

@@ -49,7 +49,8 @@ def register(subparsers) -> None:
     v = sub.add_parser("verify", help="check a catalog against its manifest and HATS metadata",
                        description="Per-brick row counts equal the manifest's, no duplicate "
                                    "(release, brickid, objid), every row inside its partition's pixel, "
-                                   "metadata consistent with the files. Exit 1 on any mismatch.")
+                                   "metadata consistent with the files. Exit 1 on any mismatch (the report "
+                                   "on stdout, the FAILED verdict on stderr).")
     v.add_argument("--lake", required=True)
     v.add_argument("--catalog", required=True)
     v.set_defaults(func=_verify)
@@ -111,7 +112,8 @@ def _verify(args) -> int:
     _catalog_dir(args.lake, args.catalog)
     r = verify(args.lake, args.catalog)
     for line in r.lines():
-        print(line)
+        # the report on stdout; the verdict of a failed check on stderr
+        print(line, file=sys.stderr if line.startswith("verify: FAILED") else sys.stdout)
     return 0 if r.ok else 1
 
 

@@ -14,7 +14,7 @@ import os
 import numpy as np
 import pyarrow.parquet as pq
 
-from legacylake import __version__
+from legacylake._version import __version__
 
 from legacylake.etl.layout import leaf_relpath
 from legacylake.etl.manifest import parse_key

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from legacylake import __version__
+from legacylake._version import __version__
 from legacylake.catalogs_schema import model
 
 from legacylake.etl.fitstable import columns_from_raw, iter_raw, layout

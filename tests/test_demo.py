@@ -22,6 +22,9 @@ def test_demo_runs_the_chain_twice(tmp_path):
     df = cat.compute()
     for brick in ("1503p022", "1501p022", "1506p022"):  # measured from pixels (their centres only)
         assert f"{brick}: " in r.stdout, brick
+        # the counts say what they count: all rows, and those away from the imaged edge
+        line = next(ln for ln in r.stdout.splitlines() if f"{brick}: " in ln)
+        assert "sources in the catalog" in line and "px inside the imaged edge" in line, line
         assert 50 < (df.brickname == brick).sum() < 1500, brick
     matches = pq.read_table(out / "gaia_x_dr9.parquet")
     assert matches.num_rows > 100
@@ -32,4 +35,6 @@ def test_demo_runs_the_chain_twice(tmp_path):
     r2 = subprocess.run(cmd, capture_output=True, text=True)
     assert r2.returncode == 0, r2.stderr[-2000:]
     assert "nothing to do" in r2.stdout and "9 unchanged" in r2.stdout
+    # kernels compiled by the first run are in numba's cache: no compile notice the second time
+    assert "compiling numba kernels" not in r2.stderr
     assert len(lsdb.open_catalog(out / "lake" / "dr9").compute()) == len(cat.compute())

@@ -116,14 +116,16 @@ def test_schema_check_cli(tmp_path, shared_data):
     bad = _write_table(tmp_path / "missing.fits", "dr9-tractor", drop="flux_ivar_r")
     r = _cli("schema", "check", str(bad), "--model", "dr9-tractor")
     assert r.returncode != 0 and "missing column: flux_ivar_r" in r.stdout
+    assert "FAILED: 1 of 1 file(s)" in r.stderr and "FAILED" not in r.stdout  # the verdict of a failed check on stderr
     bad = _write_table(tmp_path / "retyped.fits", "dr9-tractor", retype="nobs_g")
     r = _cli("schema", "check", str(bad))
     assert r.returncode != 0 and "mistyped column: nobs_g" in r.stdout and "int16" in r.stdout
     r = _cli("schema", "check", str(shared_data / "desitarget" / "tractor-3301m002.fits"))
     assert r.returncode == 0 and "dr8" in r.stdout
     r = _cli("schema", "check", str(shared_data / "desitarget" / "not_a_tractor_file.txt"))
-    assert r.returncode != 0 and "not a FITS file" in r.stdout and "Traceback" not in r.stdout + r.stderr
-    assert len([ln for ln in r.stdout.splitlines() if ln.strip()]) == 1
+    # an unreadable file is an error: on stderr, nothing on stdout, exit 1
+    assert r.returncode != 0 and "not a FITS file" in r.stderr and "Traceback" not in r.stdout + r.stderr
+    assert r.stdout.strip() == ""
 
 
 def test_schema_show_and_bricks_cli(tmp_path):

@@ -81,7 +81,7 @@ def _fit_blobs(exps, pixmaps, lab, slices, sources, by_blob, model_set, models, 
         it = map(_fit_one_blob, jobs)
     try:
         for blab, nin, blob_rows, placed, dt in tqdm(it, total=len(jobs), desc=desc, unit="blob",
-                                                      disable=not progress):
+                                                      disable=None if progress else True):  # None: off when not a TTY
             rows += blob_rows
             for k, cx, cy, m in placed:
                 models[k][cy:cy + m.shape[0], cx:cx + m.shape[1]] += m

@@ -43,6 +43,7 @@ def validate(images_dir: str, outdir: str, brick: str, sg_sn: float = 50.0) -> d
             "n_truth_sn8": int(sel.sum()),
             "purity": float(np.mean(dc[ci] < MATCH_PX)) if ci.any() else float("nan"),
             "n_catalog": int(ci.sum()),
+            "n_rows": int(len(c)),
             "star_galaxy_sn50": float(np.mean(cpsf[m50] == star[ic[m50]])) if m50.any() else float("nan"),
             "n_sn50": int(m50.sum())}
 

@@ -164,7 +164,7 @@ class HatsSink:
         from hats.io.parquet_metadata import write_parquet_metadata
         from hats.pixel_math import HealpixPixel
 
-        from legacylake import __version__
+        from legacylake._version import __version__
 
         pq.write_metadata(self.file_schema, self.stage / "dataset" / "_common_metadata")
         write_parquet_metadata(self.stage)
