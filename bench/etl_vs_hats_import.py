@@ -1,7 +1,7 @@
 """Benchmark: ``legacylake etl build`` vs hats-import on the same DR9 Tractor FITS files.
 
     python bench/etl_vs_hats_import.py --bricks 500 --rows 4000 [--sizes 0.25,1] [--workers 2]
-        [--input sim|random] [--peer collection|catalog] [--baseline-python PY]
+        [--input sim|random] [--peer collection|catalog] [--peer-codecs default,lz4] [--baseline-python PY]
 
 Writes DR9 tractor files (all 181 columns) for a compact block of bricks near (150, 10):
 by default simulated bricks (``legacylake.photometry.sim.catalog.write_bricks``, a realistic
@@ -16,8 +16,11 @@ ratio, peak RSS, CPU seconds of the process tree and output bytes, for each inpu
 Every run starts with its inputs in the page cache (read once just before). Both tools
 make the same product: a HATS collection with a 10-arcsec margin catalog
 (``--peer collection``: hats-import's ``CollectionArguments`` with ``add_margin``; ``--peer
-catalog`` runs hats-import without the margin, as earlier rounds did). hats-import keeps its
-own defaults (zstd level 15 leaves); ours writes LZ4 (see RESULTS.md). ``--baseline-python``
+catalog`` runs hats-import without the margin, as earlier rounds did). Ours writes LZ4 leaves;
+hats-import runs once per ``--peer-codecs`` entry: ``default`` (its own defaults: zstd level 15,
+byte-stream-split floats) and ``lz4`` (its ``write_table_kwargs={"compression": "lz4"}``, the
+codec ours writes), each reported with wall seconds, CPU seconds of the process tree and output
+bytes, and the ratios against ours from the same run. ``--baseline-python``
 runs ``legacylake etl build`` a second time in the same run with another interpreter (e.g. a
 venv holding an older checkout), for an A/B of our own code.
 """
@@ -114,7 +117,7 @@ def run_ours(paths, out, workers, threshold, order):
             "seam_files": s.seam_files, "peak_held": s.peak_pending_rows}
 
 
-def run_hats_import(paths, out, workers, threshold, order, margin: bool = True):
+def run_hats_import(paths, out, workers, threshold, order, margin: bool = True, codec: str = "default"):
     from dask.distributed import Client
     from hats_import.catalog.arguments import ImportArguments
     from hats_import.collection.arguments import CollectionArguments
@@ -122,27 +125,30 @@ def run_hats_import(paths, out, workers, threshold, order, margin: bool = True):
 
     kw = dict(input_file_list=paths, file_reader="fits", ra_column="RA", dec_column="DEC",
               pixel_threshold=threshold, highest_healpix_order=order)
+    # "default": hats' own writer settings (zstd 15); "lz4": the same codec as ours (level unset)
+    writer = {} if codec == "default" else {"write_table_kwargs": {"compression": codec}}
     if margin:
         args = (CollectionArguments(output_artifact_name="hats_import", output_path=out, progress_bar=False,
-                                    resume=False, tmp_dir=os.path.join(out, "tmp"))
+                                    resume=False, tmp_dir=os.path.join(out, "tmp"), **writer)
                 .catalog(**kw).add_margin(margin_threshold=10.0, is_default=True))
     else:
         args = ImportArguments(output_artifact_name="hats_import", output_path=out, progress_bar=False,
-                               resume=False, tmp_dir=os.path.join(out, "tmp"), **kw)
+                               resume=False, tmp_dir=os.path.join(out, "tmp"), **writer, **kw)
     with Client(n_workers=workers, threads_per_worker=1, processes=True,
                 dashboard_address=None) as client:
         pipeline_with_client(args, client)
     return {"rows": None}
 
 
-def child(tool: str, paths_file: str, out: str, workers: int, threshold: int, order: int) -> None:
+def child(tool: str, paths_file: str, out: str, workers: int, threshold: int, order: int,
+          codec: str = "default") -> None:
     with open(paths_file) as fh:
         paths = json.load(fh)
     t0 = time.time()
     if tool == "ours":
         res = run_ours(paths, out, workers, threshold, order)
     else:
-        res = run_hats_import(paths, out, workers, threshold, order, margin=tool == "hats_import")
+        res = run_hats_import(paths, out, workers, threshold, order, margin=tool == "hats_import", codec=codec)
     res["seconds"] = time.time() - t0
     print("RESULT " + json.dumps(res), flush=True)
 
@@ -188,7 +194,7 @@ def warm(paths) -> None:
                 pass
 
 
-def measure(tool, paths, workdir, workers, threshold, order, python=None):
+def measure(tool, paths, workdir, workers, threshold, order, python=None, codec: str = "default"):
     warm(paths)
     out = os.path.join(workdir, f"out_{tool}")
     shutil.rmtree(out, ignore_errors=True)
@@ -197,7 +203,7 @@ def measure(tool, paths, workdir, workers, threshold, order, python=None):
     with open(pf, "w") as fh:
         json.dump(paths, fh)
     cmd = [python or sys.executable, os.path.abspath(__file__), "--child", tool, "--paths-file", pf, "--out", out,
-           "--workers", str(workers), "--threshold", str(threshold), "--order", str(order)]
+           "--workers", str(workers), "--threshold", str(threshold), "--order", str(order), "--codec", codec]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     peak = 0
     per_proc: dict = {}
@@ -246,12 +252,15 @@ def main() -> None:
                     help="also run ours with this interpreter (an older checkout), same run")
     ap.add_argument("--ab-repeat", type=int, default=2,
                     help="with --baseline-python: pairs of runs, alternating which goes first (A B B A ...)")
+    ap.add_argument("--peer-codecs", default="default,lz4",
+                    help="hats-import runs: 'default' (its zstd 15) and/or 'lz4' (ours' codec), comma-separated")
     ap.add_argument("--child", choices=["ours", "hats_import", "hats_import_catalog"])
+    ap.add_argument("--codec", default="default", help=argparse.SUPPRESS)
     ap.add_argument("--paths-file")
     ap.add_argument("--out")
     a = ap.parse_args()
     if a.child:
-        child(a.child, a.paths_file, a.out, a.workers, a.threshold, a.order)
+        child(a.child, a.paths_file, a.out, a.workers, a.threshold, a.order, a.codec)
         return
     os.makedirs(a.workdir, exist_ok=True)
     t = time.time()
@@ -296,11 +305,16 @@ def main() -> None:
         if a.skip_peer:
             continue
         tool = "hats_import" if a.peer == "collection" else "hats_import_catalog"
-        peer = measure(tool, sub, a.workdir, a.workers, a.threshold, a.order)
-        r_peer = nrows / peer["seconds"]
-        print(f"hats-import ({a.peer}): {peer['seconds']:7.1f} s  {r_peer:9,.0f} rows/s  peak RSS "
-              f"{peer['peak_rss_mib']:7.0f} MiB  CPU {peer['cpu_s']:7.1f} s  output {peer['out_bytes'] / 2**20:8.1f} MiB")
-        print(f"ratio (ours/hats-import rows/s): {r_ours / r_peer:.2f}x; CPU {peer['cpu_s'] / ours['cpu_s']:.2f}x less")
+        for codec in a.peer_codecs.split(","):
+            peer = measure(tool, sub, a.workdir, a.workers, a.threshold, a.order, codec=codec)
+            r_peer = nrows / peer["seconds"]
+            label = "zstd 15, its default" if codec == "default" else codec
+            print(f"hats-import ({a.peer}, {label}): {peer['seconds']:7.1f} s  {r_peer:9,.0f} rows/s  peak RSS "
+                  f"{peer['peak_rss_mib']:7.0f} MiB  CPU {peer['cpu_s']:7.1f} s  "
+                  f"output {peer['out_bytes'] / 2**20:8.1f} MiB")
+            print(f"  same-run ratios, ours vs hats-import ({label}): wall {peer['seconds'] / ours['seconds']:.2f}x "
+                  f"faster, CPU {peer['cpu_s'] / ours['cpu_s']:.2f}x less, output "
+                  f"{ours['out_bytes'] / peer['out_bytes']:.2f}x the bytes")
 
 
 if __name__ == "__main__":
