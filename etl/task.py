@@ -70,8 +70,9 @@ def dictionary_columns(schema: pa.Schema) -> list[str]:
     return out
 
 
-class FootprintError(Exception):
-    """Rows of an input file fall outside the sky area planned for it (``path`` attribute)."""
+class InputFileError(Exception):
+    """An error about one input file (``path`` attribute); picklable, so that a worker process
+    can raise it and the build re-raise it."""
 
     def __init__(self, path: str, message: str):
         super().__init__(message)
@@ -79,6 +80,10 @@ class FootprintError(Exception):
 
     def __reduce__(self):   # raised in a worker process, re-raised in the build's
         return type(self), (self.path, str(self))
+
+
+class FootprintError(InputFileError):
+    """Rows of an input file fall outside the sky area planned for it (``path`` attribute)."""
 
 
 @dataclass

@@ -37,7 +37,8 @@ from legacylake.etl.leaf_writer import _in_ranges, _LeafWriter
 from legacylake.etl.mapping import map_columns
 from legacylake.etl.read import CHUNK_ROWS, HEALPIX_COLUMN, lake_schema, positions, to_arrow
 from legacylake.etl.shards import _layout_key, _merge_raws, _Raw, read_shard, write_shards
-from legacylake.etl.task import PREFETCH, SPILL_ROWS, FootprintError, Source, Task, release_memory, tune_malloc
+from legacylake.etl.task import (PREFETCH, SPILL_ROWS, FootprintError, InputFileError, Source, Task, release_memory,
+                                 tune_malloc)
 
 
 def _lower_bound(cells: np.ndarray, lo: int, hi: int) -> int | None:
@@ -88,15 +89,8 @@ def content_hash(path: str) -> str:
     return h.hexdigest()
 
 
-class ReadError(Exception):
+class ReadError(InputFileError):
     """An input file whose table rows cannot be read (``path`` attribute; message names it)."""
-
-    def __init__(self, path: str, message: str):
-        super().__init__(message)
-        self.path = path
-
-    def __reduce__(self):   # raised in a worker process, re-raised in the build's
-        return type(self), (self.path, str(self))
 
 
 def _route_fits(path: str, hash_it: bool, dests: list) -> tuple[dict, list]:
