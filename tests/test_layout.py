@@ -191,6 +191,22 @@ def test_every_folder_with_modules_is_an_installed_package():
         assert doc and len(doc) > 60, name
 
 
+def test_the_readme_layout_table_lists_every_package_folder():
+    """Each row of the README's layout table (folder, import name) is an installed package, and
+    every installed package has a row."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("## Layout"):]
+    table = table[: table.index("\n\n", table.index("| folder |"))]
+    rows = dict(re.findall(r"^\| `([a-z_/]+)/` \| `(legacylake[a-z_.]*)` \|", table, re.M))
+    dirs, packages = _package_dirs()
+    assert sorted(rows.values()) == sorted(packages)
+    for folder, name in rows.items():
+        base = max((p for p in dirs if name == p or name.startswith(p + ".")), key=len)
+        where = dirs[base].joinpath(*name[len(base):].split(".")[1:])
+        assert where == ROOT / folder, (name, where, folder)
+        assert (where / "__init__.py").is_file(), folder
+
+
 @pytest.mark.parametrize("argv", [["--help"], ["--version"], ["etl", "build", "--help"], ["sql", "--help"],
                                   ["photometry", "run-brick", "--help"], ["schema", "check", "--help"]])
 def test_cli_help_imports_no_scientific_stack(argv):
