@@ -121,10 +121,10 @@ def translate(adql: str, planner: Planner, maxrec: int | None = None) -> Transla
     for select in list(tree.find_all(exp.Select)):
         _plan_xmatch(select, refs, planner, wants, regs, notes)
         _plan_region(select, refs, planner, wants, regs, notes)
-    tree = geo.rewrite(tree)
     for node, ref in refs.items():
-        if node.parent is not None or node is tree:
-            _replace_table(node, exp.to_table(ref.sql) if "." in ref.sql else exp.table_(ref.sql), node.alias)
+        if node.parent is not None:
+            _replace_table(node, exp.to_table(ref.sql, dialect="duckdb"), node.alias)
+    tree = geo.rewrite(tree)
     if maxrec is not None:
         tree = _limit(tree, maxrec + 1)
     return Translation(tree.sql(dialect="duckdb"), regs, notes)

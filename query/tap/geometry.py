@@ -188,8 +188,10 @@ def _contains(a, b) -> exp.Expression:
     if ka == "point" and kb == "box":
         half_h = exp.Div(this=exp.paren(xb[3]), expression=_num(2))
         half_w = exp.Div(this=exp.paren(xb[2]), expression=_num(2))
-        dra = sqlglot.parse_one("abs(((x) % 360.0 + 540.0) % 360.0 - 180.0)", read="duckdb")
-        dra.find(exp.Paren).replace(exp.paren(exp.Sub(this=exp.paren(xa[0]), expression=exp.paren(xb[0]))))
+        diff = exp.Sub(this=exp.paren(xa[0]), expression=exp.paren(xb[0]))
+        wrapped = exp.Mod(this=exp.paren(exp.Add(this=exp.Mod(this=exp.paren(diff), expression=_num(360)),
+                                                 expression=_num(540))), expression=_num(360))
+        dra = _call("abs", exp.Sub(this=wrapped, expression=_num(180)))
         ddec = _call("abs", exp.Sub(this=exp.paren(xa[1]), expression=exp.paren(xb[1])))
         return exp.and_(exp.LTE(this=ddec, expression=half_h), exp.LTE(this=dra, expression=half_w))
     if ka == "point" and kb == "polygon":
@@ -260,7 +262,7 @@ def _rewrite_call(node: exp.Expression, boolean: bool) -> exp.Expression:
         if len(args) != 2:
             raise UserError(f"{name.upper()} takes two geometries")
         a, b = _geom_arg(args[0], name.upper()), _geom_arg(args[1], name.upper())
-        pred = _contains(a, b) if name == "contains" else _intersects(a, b)
+        pred = exp.paren(_contains(a, b) if name == "contains" else _intersects(a, b))
         return pred if boolean else exp.Cast(this=exp.paren(pred), to=exp.DataType.build("INTEGER"))
     if name == "distance":
         p, q = _distance_points(node)
