@@ -152,8 +152,10 @@ def build(snap, cfg) -> Meta:
             lake_fields = {f.name: f for f in cat.schema}
             cols = [_column_meta(lake_fields.get(f.name, f) if not derived or f.name in lake_fields else f, i)
                     for i, f in enumerate(schema)]
-            for c, f in zip(cols, schema):   # the type as the query returns it
-                c.datatype, c.arraysize, c.xtype = votable_type(f.type)
+            for c, f in zip(cols, schema):   # the type as the query returns it (lake arrays keep their size)
+                lf = lake_fields.get(f.name)
+                c.datatype, c.arraysize, c.xtype = votable_type(
+                    lf.type if lf is not None and pa.types.is_fixed_size_list(lf.type) else f.type)
             what = ("Tractor catalog" if not derived else "Tractor catalog with Astro Data Lab's derived columns")
             desc = f"{what} {name}: {snap.row_counts.get(name, 0):,} rows, release as in the lake"
             tables.append(TableMeta(LAKE_SCHEMA, tname, desc, "view" if derived else "table", cols,
@@ -168,7 +170,8 @@ def build(snap, cfg) -> Meta:
     meta = Meta(schemas, tables)
     for t in tables:
         for c in t.columns:
-            meta.fields.setdefault(c.name, FieldMeta(c.unit, c.ucd, c.description))
+            size = int(c.arraysize) if c.arraysize and c.arraysize.isdigit() else None
+            meta.fields.setdefault(c.name, FieldMeta(c.unit, c.ucd, c.description, size))
     return meta
 
 

@@ -51,13 +51,14 @@ class FieldMeta:
     unit: str = ""
     ucd: str = ""
     description: str = ""
+    size: int | None = None     # fixed array length of a list column (the lake's FITS array size)
 
 
 def _plain(t: pa.DataType) -> pa.DataType:
     """The Arrow type a result column is written as (decimals -> float64, unsigned widened)."""
     if pa.types.is_decimal(t):
         return pa.int64() if t.scale == 0 and t.precision <= 18 else pa.float64()
-    if pa.types.is_large_string(t) or pa.types.is_string_view(t) if hasattr(pa.types, "is_string_view") else False:
+    if pa.types.is_large_string(t) or str(t) == "string_view":
         return pa.string()
     if t in (pa.uint16(),):
         return pa.int32()
@@ -96,11 +97,22 @@ def votable_type(t: pa.DataType) -> tuple[str, str | None, str | None]:
     return "char", "*", None
 
 
-def normalise(table: pa.Table) -> pa.Table:
-    """``table`` with every column in a type :func:`votable_type` maps exactly."""
+def normalise(table: pa.Table, meta: dict[str, FieldMeta] | None = None) -> pa.Table:
+    """``table`` with every column in a type :func:`votable_type` maps exactly; list columns that
+    are fixed-size arrays in the lake (``meta[name].size``) become fixed-size lists again."""
     cols, fields = [], []
     for f, col in zip(table.schema, table.columns):
         t = _plain(f.type)
+        size = (meta or {}).get(f.name, FieldMeta()).size
+        if size and pa.types.is_list(t):
+            fixed = pa.list_(t.value_type, size)
+            try:
+                col, t = col.cast(fixed), fixed
+                cols.append(col)
+                fields.append(pa.field(f.name, t, metadata=f.metadata))
+                continue
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
         if t != f.type:
             if pa.types.is_string(t) and not pa.types.is_string(f.type) and not pa.types.is_large_string(f.type):
                 col = pa.chunked_array([pa.array([None if v is None else str(v) for v in col.to_pylist()],
@@ -142,7 +154,7 @@ def to_votable(table: pa.Table, meta: dict[str, FieldMeta], serialization: str =
     """A TAP result VOTable: RESOURCE type=results, QUERY_STATUS OK (and OVERFLOW after the table)."""
     from astropy.io.votable.tree import Field, Info, Resource, TableElement, VOTableFile
 
-    table = normalise(table)
+    table = normalise(table, meta)
     vot = VOTableFile(version="1.4")
     res = Resource(type="results")
     vot.resources.append(res)
@@ -203,7 +215,7 @@ def encode(table: pa.Table, fmt: str, meta: dict[str, FieldMeta], overflow: bool
     """Bytes of a result in format ``fmt`` (binary2, tabledata, csv, fits, parquet)."""
     if fmt in ("binary2", "tabledata"):
         return to_votable(table, meta, fmt, overflow)
-    table = normalise(table)
+    table = normalise(table, meta)
     buf = io.BytesIO()
     if fmt == "parquet":
         import pyarrow.parquet as pq
