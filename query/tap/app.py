@@ -99,13 +99,30 @@ class Service:
             name, _, uri = (x.strip() for x in item.partition(","))
             if not name.isidentifier():
                 raise BadRequest(f"UPLOAD: table name {name!r} is not an ADQL identifier")
-            if not uri.startswith("param:"):
-                raise BadRequest(f"UPLOAD {name}: only inline uploads (param:PART) are supported, not {uri!r}")
-            part = uri[len("param:"):]
-            if part not in files:
-                raise BadRequest(f"UPLOAD {name}: the request has no part named {part!r}")
-            out[name] = read_upload(files[part], name, self.cfg.upload_max_rows)
+            if uri.startswith(("http://", "https://")):
+                data = self._fetch(name, uri)
+            elif uri.startswith("param:"):
+                part = uri[len("param:"):]
+                if part not in files:
+                    raise BadRequest(f"UPLOAD {name}: the request has no part named {part!r}")
+                data = files[part]
+            else:
+                raise BadRequest(f"UPLOAD {name}: {uri!r} is neither param:PART (inline) nor an http(s) URL")
+            out[name] = read_upload(data, name, self.cfg.upload_max_rows)
         return out
+
+    def _fetch(self, name: str, uri: str) -> bytes:
+        """The VOTable at ``uri`` (at most ``upload_max_bytes``, 60 s)."""
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(uri, timeout=60) as resp:
+                data = resp.read(self.cfg.upload_max_bytes + 1)
+        except Exception as exc:
+            raise BadRequest(f"UPLOAD {name}: cannot read {uri}: {exc}") from None
+        if len(data) > self.cfg.upload_max_bytes:
+            raise BadRequest(f"UPLOAD {name}: {uri} is over {self.cfg.upload_max_bytes} bytes")
+        return data
 
     # ---------------------------------------------------------------- request helpers
     async def params(self, request: Request) -> tuple[dict[str, str], dict[str, bytes]]:

@@ -10,6 +10,7 @@ Arrow types by the same mapping the results use (:func:`.votable.votable_type`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
@@ -26,6 +27,53 @@ LAKE_SCHEMA = "lake"
 PRINCIPAL = {"ra", "dec", "release", "brickid", "objid", "type", "flux_g", "flux_r", "flux_z",
              "mag_g", "mag_r", "mag_z"}
 INDEXED = {"ra", "dec", "_healpix_29"}
+
+#: ADQL 2.0 reserved words (SQL-92's and ADQL's own): column names equal to one are delimited.
+RESERVED = frozenset("""
+absolute action add all allocate alter and any are as asc assertion at authorization avg begin between bit
+bit_length both by cascade cascaded case cast catalog char character character_length char_length check close
+coalesce collate collation column commit connect connection constraint constraints continue convert corresponding
+count create cross current current_date current_time current_timestamp current_user cursor date day deallocate dec
+decimal declare default deferrable deferred delete desc describe descriptor diagnostics disconnect distinct domain
+double drop else end end-exec escape except exception exec execute exists external extract false fetch first float
+for foreign found from full get global go goto grant group having hour identity immediate in indicator initially inner
+input insensitive insert int integer intersect interval into is isolation join key language last leading left level
+like local lower match max min minute module month names national natural nchar next no not null nullif numeric
+octet_length of on only open option or order outer output overlaps pad partial position precision prepare preserve
+primary prior privileges procedure public read real references relative restrict revoke right rollback rows schema
+scroll second section select session session_user set size smallint some space sql sqlcode sqlerror sqlstate
+substring sum system_user table temporary then time timestamp timezone_hour timezone_minute to trailing transaction
+translate translation trim true union unique unknown update upper usage user using value values varchar varying view
+when whenever where with work write year zone
+abs acos asin atan atan2 ceiling cos degrees exp floor log log10 mod pi power radians rand round sin sqrt tan top
+truncate area box centroid circle contains coord1 coord2 coordsys distance intersects point polygon region
+""".split())
+
+
+def adql_name(name: str) -> str:
+    """``name`` as ADQL must write it: delimited (``"by"``, ``"_healpix_29"``) unless a regular identifier."""
+    regular = name[:1].isalpha() and all(c.isalnum() or c == "_" for c in name) and name.isascii()
+    return name if regular and name.lower() not in RESERVED else '"' + name.replace('"', '""') + '"'
+
+
+@functools.lru_cache(maxsize=1024)
+def vounit(unit: str) -> str:
+    """``unit`` as astropy writes it into a VOTable FIELD (VOUnit: ``1/deg^2`` -> ``deg**-2``), so
+    /tables, TAP_SCHEMA and results agree."""
+    if not unit:
+        return ""
+    import warnings
+
+    from astropy.io.votable.tree import Field, VOTableFile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            u = Field(VOTableFile(version="1.4"), name="x", datatype="double", unit=unit).unit
+            return u.to_string("vounit") if hasattr(u, "to_string") else str(u)
+        except Exception:
+            return unit
+
 
 _S, _I = pa.string(), pa.int32()
 #: TAP 1.1 TAP_SCHEMA tables: (column, type, description).
@@ -128,7 +176,7 @@ def _column_meta(f: pa.Field, index: int) -> ColumnMeta:
             unit, desc = column_info(f.name)
         except KeyError:
             unit, desc = derived_description(f.name)
-    return ColumnMeta(f.name, dt, size, xtype, unit or "", ucd_of(f.name), desc,
+    return ColumnMeta(f.name, dt, size, xtype, vounit(unit or ""), ucd_of(f.name), desc,
                       int(f.name in PRINCIPAL), int(f.name in INDEXED))
 
 
@@ -184,7 +232,7 @@ def tap_schema_tables(meta: Meta) -> dict[str, pa.Table]:
     """The five TAP_SCHEMA tables as Arrow tables."""
     schemas = [(s, d, None, i) for i, (s, d) in enumerate(meta.schemas)]
     tables = [(t.schema, t.name, t.type, t.description, None, i) for i, t in enumerate(meta.tables)]
-    columns = [(t.name, c.name, c.datatype, c.arraysize, c.xtype, int(c.arraysize) if (c.arraysize or "*")[-1] != "*" else None,
+    columns = [(t.name, adql_name(c.name), c.datatype, c.arraysize, c.xtype, int(c.arraysize) if (c.arraysize or "*")[-1] != "*" else None,
                 c.description, None, c.unit or None, c.ucd or None, c.indexed, c.principal, c.std, j)
                for t in meta.tables for j, c in enumerate(t.columns)]
     return {"schemas": _arrow(schemas, "schemas"), "tables": _arrow(tables, "tables"),
@@ -206,7 +254,7 @@ def tables_xml(meta: Meta, only: str | None = None) -> str:
     def col(c: ColumnMeta) -> str:
         size = f' arraysize="{c.arraysize}"' if c.arraysize else ""
         xt = f' extendedType="{c.xtype}"' if c.xtype else ""
-        parts = [f"<name>{escape(c.name)}</name>"]
+        parts = [f"<name>{escape(adql_name(c.name))}</name>"]
         if c.description:
             parts.append(f"<description>{escape(c.description)}</description>")
         if c.unit:

@@ -39,13 +39,12 @@ def examples(catalog: str, ra: float, dec: float, alias: str | None = None) -> l
                 f"SELECT ra, dec, type, dered_mag_g, dered_mag_r, dered_mag_z\nFROM {d}\n"
                 f"WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', {ra:.4f}, {dec:.4f}, 1.0/60))"),
         Example("colour-cut", "Colour-selected point sources",
-                "Point sources with g - r between 0.2 and 0.8, r < 22, and none of the BRIGHT, GALAXY or "
-                "CLUSTER mask bits set (no_maskbits resolves the names to an integer).",
+                "Point sources with g - r between 0.2 and 0.8, r < 22 and no mask bit set.",
                 f"SELECT TOP 100 ra, dec, dered_mag_r, g_r, r_z\nFROM {d}\n"
                 f"WHERE type = 'PSF' AND dered_mag_r < 22 AND g_r BETWEEN 0.2 AND 0.8\n"
-                f"  AND no_maskbits(maskbits, 'BRIGHT,GALAXY,CLUSTER')\nORDER BY dered_mag_r"),
+                f"  AND maskbits = 0\nORDER BY dered_mag_r"),
         Example("types", "Counts by morphological type",
-                "How many sources of each Tractor type, with their median r magnitude.",
+                "How many sources of each Tractor type, with their mean r magnitude.",
                 f"SELECT type, COUNT(*) AS n, AVG(flux_to_mag(flux_r)) AS mean_mag_r\nFROM {t}\n"
                 "GROUP BY type\nORDER BY n DESC"),
         Example("snr", "High signal-to-noise galaxies in a box",
@@ -77,15 +76,14 @@ def examples_xhtml(exs: list[Example], title: str) -> str:
     """The DALI examples document (XHTML with RDFa)."""
     body = []
     for e in exs:
-        extra = (f'<p>Needs an uploaded table: <span property="table">TAP_UPLOAD.{e.upload}</span></p>'
-                 if e.upload else "")
+        extra = f"<p>Needs an uploaded table: TAP_UPLOAD.{e.upload}</p>" if e.upload else ""
         body.append(f'<div typeof="example" id="{e.id}" resource="#{e.id}">'
                     f'<h2 property="name">{escape(e.name)}</h2><p>{escape(e.text)}</p>{extra}'
                     f'<pre property="query">{escape(e.query)}</pre></div>')
     return ('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE html>\n'
             '<html xmlns="http://www.w3.org/1999/xhtml"><head><meta charset="UTF-8"/>'
             f"<title>{escape(title)}: examples</title></head>"
-            '<body vocab="ivo://ivoa.net/std/DALI-examples">'
+            '<body vocab="http://www.ivoa.net/rdf/examples#">'
             f"<h1>{escape(title)}: example queries</h1>" + "".join(body) + "</body></html>")
 
 
@@ -150,7 +148,8 @@ def capabilities_xml(base: str, max_rows: int, default_maxrec: int, timeout: flo
            '<languageFeatures type="ivo://ivoa.net/std/TAPRegExt#features-adql-offset">'
            "<feature><form>OFFSET</form></feature></languageFeatures>"
            "</language>" + "".join(fmts)
-           + '<uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-inline"/>' + lim + "</capability>")
+           + '<uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-inline"/>'
+           + '<uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-http"/>' + lim + "</capability>")
     others = "".join(
         f'<capability standardID="{sid}">{iface(path)}</capability>'
         for sid, path in (("ivo://ivoa.net/std/VOSI#capabilities", "/capabilities"),

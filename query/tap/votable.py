@@ -8,6 +8,7 @@ so what ``/tables`` declares is what a query returns.
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,7 +85,9 @@ _SCALAR = {pa.int16(): "short", pa.int32(): "int", pa.int64(): "long", pa.uint8(
 
 
 def votable_type(t: pa.DataType) -> tuple[str, str | None, str | None]:
-    """(VOTable datatype, arraysize, xtype) of an Arrow type."""
+    """(VOTable datatype, arraysize, xtype) of an Arrow type (timestamps: ISO 8601 char, xtype timestamp)."""
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        return "char", "*", "timestamp"
     t = _plain(t)
     if pa.types.is_fixed_size_list(t):
         return _SCALAR.get(_plain(t.value_type), "char"), str(t.list_size), None
@@ -113,7 +116,9 @@ def normalise(table: pa.Table, meta: dict[str, FieldMeta] | None = None) -> pa.T
                 continue
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 pass
-        if t != f.type:
+        if pa.types.is_timestamp(f.type) or pa.types.is_date(f.type):
+            col = pc.strftime(col, format="%Y-%m-%dT%H:%M:%S" if not pa.types.is_date(f.type) else "%Y-%m-%d")
+        elif t != f.type:
             if pa.types.is_string(t) and not pa.types.is_string(f.type) and not pa.types.is_large_string(f.type):
                 col = pa.chunked_array([pa.array([None if v is None else str(v) for v in col.to_pylist()],
                                                  pa.string())])
@@ -138,8 +143,12 @@ def _column_values(col: pa.ChunkedArray, t: pa.DataType):
         return np.ma.array(vals, mask=mask)
     if pa.types.is_list(t) or pa.types.is_string(t):
         vals = np.empty(n, dtype=object)
-        vals[:] = [("" if v is None else v) if pa.types.is_string(t) else
-                   np.array([np.nan if x is None else x for x in (v or [])]) for v in col.to_pylist()]
+        if pa.types.is_string(t):
+            vals[:] = ["" if v is None else v for v in col.to_pylist()]
+        else:
+            dt = t.value_type.to_pandas_dtype()
+            vals[:] = [np.ma.array(np.array([0 if x is None else x for x in (v or [])], dtype=dt),
+                                   mask=[x is None for x in (v or [])]) for v in col.to_pylist()]
         return np.ma.array(vals, mask=col.is_null().to_numpy(zero_copy_only=False))
     mask = col.is_null().to_numpy(zero_copy_only=False) if col.null_count else np.zeros(n, bool)
     if pa.types.is_boolean(t):
@@ -151,10 +160,17 @@ def _column_values(col: pa.ChunkedArray, t: pa.DataType):
 
 def to_votable(table: pa.Table, meta: dict[str, FieldMeta], serialization: str = "binary2",
                overflow: bool = False, infos: dict[str, str] | None = None) -> bytes:
-    """A TAP result VOTable: RESOURCE type=results, QUERY_STATUS OK (and OVERFLOW after the table)."""
+    """A TAP result VOTable: RESOURCE type=results, QUERY_STATUS OK (and OVERFLOW after the table).
+    Units are given in VOUnit form (:func:`legacylake.query.tap.schema.vounit`); astropy's notes
+    on non-standard unit names are silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _to_votable(table, meta, serialization, overflow, infos)
+
+
+def _to_votable(table, meta, serialization, overflow, infos) -> bytes:
     from astropy.io.votable.tree import Field, Info, Resource, TableElement, VOTableFile
 
-    table = normalise(table, meta)
     vot = VOTableFile(version="1.4")
     res = Resource(type="results")
     vot.resources.append(res)
@@ -164,8 +180,11 @@ def to_votable(table: pa.Table, meta: dict[str, FieldMeta], serialization: str =
     tab = TableElement(vot, name="result")
     res.tables.append(tab)
     seen = set()
+    xtypes = {f.name: votable_type(f.type)[2] for f in table.schema}
+    table = normalise(table, meta)
     for f in table.schema:
-        dt, size, xtype = votable_type(f.type)
+        dt, size, _ = votable_type(f.type)
+        xtype = xtypes.get(f.name)
         m = meta.get(f.name) or FieldMeta()
         fid = _unique_id(f.name, seen)
         fld = Field(vot, name=f.name, ID=fid, datatype=dt, arraysize=size, xtype=xtype,
@@ -180,7 +199,7 @@ def to_votable(table: pa.Table, meta: dict[str, FieldMeta], serialization: str =
         tab.array[name] = vals
         tab.array.mask[name] = np.ma.getmaskarray(vals)
     buf = io.BytesIO()
-    vot.to_xml(buf, tabledata_format=serialization)
+    vot.to_xml(buf, tabledata_format=serialization)  # units were given in VOUnit form (schema.vounit)
     out = buf.getvalue()
     if overflow:
         out = out.replace(b"</TABLE>", b'</TABLE>\n  <INFO name="QUERY_STATUS" value="OVERFLOW"/>', 1)
@@ -253,7 +272,9 @@ def read_upload(data: bytes, name: str, max_rows: int) -> pa.Table:
     from astropy.io.votable import parse_single_table
 
     try:
-        t = parse_single_table(io.BytesIO(data), verify="ignore").to_table()
+        vt = parse_single_table(io.BytesIO(data), verify="ignore")
+        t = vt.to_table()
+        xtypes = {f.name: f.xtype for f in vt.fields}
     except Exception as exc:
         raise UserError(f"UPLOAD {name}: not a readable VOTable ({type(exc).__name__}: {exc})") from None
     if len(t) > max_rows:
@@ -263,7 +284,11 @@ def read_upload(data: bytes, name: str, max_rows: int) -> pa.Table:
         col = t[c]
         mask = np.ma.getmaskarray(col) if hasattr(col, "mask") else None
         vals = np.asarray(col.filled() if hasattr(col, "filled") else col)
-        if vals.dtype.kind in "US" or vals.dtype == object:
+        if xtypes.get(c) == "timestamp" and (vals.dtype.kind in "US" or vals.dtype == object):
+            text = [None if (mask is not None and mask[i]) or not str(v).strip() else str(v).strip().rstrip("Z")
+                    for i, v in enumerate(vals)]
+            arr = pa.array(np.array([np.datetime64(v, "ms") if v else np.datetime64("NaT") for v in text]))
+        elif vals.dtype.kind in "US" or vals.dtype == object:
             arr = pa.array([None if (mask is not None and mask[i]) else (v.decode() if isinstance(v, bytes) else str(v))
                             for i, v in enumerate(vals)], pa.string())
         elif vals.ndim > 1:
