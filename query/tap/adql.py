@@ -94,8 +94,11 @@ def parse(adql: str) -> exp.Expression:
         trees = [t for t in sqlglot.parse(adql, read=ADQL) if t is not None]
     except ParseError as exc:
         e = exc.errors[0] if exc.errors else {}
-        raise ADQLError(f"ADQL parse error at line {e.get('line', '?')}, column {e.get('col', '?')}: "
-                        f"{_short(e.get('description', str(exc)))} near '{e.get('highlight', '')}'") from None
+        hl = e.get("highlight", "")
+        col = e["col"] - len(hl) + 1 if isinstance(e.get("col"), int) and hl else e.get("col", "?")  # col: token end
+        desc = _short(e.get("description", str(exc)))
+        desc = desc + f" '{hl}'" if desc.endswith("got") else desc
+        raise ADQLError(f"ADQL parse error at line {e.get('line', '?')}, column {col} (at '{hl}'): {desc}") from None
     except TokenError as exc:
         raise ADQLError(f"ADQL parse error: {exc}") from None
     if len(trees) != 1:
@@ -112,6 +115,15 @@ def _short(desc: str) -> str:
 
 def translate(adql: str, planner: Planner, maxrec: int | None = None) -> Translation:
     """DuckDB SQL for ``adql`` with at most ``maxrec + 1`` rows (to detect overflow)."""
+    try:
+        return _translate(adql, planner, maxrec)
+    except ADQLError:
+        raise
+    except UserError as exc:   # geometry and region checks
+        raise ADQLError(str(exc)) from None
+
+
+def _translate(adql: str, planner: Planner, maxrec: int | None) -> Translation:
     tree = parse(adql)
     regs: dict[str, pa.Table] = {}
     notes: list[str] = []

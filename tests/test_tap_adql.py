@@ -1,0 +1,149 @@
+"""ADQL to DuckDB (legacylake.query.tap): geometry against brute force, pruned region reads,
+crossmatch joins, errors that name the problem, read-only, timeouts, TAP_SCHEMA contents."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from _tap import ids, query_lake, rows, sep_deg  # noqa: F401  (fixtures)
+from legacylake.query import connect
+from legacylake.query.tap.adql import ADQLError, parse
+from legacylake.query.tap.engine import Config, Engine
+
+
+@pytest.fixture(scope="module")
+def engine(query_lake) -> Engine:
+    return Engine(Config(query_lake, aliases={"ls_dr9.tractor": "dr9"}))
+
+
+def run(engine, q, **kw):
+    return engine.run(q, **kw)
+
+
+@pytest.mark.parametrize("ra,dec,r", [(0.0, 0.0, 0.2), (359.95, 0.05, 0.1), (0.1, 89.9, 0.3)])
+def test_cone_contains_is_pruned_and_matches_brute_force(engine, rows, ra, dec, r):
+    res = run(engine, f"SELECT brickid, objid FROM dr9 WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), "
+                      f"CIRCLE('ICRS', {ra}, {dec}, {r}))")
+    assert res.notes == ["cone on dr9: pruned read"]
+    assert "__region_" in res.sql and '"dr9"' not in res.sql   # the view (all files) is not scanned
+    want = sep_deg(rows["ra"], rows["dec"], ra, dec) <= r
+    assert want.sum() > 0 or dec > 89
+    assert ids(res.table) == set(zip(rows["brickid"][want].tolist(), rows["objid"][want].tolist()))
+
+
+def test_box_wraps_through_ra_zero_and_polygon(engine, rows):
+    res = run(engine, "SELECT brickid, objid FROM dr9 WHERE 1 = CONTAINS(POINT(ra, dec), BOX(0.0, 0.0, 0.4, 0.2))")
+    ra = np.mod(rows["ra"] + 180, 360) - 180
+    want = (np.abs(ra) <= 0.2) & (np.abs(rows["dec"]) <= 0.1)
+    assert want.sum() > 50 and res.notes
+    assert ids(res.table) == set(zip(rows["brickid"][want].tolist(), rows["objid"][want].tolist()))
+    poly = run(engine, "SELECT COUNT(*) AS n FROM dr9 WHERE 1 = CONTAINS(POINT(ra, dec), "
+                       "POLYGON('ICRS', 359.9, -0.1, 0.1, -0.1, 0.1, 0.1, 359.9, 0.1))")
+    inside = (np.abs(ra) < 0.1) & (np.abs(rows["dec"]) < 0.1)
+    assert poly.table["n"][0].as_py() == inside.sum()
+
+
+def test_geometry_functions_match_direct_duckdb(engine, query_lake):
+    res = run(engine, "SELECT TOP 5 objid, DISTANCE(POINT(ra, dec), POINT(0.1, 0.05)) AS d, "
+                      "COORD1(POINT(ra, dec)) AS c1, COORD2(POINT(ra, dec)) AS c2, "
+                      "INTERSECTS(CIRCLE(ra, dec, 0.1), CIRCLE(0, 0, 0.1)) AS i, LOG(EXP(2.0)) AS l, "
+                      "AREA(CIRCLE(0, 0, 1)) AS a FROM dr9 ORDER BY objid, brickid")
+    con = connect(query_lake)
+    ref = con.sql("SELECT objid, ang_sep(ra, dec, 0.1, 0.05) AS d, ra, dec, "
+                  "CAST(ang_sep(ra, dec, 0, 0) <= 0.2 AS INTEGER) AS i FROM dr9 ORDER BY objid, brickid LIMIT 5"
+                  ).to_arrow_table()
+    assert res.table["d"].to_pylist() == pytest.approx(ref["d"].to_pylist(), abs=1e-12)
+    assert res.table["c1"].to_pylist() == ref["ra"].to_pylist()
+    assert res.table["c2"].to_pylist() == ref["dec"].to_pylist()
+    assert res.table["i"].to_pylist() == ref["i"].to_pylist()
+    assert res.table["l"][0].as_py() == pytest.approx(2.0)      # ADQL LOG is the natural log
+    assert res.table["a"][0].as_py() == pytest.approx(2 * np.pi * (1 - np.cos(np.radians(1))) * (180 / np.pi) ** 2)
+
+
+def test_top_offset_maxrec_and_our_functions(engine, query_lake):
+    con = connect(query_lake)
+    ref = con.sql("SELECT objid, dered_mag(flux_g, mw_transmission_g) AS m FROM dr9 "
+                  "WHERE no_maskbits(maskbits, 'BRIGHT,GALAXY') ORDER BY brickid, objid LIMIT 7 OFFSET 3"
+                  ).to_arrow_table()
+    res = run(engine, "SELECT TOP 7 objid, dered_mag(flux_g, mw_transmission_g) AS m FROM dr9 "
+                      "WHERE no_maskbits(maskbits, 'BRIGHT,GALAXY') ORDER BY brickid, objid OFFSET 3")
+    assert res.table.to_pylist() == ref.to_pylist() and not res.overflow
+    capped = run(engine, "SELECT objid FROM dr9", maxrec=10)
+    assert capped.table.num_rows == 10 and capped.overflow
+    assert run(engine, "SELECT TOP 10 objid FROM dr9", maxrec=10).overflow is False
+
+
+def test_crossmatch_join_with_upload_matches_brute_force(engine, rows):
+    rng = np.random.default_rng(4)
+    pick = rng.choice(np.flatnonzero(np.abs(rows["dec"]) < 80), 300, replace=False)   # valid positions
+    up = pa.table({"id": np.arange(300), "ra": np.mod(rows["ra"][pick] + rng.normal(0, 1e-4, 300), 360),
+                   "dec": rows["dec"][pick] + rng.normal(0, 1e-4, 300)})
+    r = 2.0 / 3600
+    res = run(engine, "SELECT u.id, t.brickid, t.objid FROM dr9 AS t JOIN TAP_UPLOAD.up AS u "
+                      f"ON 1 = CONTAINS(POINT('ICRS', t.ra, t.dec), CIRCLE('ICRS', u.ra, u.dec, {r!r}))",
+                      uploads={"up": up})
+    assert res.notes and "crossmatch" in res.notes[0]
+    got = set(zip(res.table["id"].to_pylist(), res.table["brickid"].to_pylist(), res.table["objid"].to_pylist()))
+    want = set()
+    for i in range(300):
+        m = sep_deg(rows["ra"], rows["dec"], up["ra"][i].as_py(), up["dec"][i].as_py()) <= r
+        want |= {(i, b, o) for b, o in zip(rows["brickid"][m].tolist(), rows["objid"][m].tolist())}
+    assert len(want) >= 300 and got == want
+    star = run(engine, "SELECT * FROM TAP_UPLOAD.up AS u JOIN dr9 AS t ON "
+                       f"DISTANCE(POINT(t.ra, t.dec), POINT(u.ra, u.dec)) < {r!r}", uploads={"up": up})
+    assert star.table.num_rows == len(want) and not [c for c in star.table.column_names if "__xm" in c]
+
+
+@pytest.mark.parametrize("q,needle", [
+    ("SELECT nosuchcol FROM dr9", 'unknown column: Binder Error: Referenced column "nosuchcol"'),
+    ("SELECT frobnicate(ra) FROM dr9", "unknown function 'frobnicate'"),
+    ("SELECT ra FROM nosuchtable", "unknown table 'nosuchtable'"),
+    ("SELECT ra,\nFROM dr9 WHERE", "parse error at line 2"),
+    ("SELECT * FROM read_parquet('/etc/passwd')", "is not a table name"),
+    ("DELETE FROM dr9", "only SELECT queries"),
+    ("SELECT ra FROM dr9; SELECT dec FROM dr9", "one ADQL query"),
+    ("SELECT ra FROM dr9 WHERE 1 = CONTAINS(POINT('GALACTIC', ra, dec), CIRCLE(0, 0, 1))", "coordinate system"),
+    ("SELECT ra FROM dr9 WHERE 1 = CONTAINS(POINT(ra, dec), CIRCLE(0, 0))", "CIRCLE needs 3 numbers"),
+    ("SELECT has_maskbits(maskbits, 'NOSUCHBIT') FROM dr9", "NOSUCHBIT"),
+])
+def test_errors_name_the_problem(engine, q, needle):
+    with pytest.raises(ADQLError) as err:
+        engine.run(q)
+    assert needle in str(err.value)
+
+
+def test_parse_error_reports_line_and_column():
+    with pytest.raises(ADQLError, match=r"line 1, column 16"):
+        parse("SELECT ra FROM WHERE x = 1")
+
+
+def test_timeout_interrupts_a_long_query(query_lake):
+    eng = Engine(Config(query_lake, timeout=0.5))
+    with pytest.raises(TimeoutError, match="time limit of 0.5 s"):
+        eng.run("SELECT COUNT(*) AS n FROM dr9 AS a, dr9 AS b, dr9 AS c WHERE a.flux_r + b.flux_r > c.flux_r")
+
+
+def test_tap_schema_describes_columns(engine):
+    t = run(engine, "SELECT column_name, unit, ucd, datatype, arraysize, description FROM TAP_SCHEMA.columns "
+                    "WHERE table_name = 'dr9'").table.to_pylist()
+    by = {r["column_name"]: r for r in t}
+    assert by["flux_g"]["unit"] == "nanomaggy" and by["flux_g"]["ucd"] == "phot.flux;em.opt.B"
+    assert by["ra"]["ucd"] == "pos.eq.ra;meta.main" and by["ra"]["datatype"] == "double"
+    assert by["dchisq"]["arraysize"] == "5" and by["dchisq"]["datatype"] == "float"
+    assert by["type"]["datatype"] == "char" and by["type"]["arraysize"] == "*"
+    assert '"_healpix_29"' in by and by["brickid"]["datatype"] == "int" and by["objid"]["datatype"] == "int"
+    assert "flux" in by["flux_g"]["description"].lower()
+    tables = {r["table_name"] for r in run(engine, "SELECT table_name FROM TAP_SCHEMA.tables").table.to_pylist()}
+    assert {"dr9", "dr9_derived", "ls_dr9.tractor", "TAP_SCHEMA.columns"} <= tables
+    d = run(engine, "SELECT unit FROM TAP_SCHEMA.columns WHERE table_name = 'ls_dr9.tractor' "
+                    "AND column_name = 'dered_mag_r'").table
+    assert d["unit"].to_pylist() == ["mag"]
+
+
+def test_alias_runs_a_data_lab_query_unchanged(engine, query_lake):
+    q = "SELECT ra, dec, mag_r FROM ls_dr9.tractor WHERE q3c_radial_query(ra, dec, 0.05, 0.0, 0.05)"
+    res = run(engine, q)
+    ref = connect(query_lake).sql("SELECT ra FROM dr9 WHERE ang_sep(ra, dec, 0.05, 0.0) <= 0.05").fetchall()
+    assert res.table.num_rows == len(ref) > 0
