@@ -333,13 +333,19 @@ class Service:
 
 
 class _SizeLimit:
-    """ASGI middleware: 413 for request bodies declared larger than ``limit`` bytes."""
+    """ASGI middleware: 413 for request bodies declared larger than ``limit`` bytes; repeated
+    slashes in the path collapsed."""
 
     def __init__(self, app, limit: int):
         self.app, self.limit = app, limit
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
+            path = scope["path"]
+            if "//" in path:   # clients that join "http://host/" + "/sync"
+                while "//" in path:
+                    path = path.replace("//", "/")
+                scope = {**scope, "path": path, "raw_path": path.encode()}
             length = dict(scope.get("headers") or []).get(b"content-length")
             if length is not None and length.isdigit() and int(length) > self.limit:
                 resp = Response(error_votable(f"request body of {int(length)} bytes is over the limit of "
