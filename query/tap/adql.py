@@ -282,6 +282,10 @@ def _exclude_keys(select: exp.Select, lake_alias: str, up_alias: str) -> None:
 
 
 def _subquery(sql: str) -> exp.Expression:
+    """The syntax tree of a planner's source query (plain ``SELECT * FROM name`` built directly)."""
+    words = sql.split()
+    if len(words) == 4 and words[:3] == ["SELECT", "*", "FROM"] and words[3].isidentifier():
+        return exp.select("*").from_(words[3])
     return sqlglot.parse_one(sql, read="duckdb")
 
 
