@@ -147,3 +147,15 @@ def test_alias_runs_a_data_lab_query_unchanged(engine, query_lake):
     res = run(engine, q)
     ref = connect(query_lake).sql("SELECT ra FROM dr9 WHERE ang_sep(ra, dec, 0.05, 0.0) <= 0.05").fetchall()
     assert res.table.num_rows == len(ref) > 0
+
+
+def test_plain_cone_columns_skip_the_sql_engine_with_the_same_answer(engine):
+    where = "WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 0.05, 0.0, 0.1))"
+    direct = engine.run(f"SELECT brickid, objid AS o, t.ra FROM dr9 AS t {where}")
+    via_sql = engine.run(f"SELECT brickid, objid AS o, t.ra FROM dr9 AS t {where} AND 1 = 1")
+    assert direct.translation.direct is not None and via_sql.translation.direct is None
+    assert direct.table.column_names == ["brickid", "o", "ra"] == via_sql.table.column_names
+    assert sorted(direct.table.to_pylist(), key=str) == sorted(via_sql.table.to_pylist(), key=str)
+    assert direct.table.num_rows > 20
+    top = engine.run(f"SELECT TOP 3 objid FROM dr9 {where}", maxrec=2)
+    assert top.table.num_rows == 2 and top.overflow

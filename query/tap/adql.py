@@ -81,9 +81,19 @@ class TableRef:
 class Translation:
     """DuckDB SQL for one ADQL query, the Arrow tables to register for it, and what was planned."""
 
-    sql: str
+    tree: exp.Expression
     registrations: dict[str, pa.Table]
     notes: list[str]
+    #: (registered table, [(column, output name)], row limit) when the query only picks columns of
+    #: a region's rows: the answer is those rows, no SQL engine needed
+    direct: tuple[str, list[tuple[str, str]], int | None] | None = None
+
+    @property
+    def sql(self) -> str:
+        """The DuckDB SQL (generated when first asked for)."""
+        if not hasattr(self, "_sql"):
+            self._sql = self.tree.sql(dialect="duckdb")
+        return self._sql
 
 
 def parse(adql: str) -> exp.Expression:
@@ -136,10 +146,11 @@ def _translate(adql: str, planner: Planner, maxrec: int | None) -> Translation:
     for node, ref in refs.items():
         if node.parent is not None:
             _replace_table(node, exp.to_table(ref.sql, dialect="duckdb"), node.alias)
-    tree = geo.rewrite(tree)
     if maxrec is not None:
         tree = _limit(tree, maxrec + 1)
-    return Translation(tree.sql(dialect="duckdb"), regs, notes)
+    direct = _direct(tree, regs)
+    tree = geo.rewrite(tree)
+    return Translation(tree, regs, notes, direct)
 
 
 # ---------------------------------------------------------------- checks
@@ -235,7 +246,43 @@ def _plan_region(select, refs, planner, wants, regs, notes) -> None:
         notes.append(f"{region.kind} on {t.name}: pruned read")
         _replace_table(t, _subquery(sql), t.alias or t.name)
         refs.pop(t)
+        select._region_cond = cond
         return
+
+
+def _direct(tree: exp.Expression, regs: dict[str, pa.Table]):
+    """:attr:`Translation.direct` of ``SELECT col [AS name], ... FROM <region rows> WHERE <that region>
+    [TOP n]`` (the region's rows are already exact); None for anything more."""
+    if not isinstance(tree, exp.Select) or getattr(tree, "_region_cond", None) is None:
+        return None
+    if any(tree.args.get(k) for k in ("with_", "joins", "group", "having", "order", "offset", "distinct",
+                                      "qualify", "windows", "laterals")):
+        return None
+    where = tree.args.get("where")
+    if where is None or where.this.unnest() is not tree._region_cond:
+        return None
+    src = tree.args["from_"].this
+    inner = src.this if isinstance(src, exp.Subquery) else None
+    if not (isinstance(inner, exp.Select) and len(inner.expressions) == 1 and isinstance(inner.expressions[0], exp.Star)
+            and inner.args.get("from_") is not None and not inner.args.get("where")):
+        return None
+    reg = inner.args["from_"].this.name
+    if reg not in regs:
+        return None
+    names = {n.lower(): n for n in regs[reg].column_names}
+    alias = src.alias.lower()
+    cols = []
+    for e in tree.expressions:
+        col, out = (e.this, e.alias) if isinstance(e, exp.Alias) else (e, None)
+        if not isinstance(col, exp.Column) or not isinstance(col.this, exp.Identifier) or \
+                (col.table and col.table.lower() != alias) or col.name.lower() not in names:
+            return None
+        cols.append((names[col.name.lower()], out or col.name))
+    lim = tree.args.get("limit")
+    n = lim.expression if isinstance(lim, exp.Limit) else None
+    if n is not None and not (isinstance(n, exp.Literal) and not n.is_string):
+        return None
+    return reg, cols, int(n.this) if n is not None else None
 
 
 def _plan_xmatch(select, refs, planner, wants, regs, notes) -> None:

@@ -157,7 +157,7 @@ class Service:
     async def sync(self, request: Request) -> Response:
         try:
             params, files = await self.params(request)
-            uploads = await anyio.to_thread.run_sync(self.uploads, params, files)
+            uploads = await anyio.to_thread.run_sync(self.uploads, params, files) if params.get("UPLOAD") else {}
             data, mime, _ = await anyio.to_thread.run_sync(self.execute, params, uploads, limiter=self.limiter)
         except Exception as exc:
             return self.error(exc)

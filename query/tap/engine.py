@@ -54,9 +54,13 @@ class Result:
 
     table: pa.Table
     overflow: bool
-    sql: str
+    translation: "object"   # legacylake.query.tap.adql.Translation (its .sql is the DuckDB SQL)
     notes: list[str]
     seconds: float
+
+    @property
+    def sql(self) -> str:
+        return self.translation.sql
 
 
 class Snapshot:
@@ -147,6 +151,11 @@ class Engine:
         timer = threading.Timer(limit_s, on_timeout)
         try:
             tr = translate(adql, planner, limit)
+            if tr.direct is not None:   # only columns of a region's (exact) rows: no SQL engine needed
+                reg, cols, n = tr.direct
+                t = tr.registrations[reg]
+                table = pa.table([t[c] for c, _ in cols], names=[o for _, o in cols]).slice(0, n)
+                return self._result(table, limit, tr, t0)
             for name, tbl in {**planner.upload_regs, **tr.registrations}.items():
                 cur.register(name, tbl)
             timer.start()
@@ -166,10 +175,14 @@ class Engine:
             timer.cancel()
             done.set()
             cur.close()
+        return self._result(table, limit, tr, t0)
+
+    @staticmethod
+    def _result(table: pa.Table, limit: int, tr, t0: float) -> Result:
         overflow = table.num_rows > limit
         if overflow:
             table = table.slice(0, limit)
-        return Result(table, overflow, tr.sql, tr.notes, time.perf_counter() - t0)
+        return Result(table, overflow, tr, tr.notes, time.perf_counter() - t0)
 
 
 def _watch(cancel: threading.Event, done: threading.Event, cur) -> None:
@@ -242,7 +255,7 @@ class _Planner:
             return self._source(ref, base, names), {}
         cols = None if (columns is None or ref.derived) else \
             [c for c in names if c.lower() in columns or c in ("ra", "dec")]
-        rows = search(cat, region, columns=cols)
+        rows = search(cat, region, columns=cols, planned=p)
         reg = f"__region_{next(self._n)}"
         return self._source(ref, reg, rows.column_names), {reg: rows}
 
