@@ -159,3 +159,13 @@ def test_plain_cone_columns_skip_the_sql_engine_with_the_same_answer(engine):
     assert direct.table.num_rows > 20
     top = engine.run(f"SELECT TOP 3 objid FROM dr9 {where}", maxrec=2)
     assert top.table.num_rows == 2 and top.overflow
+
+
+def test_region_reads_only_the_columns_the_query_names(engine):
+    r = engine.run("SELECT type, COUNT(*) AS n FROM dr9 WHERE 1 = CONTAINS(POINT(ra, dec), CIRCLE(0, 0, 0.2)) "
+                   "GROUP BY type")
+    (reg,) = r.translation.registrations.values()
+    assert sorted(reg.column_names) == ["dec", "ra", "type"]
+    r = engine.run("SELECT TOP 1 * FROM dr9 WHERE 1 = CONTAINS(POINT(ra, dec), CIRCLE(0, 0, 0.2))")
+    (reg,) = r.translation.registrations.values()
+    assert reg.num_columns == r.table.num_columns > 100

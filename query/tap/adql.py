@@ -188,7 +188,7 @@ def _resolve_tables(tree: exp.Expression, planner: Planner) -> dict[exp.Table, T
 
 def _wanted_columns(tree: exp.Expression) -> set[str] | None:
     """Lower-case names of all columns the query names (None when it selects ``*``)."""
-    if any(isinstance(s, exp.Star) for s in tree.find_all(exp.Star)):
+    if any(not isinstance(s.parent, exp.Count) for s in tree.find_all(exp.Star)):   # COUNT(*) reads nothing
         return None
     return {c.name.lower() for c in tree.find_all(exp.Column)}
 
