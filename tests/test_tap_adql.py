@@ -169,3 +169,13 @@ def test_region_reads_only_the_columns_the_query_names(engine):
     r = engine.run("SELECT TOP 1 * FROM dr9 WHERE 1 = CONTAINS(POINT(ra, dec), CIRCLE(0, 0, 0.2))")
     (reg,) = r.translation.registrations.values()
     assert reg.num_columns == r.table.num_columns > 100
+
+
+def test_bitwise_with_cte_and_geometry_values(engine, query_lake):
+    res = engine.run("WITH near AS (SELECT objid, maskbits FROM dr9 WHERE 1 = INTERSECTS(CIRCLE('ICRS', 0, 0, 0.2), "
+                     "POINT('ICRS', ra, dec))) SELECT COUNT(*) AS n FROM near WHERE (maskbits & 2) = 0")
+    ref = connect(query_lake).sql("SELECT COUNT(*) FROM dr9 WHERE ang_sep(ra, dec, 0, 0) <= 0.2 "
+                                  "AND (maskbits & 2) = 0").fetchall()[0][0]
+    assert res.table["n"][0].as_py() == ref > 0
+    pt = engine.run("SELECT TOP 1 POINT('ICRS', ra, dec) AS p, ra, dec FROM dr9").table.to_pylist()[0]
+    assert pt["p"] == [pt["ra"], pt["dec"]]
