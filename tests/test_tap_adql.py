@@ -179,3 +179,22 @@ def test_bitwise_with_cte_and_geometry_values(engine, query_lake):
     assert res.table["n"][0].as_py() == ref > 0
     pt = engine.run("SELECT TOP 1 POINT('ICRS', ra, dec) AS p, ra, dec FROM dr9").table.to_pylist()[0]
     assert pt["p"] == [pt["ra"], pt["dec"]]
+
+
+def test_each_query_reads_one_snapshot_and_sees_a_new_one(tmp_path):
+    from legacylake.etl import build
+    from legacylake.query.synthlake import write_fits_bricks
+
+    from _query_lake import lake_bricks
+
+    names = lake_bricks()[:6]
+    write_fits_bricks(tmp_path / "fits", names[:3], 100, seed=1)
+    lake = tmp_path / "lake"
+    build(str(tmp_path / "fits"), str(lake), "dr9", threshold=2000, row_group_rows=300, workers=1)
+    eng = Engine(Config(lake))
+    count = "SELECT COUNT(*) AS n FROM dr9"
+    assert eng.run(count).table["n"][0].as_py() == 300
+    write_fits_bricks(tmp_path / "fits2", names[3:], 100, seed=2)
+    build(str(tmp_path / "fits2"), str(lake), "dr9", threshold=2000, row_group_rows=300, workers=1)
+    assert eng.run(count).table["n"][0].as_py() == 600      # the next query reads the new snapshot
+    assert eng.run("SELECT COUNT(*) AS n FROM TAP_SCHEMA.tables").table["n"][0].as_py() > 0

@@ -218,3 +218,17 @@ def test_taplint_reports_zero_errors(server):
     assert totals and "Errors: 0;" in totals[0], out[-4000:]
     for stage in ("TMV", "TME", "TMS", "CPV", "CAP", "AVV", "QGE", "QPO", "QAS", "UWS", "MDQ", "UPL", "EXA"):
         assert f"Section {stage}" in out
+
+
+def test_pyvo_async_upload_join(service, rows):
+    up = Table({"ra": [0.05, 0.1, 359.95], "dec": [0.0, 0.05, -0.05]})
+    r = 0.02
+    q = ("SELECT u.ra AS ura, t.brickid, t.objid FROM TAP_UPLOAD.mine AS u JOIN dr9 AS t "
+         f"ON DISTANCE(POINT('ICRS', t.ra, t.dec), POINT('ICRS', u.ra, u.dec)) <= {r}")
+    got = service.run_async(q, uploads={"mine": up}).to_table()
+    want = set()
+    for a, d in zip(up["ra"], up["dec"]):
+        m = sep_deg(rows["ra"], rows["dec"], a, d) <= r
+        want |= {(float(a), b, o) for b, o in zip(rows["brickid"][m].tolist(), rows["objid"][m].tolist())}
+    assert len(want) > 10
+    assert {(float(a), int(b), int(o)) for a, b, o in zip(got["ura"], got["brickid"], got["objid"])} == want
