@@ -198,3 +198,21 @@ def test_each_query_reads_one_snapshot_and_sees_a_new_one(tmp_path):
     build(str(tmp_path / "fits2"), str(lake), "dr9", threshold=2000, row_group_rows=300, workers=1)
     assert eng.run(count).table["n"][0].as_py() == 600      # the next query reads the new snapshot
     assert eng.run("SELECT COUNT(*) AS n FROM TAP_SCHEMA.tables").table["n"][0].as_py() > 0
+
+
+def test_join_of_two_lake_tables_runs_as_crossmatch(engine, rows):
+    r = 3.0 / 3600
+    res = engine.run("SELECT a.brickid AS b1, a.objid AS o1, b.brickid AS b2, b.objid AS o2 FROM dr9 AS a "
+                     f"JOIN dr9_derived AS b ON DISTANCE(POINT(a.ra, a.dec), POINT(b.ra, b.dec)) < {r!r} "
+                     "WHERE a.objid <> b.objid OR a.brickid <> b.brickid", maxrec=10**7)
+    assert res.notes == [f"crossmatch of dr9 with dr9_derived within {r * 3600:g} arcsec"]
+    from astropy.coordinates import SkyCoord
+    import astropy.units as u
+
+    c = SkyCoord(rows["ra"] * u.deg, rows["dec"] * u.deg)
+    i, j, _, _ = c.search_around_sky(c, r * u.deg)
+    keep = i != j
+    want = {(int(rows["brickid"][x]), int(rows["objid"][x]), int(rows["brickid"][y]), int(rows["objid"][y]))
+            for x, y in zip(i[keep], j[keep])}
+    got = set(zip(*(res.table[k].to_pylist() for k in ("b1", "o1", "b2", "o2"))))
+    assert len(want) > 100 and got == want

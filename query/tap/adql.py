@@ -65,6 +65,9 @@ class Planner(Protocol):
                       up_pos: tuple[str, str], radius_deg: float,
                       columns: set[str] | None) -> tuple[str, dict]: ...
 
+    def pair_source(self, ref1: "TableRef", ref2: "TableRef", pos1: tuple[str, str], pos2: tuple[str, str],
+                    radius_deg: float, columns: set[str] | None) -> tuple[str, str, dict]: ...
+
 
 @dataclass(frozen=True)
 class TableRef:
@@ -286,8 +289,9 @@ def _direct(tree: exp.Expression, regs: dict[str, pa.Table]):
 
 
 def _plan_xmatch(select, refs, planner, wants, regs, notes) -> None:
-    """A JOIN whose ON holds CONTAINS/DISTANCE between a lake table and an upload: the lake side
-    becomes the crossmatch pairs (keyed to the upload's rows), not a cross join."""
+    """A JOIN whose ON holds CONTAINS/DISTANCE between a lake table and an upload (or another lake
+    table, inner joins): the lake side becomes the crossmatch pairs (keyed to the upload's rows),
+    not a cross join."""
     scope = _scope_tables(select, refs)
     for join in select.args.get("joins") or []:
         for cond in _conjuncts(join.args.get("on")):
@@ -300,9 +304,14 @@ def _plan_xmatch(select, refs, planner, wants, regs, notes) -> None:
                 continue
             if refs[t2].catalog is not None and refs[t1].upload is not None:
                 t1, t2, p1, p2 = t2, t1, p2, p1
-            if refs[t1].catalog is None or refs[t2].upload is None:
-                continue
             if _owner(p1[1], scope, refs, False) is not t1 or _owner(p2[1], scope, refs, False) is not t2:
+                continue
+            if refs[t1].catalog is not None and refs[t2].catalog is not None:
+                if join.args.get("side") or str(join.args.get("kind") or "INNER").upper() != "INNER":
+                    continue   # an outer join between catalogs keeps unmatched rows: not a crossmatch
+                _lake_pairs(select, join, t1, t2, p1, p2, radius, refs, planner, wants, regs, notes)
+                return
+            if refs[t1].catalog is None or refs[t2].upload is None:
                 continue
             up_alias = t2.alias or t2.name
             sql, new = planner.xmatch_source(refs[t1], refs[t2], (p1[0].name, p1[1].name),
@@ -316,6 +325,23 @@ def _plan_xmatch(select, refs, planner, wants, regs, notes) -> None:
             join.set("on", exp.and_(join.args["on"], key))
             _exclude_keys(select, lake_alias, up_alias)
             return
+
+
+def _lake_pairs(select, join, t1, t2, p1, p2, radius, refs, planner, wants, regs, notes) -> None:
+    """An inner JOIN of two lake catalogs on CONTAINS/DISTANCE: both sides become the two halves of
+    the crossmatch pairs (``t2`` streamed against ``t1``), joined on the pair number."""
+    a1, a2 = t1.alias or t1.name, t2.alias or t2.name
+    sql1, sql2, new = planner.pair_source(refs[t1], refs[t2], (p1[0].name, p1[1].name),
+                                          (p2[0].name, p2[1].name), radius, wants)
+    regs.update(new)
+    notes.append(f"crossmatch of {t1.name} with {t2.name} within {radius * 3600:g} arcsec")
+    _replace_table(t1, _subquery(sql1), a1)
+    _replace_table(t2, _subquery(sql2), a2)
+    refs.pop(t1)
+    refs.pop(t2)
+    key = exp.condition(f'"{a1}".__xm_uid_l = "{a2}".__xm_uid_u', dialect="duckdb")
+    join.set("on", exp.and_(join.args["on"], key))
+    _exclude_keys(select, a1, a2)
 
 
 def _exclude_keys(select: exp.Select, lake_alias: str, up_alias: str) -> None:

@@ -259,6 +259,30 @@ class _Planner:
         reg = f"__region_{next(self._n)}"
         return self._source(ref, reg, rows.column_names), {reg: rows}
 
+    def _wanted(self, ref: TableRef, columns) -> list[str]:
+        names = self.snap.cats[ref.catalog].schema.names
+        cols = names if (columns is None or ref.derived) else \
+            [c for c in names if c.lower() in columns or c in ("ra", "dec")]
+        return [c for c in cols if c != HPX_COL] + ([HPX_COL] if HPX_COL in cols else [])
+
+    def pair_source(self, ref1, ref2, pos1, pos2, radius_deg, columns):
+        """Both halves of the crossmatch of two lake catalogs: ``ref2`` streamed as the external
+        catalog (its snapshot's HATS folder) against ``ref1``."""
+        from legacylake.query.crossmatch.core import xmatch
+
+        for pos in (pos1, pos2):
+            if (pos[0].lower(), pos[1].lower()) != ("ra", "dec"):
+                raise ADQLError("a crossmatch join compares the catalogs' ra, dec columns")
+        c1, c2 = self.snap.cats[ref1.catalog], self.snap.cats[ref2.catalog]
+        cols1, cols2 = self._wanted(ref1, columns), self._wanted(ref2, columns)
+        pairs = xmatch(str(c2.path), c1.path, radius_arcsec=radius_deg * 3600.0, mode="all", columns=cols1,
+                       external_columns=cols2, force=True)
+        key = pa.array(np.arange(pairs.num_rows, dtype=np.int64))
+        left = pa.table({**{c: pairs[f"lake_{c}"] for c in cols1}, "__xm_uid_l": key})
+        right = pa.table({**{c: pairs[c] for c in cols2}, "__xm_uid_u": key})
+        r1, r2 = f"__pairs_{next(self._n)}", f"__pairs_{next(self._n)}"
+        return self._source(ref1, r1, cols1), self._source(ref2, r2, cols2), {r1: left, r2: right}
+
     def xmatch_source(self, ref, upload, lake_pos, up_pos, radius_deg, columns):
         from legacylake.query.crossmatch.core import xmatch
 
@@ -274,10 +298,7 @@ class _Planner:
         n = up.num_rows
         ext = pa.table({"__xm_uid_u": pa.array(np.arange(n, dtype=np.int64)),
                         "ra": up[ura].cast(pa.float64()), "dec": up[udec].cast(pa.float64())})
-        names = cat.schema.names
-        cols = names if (columns is None or ref.derived) else \
-            [c for c in names if c.lower() in columns or c in ("ra", "dec")]
-        cols = [c for c in cols if c != HPX_COL] + ([HPX_COL] if HPX_COL in cols else [])
+        cols = self._wanted(ref, columns)
         pairs = xmatch(ext, cat.path, radius_arcsec=radius_deg * 3600.0, mode="all",
                        columns=cols, external_columns=["__xm_uid_u"], force=True)
         out = pa.table({**{c: pairs[f"lake_{c}"] for c in cols}, "__xm_uid_l": pairs["__xm_uid_u"]})
