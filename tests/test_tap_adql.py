@@ -216,3 +216,16 @@ def test_join_of_two_lake_tables_runs_as_crossmatch(engine, rows):
             for x, y in zip(i[keep], j[keep])}
     got = set(zip(*(res.table[k].to_pylist() for k in ("b1", "o1", "b2", "o2"))))
     assert len(want) > 100 and got == want
+
+
+def test_where_form_crossmatch_with_an_upload(engine, rows):
+    up = pa.table({"ra": [0.05, 0.1], "dec": [0.0, 0.05]})
+    r = 0.02
+    q = ("SELECT u.ra AS ura, t.objid, t.brickid FROM dr9 AS t, TAP_UPLOAD.up AS u "
+         f"WHERE 1 = CONTAINS(POINT('ICRS', t.ra, t.dec), CIRCLE('ICRS', u.ra, u.dec, {r}))")
+    res = engine.run(q, uploads={"up": up})
+    assert res.notes and "crossmatch" in res.notes[0]
+    n = sum(int((sep_deg(rows["ra"], rows["dec"], a, d) <= r).sum()) for a, d in [(0.05, 0.0), (0.1, 0.05)])
+    assert res.table.num_rows == n > 10
+    cross = engine.run("SELECT COUNT(*) AS n FROM TAP_UPLOAD.up AS u CROSS JOIN dr9 AS t", uploads={"up": up})
+    assert cross.table["n"][0].as_py() == 2 * len(rows["ra"]) and not cross.notes

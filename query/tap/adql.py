@@ -293,8 +293,13 @@ def _plan_xmatch(select, refs, planner, wants, regs, notes) -> None:
     table, inner joins): the lake side becomes the crossmatch pairs (keyed to the upload's rows),
     not a cross join."""
     scope = _scope_tables(select, refs)
+    where = select.args.get("where")
     for join in select.args.get("joins") or []:
-        for cond in _conjuncts(join.args.get("on")):
+        on = join.args.get("on")
+        comma = on is None and not join.args.get("using") and not join.args.get("side") and \
+            str(join.args.get("kind") or "CROSS").upper() == "CROSS"
+        # FROM lake, upload WHERE 1 = CONTAINS(...) is the same join as JOIN ... ON
+        for cond in _conjuncts(on if not comma else (where.this if where else None)):
             hit = geo.pair_within(cond)
             if hit is None:
                 continue
@@ -307,7 +312,7 @@ def _plan_xmatch(select, refs, planner, wants, regs, notes) -> None:
             if _owner(p1[1], scope, refs, False) is not t1 or _owner(p2[1], scope, refs, False) is not t2:
                 continue
             if refs[t1].catalog is not None and refs[t2].catalog is not None:
-                if join.args.get("side") or str(join.args.get("kind") or "INNER").upper() != "INNER":
+                if join.args.get("side") or str(join.args.get("kind") or "INNER").upper() not in ("INNER", "CROSS"):
                     continue   # an outer join between catalogs keeps unmatched rows: not a crossmatch
                 _lake_pairs(select, join, t1, t2, p1, p2, radius, refs, planner, wants, regs, notes)
                 return
@@ -322,7 +327,7 @@ def _plan_xmatch(select, refs, planner, wants, regs, notes) -> None:
             _replace_table(t1, _subquery(sql), lake_alias)
             refs.pop(t1)
             key = exp.condition(f'"{lake_alias}".__xm_uid_l = "{up_alias}".__xm_uid_u', dialect="duckdb")
-            join.set("on", exp.and_(join.args["on"], key))
+            _add_key(join, key)
             _exclude_keys(select, lake_alias, up_alias)
             return
 
@@ -340,8 +345,15 @@ def _lake_pairs(select, join, t1, t2, p1, p2, radius, refs, planner, wants, regs
     refs.pop(t1)
     refs.pop(t2)
     key = exp.condition(f'"{a1}".__xm_uid_l = "{a2}".__xm_uid_u', dialect="duckdb")
-    join.set("on", exp.and_(join.args["on"], key))
+    _add_key(join, key)
     _exclude_keys(select, a1, a2)
+
+
+def _add_key(join: exp.Join, key: exp.Expression) -> None:
+    """AND the pair-number equality into the join's ON (a comma or CROSS join becomes an inner join)."""
+    join.set("on", exp.and_(join.args["on"], key) if join.args.get("on") else key)
+    if str(join.args.get("kind") or "").upper() == "CROSS":
+        join.set("kind", None)
 
 
 def _exclude_keys(select: exp.Select, lake_alias: str, up_alias: str) -> None:
