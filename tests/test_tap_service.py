@@ -216,7 +216,8 @@ def test_taplint_reports_zero_errors(server):
     out = r.stdout + r.stderr
     totals = [ln for ln in out.splitlines() if ln.startswith("Totals:")]
     assert totals and "Errors: 0;" in totals[0], out[-4000:]
-    for stage in ("TMV", "TME", "TMS", "CPV", "CAP", "AVV", "QGE", "QPO", "QAS", "UWS", "MDQ", "UPL", "EXA"):
+    assert totals[0].strip().endswith("Warnings: 1"), [ln for ln in out.splitlines() if ln.startswith("W-")]
+    for stage in ("TMV", "TME", "TMS", "TMC", "CPV", "CAP", "AVV", "QGE", "QPO", "QAS", "UWS", "MDQ", "UPL", "EXA"):
         assert f"Section {stage}" in out
 
 
@@ -232,3 +233,13 @@ def test_pyvo_async_upload_join(service, rows):
         want |= {(float(a), b, o) for b, o in zip(rows["brickid"][m].tolist(), rows["objid"][m].tolist())}
     assert len(want) > 10
     assert {(float(a), int(b), int(o)) for a, b, o in zip(got["ura"], got["brickid"], got["objid"])} == want
+
+
+def test_tap_schema_keys_and_interface_version(service):
+    keys = service.search("SELECT key_id, from_table, target_table FROM TAP_SCHEMA.keys").to_table()
+    assert ("columns_table", "TAP_SCHEMA.columns", "TAP_SCHEMA.tables") in \
+        {(str(a), str(b), str(c)) for a, b, c in zip(keys["key_id"], keys["from_table"], keys["target_table"])}
+    cols = service.search("SELECT from_column, target_column FROM TAP_SCHEMA.key_columns "
+                          "WHERE key_id = 'tables_schema'").to_table()
+    assert [(str(a), str(b)) for a, b in zip(cols["from_column"], cols["target_column"])] == [("schema_name",
+                                                                                             "schema_name")]

@@ -108,6 +108,16 @@ _TS_DESC = {"schemas": "description of schemas in this tableset", "tables": "des
             "key_columns": "description of foreign key columns in this tableset"}
 
 
+#: TAP 1.1's foreign keys inside TAP_SCHEMA: (key_id, from table, target table, from column, target column).
+TAP_SCHEMA_KEYS = [
+    ("tables_schema", "TAP_SCHEMA.tables", "TAP_SCHEMA.schemas", "schema_name", "schema_name"),
+    ("columns_table", "TAP_SCHEMA.columns", "TAP_SCHEMA.tables", "table_name", "table_name"),
+    ("keys_from", "TAP_SCHEMA.keys", "TAP_SCHEMA.tables", "from_table", "table_name"),
+    ("keys_target", "TAP_SCHEMA.keys", "TAP_SCHEMA.tables", "target_table", "table_name"),
+    ("key_columns_key", "TAP_SCHEMA.key_columns", "TAP_SCHEMA.keys", "key_id", "key_id"),
+]
+
+
 @dataclass
 class ColumnMeta:
     """One column as TAP_SCHEMA.columns and /tables describe it."""
@@ -236,8 +246,10 @@ def tap_schema_tables(meta: Meta) -> dict[str, pa.Table]:
                 c.description, None, c.unit or None, c.ucd or None, c.indexed, c.principal, c.std, j)
                for t in meta.tables for j, c in enumerate(t.columns)]
     return {"schemas": _arrow(schemas, "schemas"), "tables": _arrow(tables, "tables"),
-            "columns": _arrow(columns, "columns"), "keys": _arrow([], "keys"),
-            "key_columns": _arrow([], "key_columns")}
+            "columns": _arrow(columns, "columns"),
+            "keys": _arrow([(k, f, t, f"{f}.{fc} refers to {t}.{tc}", None) for k, f, t, fc, tc in TAP_SCHEMA_KEYS],
+                           "keys"),
+            "key_columns": _arrow([(k, fc, tc) for k, _, _, fc, tc in TAP_SCHEMA_KEYS], "key_columns")}
 
 
 def install(con, meta: Meta) -> None:
@@ -274,9 +286,12 @@ def tables_xml(meta: Meta, only: str | None = None) -> str:
         ns = (' xmlns:vosi="http://www.ivoa.net/xml/VOSITables/v1.0" xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1"'
               ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"') if root else ""
         tag = "vosi:table" if root else "table"
+        fks = "".join(f"<foreignKey><targetTable>{tt}</targetTable><fkColumn><fromColumn>{fc}</fromColumn>"
+                      f"<targetColumn>{tc}</targetColumn></fkColumn></foreignKey>"
+                      for _, ft, tt, fc, tc in TAP_SCHEMA_KEYS if ft == t.name)
         return (f'<{tag} type="{t.type}"{ns}><name>{escape(t.name)}</name>'
                 f"<description>{escape(t.description)}</description>"
-                + "".join(col(c) for c in t.columns) + f"</{tag}>")
+                + "".join(col(c) for c in t.columns) + fks + f"</{tag}>")
 
     head = '<?xml version="1.0" encoding="UTF-8"?>\n'
     if only is not None:

@@ -117,7 +117,7 @@ def capabilities_xml(base: str, max_rows: int, default_maxrec: int, timeout: flo
     """VOSI capabilities: TAP 1.1 (ADQL 2.0/2.1 with geometry and the lake's functions, formats,
     upload, limits), VOSI capabilities/availability/tables and DALI examples."""
     def iface(path: str, role: str = "") -> str:
-        r = f' role="{role}"' if role else ""
+        r = f' role="{role}" version="1.1"' if role else ""
         return (f'<interface xsi:type="vs:ParamHTTP"{r}><accessURL use="base">{escape(base + path)}</accessURL>'
                 "</interface>")
 
