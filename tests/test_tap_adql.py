@@ -229,3 +229,18 @@ def test_where_form_crossmatch_with_an_upload(engine, rows):
     assert res.table.num_rows == n > 10
     cross = engine.run("SELECT COUNT(*) AS n FROM TAP_UPLOAD.up AS u CROSS JOIN dr9 AS t", uploads={"up": up})
     assert cross.table["n"][0].as_py() == 2 * len(rows["ra"]) and not cross.notes
+
+
+@pytest.mark.parametrize("table", ["dr9", "dr9_derived"])
+def test_big_regions_are_read_by_duckdb_over_the_pruned_files(engine, rows, monkeypatch, table):
+    from legacylake.query.tap import engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "ARROW_REGION_ROWS", 0)   # every region counts as big
+    q = (f"SELECT brickid, objid FROM {table} WHERE 1 = CONTAINS(POINT(ra, dec), CIRCLE(359.95, 0.05, 0.1))")
+    res = engine.run(q)
+    sql = res.sql.lower().replace('"', "")
+    assert "read_parquet" in sql and "_healpix_29 between" in sql
+    want = sep_deg(rows["ra"], rows["dec"], 359.95, 0.05) <= 0.1
+    assert ids(res.table) == set(zip(rows["brickid"][want].tolist(), rows["objid"][want].tolist()))
+    none = engine.run(f"SELECT COUNT(*) AS n FROM {table} WHERE 1 = CONTAINS(POINT(ra, dec), CIRCLE(90, 30, 0.1))")
+    assert none.table["n"][0].as_py() == 0

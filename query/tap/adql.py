@@ -366,12 +366,9 @@ def _exclude_keys(select: exp.Select, lake_alias: str, up_alias: str) -> None:
             star.this.set("except_", [exp.column(key)])
 
 
-def _subquery(sql: str) -> exp.Expression:
-    """The syntax tree of a planner's source query (plain ``SELECT * FROM name`` built directly)."""
-    words = sql.split()
-    if len(words) == 4 and words[:3] == ["SELECT", "*", "FROM"] and words[3].isidentifier():
-        return exp.select("*").from_(words[3])
-    return sqlglot.parse_one(sql, read="duckdb")
+def _subquery(sql) -> exp.Expression:
+    """A planner's source query as a syntax tree (given as one, or as DuckDB SQL text to parse)."""
+    return sql if isinstance(sql, exp.Expression) else sqlglot.parse_one(sql, read="duckdb")
 
 
 def _replace_table(node: exp.Table, new: exp.Expression, alias: str | None) -> None:

@@ -235,11 +235,17 @@ class _Planner:
     def functions(self):
         return frozenset(macros.FUNCTIONS)
 
-    def _source(self, ref: TableRef, name: str, cols: list[str]) -> str:
-        if not ref.derived:
-            return f"SELECT * FROM {name}"
-        extra = ", ".join(f"{e} AS {n}" for n, e in macros.derived_columns(cols) if n not in cols)
-        return f"SELECT *{', ' + extra if extra else ''} FROM {name}"
+    def _source(self, ref: TableRef, name: str, cols: list[str]):
+        """``SELECT * FROM name`` as a syntax tree, plus the derived columns for a ``_derived`` view."""
+        import sqlglot
+        from sqlglot import exp
+
+        q = exp.select("*").from_(name)
+        if ref.derived:
+            extra = [sqlglot.parse_one(f"{e} AS {n}", read="duckdb")
+                     for n, e in macros.derived_columns(cols) if n not in cols]
+            q = q.select(*extra, copy=False)
+        return q
 
     def region_source(self, ref, region, columns):
         cat = self.snap.cats[ref.catalog]
@@ -249,7 +255,7 @@ class _Planner:
         if est > ARROW_REGION_ROWS:
             files = [f for f, _ in p.files]
             if not files:
-                return f"SELECT * FROM {ref.sql} WHERE false", {}
+                return f"SELECT * FROM {ref.sql} WHERE false", {}   # parsed by the translator
             rng = " OR ".join(f"{HPX_COL} BETWEEN {lo} AND {hi - 1}" for lo, hi in p.ranges) or "true"
             base = f"(SELECT * FROM {parquet_scan(files)} WHERE ({rng}) AND {region.sql_predicate()})"
             return self._source(ref, base, names), {}
