@@ -244,3 +244,12 @@ def test_big_regions_are_read_by_duckdb_over_the_pruned_files(engine, rows, monk
     assert ids(res.table) == set(zip(rows["brickid"][want].tolist(), rows["objid"][want].tolist()))
     none = engine.run(f"SELECT COUNT(*) AS n FROM {table} WHERE 1 = CONTAINS(POINT(ra, dec), CIRCLE(90, 30, 0.1))")
     assert none.table["n"][0].as_py() == 0
+
+
+def test_serve_command_refuses_bad_options(tmp_path, capsys):
+    from legacylake.main import main
+
+    assert main(["serve", "--lake", str(tmp_path / "nolake")]) == 2
+    assert "no such lake folder" in capsys.readouterr().err
+    assert main(["serve", "--lake", str(tmp_path), "--alias", "justaname"]) == 2
+    assert "expected SCHEMA.TABLE=CATALOG" in capsys.readouterr().err
