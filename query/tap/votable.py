@@ -285,7 +285,9 @@ def encode(table: pa.Table, fmt: str, meta: dict[str, FieldMeta], overflow: bool
             t[f.name] = vals
             if f.name in meta and meta[f.name].unit:
                 t[f.name].unit = meta[f.name].unit
-        t.write(buf, format="fits")
+        with warnings.catch_warnings():   # astropy's notes on non-FITS unit names (nanomaggy)
+            warnings.simplefilter("ignore")
+            t.write(buf, format="fits")
         return buf.getvalue()
     raise UserError(f"unknown format {fmt!r}")
 
