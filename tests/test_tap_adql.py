@@ -107,6 +107,9 @@ def test_crossmatch_join_with_upload_matches_brute_force(engine, rows):
     ("SELECT ra FROM dr9 WHERE 1 = CONTAINS(POINT('GALACTIC', ra, dec), CIRCLE(0, 0, 1))", "coordinate system"),
     ("SELECT ra FROM dr9 WHERE 1 = CONTAINS(POINT(ra, dec), CIRCLE(0, 0))", "CIRCLE needs 3 numbers"),
     ("SELECT has_maskbits(maskbits, 'NOSUCHBIT') FROM dr9", "NOSUCHBIT"),
+    ("SELECT flux_to_mag(ra, dec) FROM dr9", "bad function arguments: Binder Error: Macro flux_to_mag()"),
+    ("SELECT SQRT(type) FROM dr9", "bad function arguments: Binder Error: No function matches the given name and "
+                                   "argument types 'sqrt(VARCHAR)'"),
 ])
 def test_errors_name_the_problem(engine, q, needle):
     with pytest.raises(ADQLError) as err:

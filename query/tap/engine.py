@@ -208,7 +208,7 @@ def _explain(msg: str) -> str:
         return "unknown column: " + msg
     if "function" in low and "does not exist" in low:
         return "bad function: " + msg
-    if "no function matches" in low:
+    if "no function matches" in low or "does not support the supplied arguments" in low:
         return "bad function arguments: " + msg
     return msg
 
