@@ -256,3 +256,21 @@ def test_serve_command_refuses_bad_options(tmp_path, capsys):
     assert "no such lake folder" in capsys.readouterr().err
     assert main(["serve", "--lake", str(tmp_path), "--alias", "justaname"]) == 2
     assert "expected SCHEMA.TABLE=CATALOG" in capsys.readouterr().err
+
+
+def test_jobs_past_destruction_are_deleted_and_running_ones_marked_on_restart(tmp_path):
+    from legacylake.query.tap import uws
+
+    store = uws.JobStore(tmp_path, lambda job, cancel: (b"x", "text/plain", "txt"), 1, 60)
+    old = store.create({"QUERY": "SELECT 1"}, {})
+    store.update(old.jobId, destruction="2000-01-01T00:00:00.000Z")
+    running = store.create({"QUERY": "SELECT 1"}, {})
+    store.update(running.jobId, phase="EXECUTING")
+    kept = store.create({"QUERY": "SELECT 2"}, {})
+    again = uws.JobStore(tmp_path, lambda job, cancel: (b"x", "text/plain", "txt"), 1, 60)   # a restart
+    assert {j.jobId for j in again.all()} == {running.jobId, kept.jobId}
+    assert again.get(running.jobId).phase == "ERROR" and "restarted" in again.get(running.jobId).error
+    again.run(kept.jobId)
+    assert again.wait(kept.jobId, 10, "QUEUED").phase in ("EXECUTING", "COMPLETED")
+    assert again.wait(kept.jobId, 10, "EXECUTING").phase == "COMPLETED"
+    assert (tmp_path / kept.jobId / "result.txt").read_bytes() == b"x"

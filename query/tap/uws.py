@@ -73,6 +73,7 @@ class JobStore:
                 job.phase, job.error = "ERROR", "the service restarted while this job was running; run it again"
                 job.endTime = iso(now())
                 self.save(job)
+        self.sweep()
 
     # ---------------------------------------------------------------- storage
     def folder(self, job_id: str) -> Path:
