@@ -13,7 +13,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from _query_lake import query_lake  # noqa: F401  (fixture)
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
-
 from _tap import ids, query_lake, rows, sep_deg  # noqa: F401  (fixtures)
+
 from legacylake.query import connect
 from legacylake.query.tap.adql import ADQLError, parse
 from legacylake.query.tap.engine import Config, Engine
@@ -185,10 +185,10 @@ def test_bitwise_with_cte_and_geometry_values(engine, query_lake):
 
 
 def test_each_query_reads_one_snapshot_and_sees_a_new_one(tmp_path):
+    from _query_lake import lake_bricks
+
     from legacylake.etl import build
     from legacylake.query.synthlake import write_fits_bricks
-
-    from _query_lake import lake_bricks
 
     names = lake_bricks()[:6]
     write_fits_bricks(tmp_path / "fits", names[:3], 100, seed=1)
@@ -209,8 +209,8 @@ def test_join_of_two_lake_tables_runs_as_crossmatch(engine, rows):
                      f"JOIN dr9_derived AS b ON DISTANCE(POINT(a.ra, a.dec), POINT(b.ra, b.dec)) < {r!r} "
                      "WHERE a.objid <> b.objid OR a.brickid <> b.brickid", maxrec=10**7)
     assert res.notes == [f"crossmatch of dr9 with dr9_derived within {r * 3600:g} arcsec"]
-    from astropy.coordinates import SkyCoord
     import astropy.units as u
+    from astropy.coordinates import SkyCoord
 
     c = SkyCoord(rows["ra"] * u.deg, rows["dec"] * u.deg)
     i, j, _, _ = c.search_around_sky(c, r * u.deg)

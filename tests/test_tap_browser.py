@@ -12,9 +12,8 @@ import time
 
 import httpx
 import pytest
-from astropy.io import votable
-
 from _tap import query_lake, server, tap_dirs  # noqa: F401  (fixtures)
+from astropy.io import votable
 
 
 class Browser:

@@ -11,13 +11,12 @@ import time
 
 import httpx
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from _tap import Server, ids, query_lake, rows, sep_deg, server, service, tap_dirs  # noqa: F401  (fixtures)
 from astropy.io import votable
 from astropy.table import Table
 
-from _tap import Server, ids, query_lake, rows, sep_deg, server, service, tap_dirs  # noqa: F401  (fixtures)
 from legacylake.query import connect
 
 CONE = "SELECT brickid, objid, ra, dec, flux_r FROM dr9 WHERE 1=CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 0.05, 0.0, 0.1))"
@@ -78,8 +77,8 @@ def test_pyvo_upload_of_10000_rows_runs_as_crossmatch(service, rows):
     assert time.time() - t0 < 30
     pairs = set(zip(np.asarray(got["uid"]).tolist(), np.asarray(got["brickid"]).tolist(),
                     np.asarray(got["objid"]).tolist()))
-    from astropy.coordinates import SkyCoord
     import astropy.units as u
+    from astropy.coordinates import SkyCoord
 
     lake = SkyCoord(rows["ra"] * u.deg, rows["dec"] * u.deg)
     ext = SkyCoord(np.asarray(up["ra"]) * u.deg, np.asarray(up["dec"]) * u.deg)

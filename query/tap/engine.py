@@ -9,7 +9,6 @@ seen by the next query.
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 import time
 from dataclasses import dataclass, field

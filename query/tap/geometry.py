@@ -10,8 +10,6 @@ into pruned reads and crossmatches.
 
 from __future__ import annotations
 
-import math
-
 import sqlglot
 from sqlglot import exp
 
