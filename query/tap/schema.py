@@ -167,6 +167,8 @@ def derived_description(name: str) -> tuple[str, str]:
     if name in ("g_r", "r_z", "z_w1", "w1_w2"):
         a, b = name.split("_")
         return "mag", f"colour {a} - {b} from dereddened magnitudes"
+    if name == "ring256":
+        return "", "ring-scheme HEALPix index at nside 256 (order 8), as Astro Data Lab's ring256"
     if name == "nest4096":
         return "", "nested HEALPix index at nside 4096 (order 12), as Astro Data Lab's nest4096"
     if name == "random_id":
