@@ -274,3 +274,20 @@ def test_jobs_past_destruction_are_deleted_and_running_ones_marked_on_restart(tm
     assert again.wait(kept.jobId, 10, "QUEUED").phase in ("EXECUTING", "COMPLETED")
     assert again.wait(kept.jobId, 10, "EXECUTING").phase == "COMPLETED"
     assert (tmp_path / kept.jobId / "result.txt").read_bytes() == b"x"
+
+
+def test_every_ucd_is_valid_ucd1plus():
+    from astropy.io.votable.ucd import parse_ucd
+
+    from legacylake.catalogs_schema import model
+    from legacylake.catalogs_schema.ucds import ucd_of
+    from legacylake.query.sql.macros import derived_columns
+
+    names = set()
+    for m in ("dr9-tractor", "dr10-tractor", "dr8-tractor", "dr4-tractor"):
+        names |= set(model(m).names)
+    names |= {n for n, _ in derived_columns(sorted(names | {"_healpix_29"}))} | {"_healpix_29"}
+    given = {n: ucd_of(n) for n in sorted(names) if ucd_of(n)}
+    assert len(given) > 150
+    for n, u in given.items():
+        parse_ucd(u, check_controlled_vocabulary=True, has_colon=False)   # raises on a bad word or order
