@@ -150,7 +150,7 @@ class Engine:
         timer = threading.Timer(limit_s, on_timeout)
         try:
             tr = translate(adql, planner, limit)
-            if tr.direct is not None:   # only columns of a region's (exact) rows: no SQL engine needed
+            if tr.direct is not None and limit > 0:   # only columns of a region's (exact) rows: no SQL engine needed
                 reg, cols, n = tr.direct
                 t = tr.registrations[reg]
                 table = pa.table([t[c] for c, _ in cols], names=[o for _, o in cols]).slice(0, n)
