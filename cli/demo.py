@@ -185,6 +185,7 @@ def run(args) -> int:
     print(f"  legacylake cone --lake {lake} --catalog dr9 {ra_c} {dec_c} 0.01")
     print(f"  legacylake xmatch --lake {lake} --catalog dr9 {gaia} --radius 1 --nearest --out matches.parquet")
     print(f"  legacylake sql --functions                 # the SQL function library")
+    print(f"  legacylake serve --lake {lake} --alias ls_dr9.tractor=dr9   # TAP for TOPCAT/pyvo: http://127.0.0.1:8321/")
     print(f"  python -c \"import lsdb; print(lsdb.open_catalog('{lake}/dr9'))\"")
     return status
 

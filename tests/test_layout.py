@@ -36,6 +36,9 @@ ALLOWED = {
                              "legacylake.catalogs_schema", "legacylake.errors", "legacylake.lazy", "legacylake._version"},
     "legacylake.query.spatial": {"legacylake.query.lake", "legacylake.query.sql", "legacylake.etl",
                                  "legacylake.catalogs_schema", "legacylake.errors", "legacylake.lazy", "legacylake._version"},
+    "legacylake.query.tap": {"legacylake.query.lake", "legacylake.query.sql", "legacylake.query.spatial",
+                             "legacylake.query.crossmatch", "legacylake.etl", "legacylake.catalogs_schema",
+                             "legacylake.errors", "legacylake.lazy", "legacylake._version"},
     "legacylake.query": {"legacylake.etl", "legacylake.catalogs_schema", "legacylake.errors", "legacylake.lazy",
                          "legacylake._version", "legacylake.main"},
     # photometry: the image model, under the simulator, under the brick pipeline

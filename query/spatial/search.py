@@ -149,10 +149,11 @@ def _scratch():
 
 
 def search(lake, region: Region, catalog: str | None = None, columns=None, where: str | None = None,
-           stats: dict | None = None, progress: bool = False) -> pa.Table:
+           stats: dict | None = None, progress: bool = False, planned: Plan | None = None) -> pa.Table:
     """Rows of ``region`` as an Arrow table (all columns unless ``columns``), optionally filtered
     by the SQL expression ``where`` (the function library is available in it). ``progress``
-    shows a tqdm bar on stderr when more than 20 files are read."""
+    shows a tqdm bar on stderr when more than 20 files are read. ``planned``: the result of
+    :func:`plan` for this catalog and region, when the caller already has it."""
     cat = _resolve(lake, catalog)
     schema_names = cat.schema.names
     if columns:
@@ -165,7 +166,7 @@ def search(lake, region: Region, catalog: str | None = None, columns=None, where
             raise UserError(f"unknown column {bad[0]!r} in catalog {cat.name}; "
                             f"columns include: {', '.join(schema_names[:12])}, ...")
         read_cols = list(dict.fromkeys(want + ["ra", "dec"]))
-    p = plan(cat, region)
+    p = planned if planned is not None else plan(cat, region)
     pieces = []
     scanned = 0
     files = p.files
