@@ -291,3 +291,52 @@ def test_every_ucd_is_valid_ucd1plus():
     assert len(given) > 150
     for n, u in given.items():
         parse_ucd(u, check_controlled_vocabulary=True, has_colon=False)   # raises on a bad word or order
+
+
+def test_the_time_limit_covers_pruned_reads_and_crossmatches(query_lake, rows, monkeypatch):
+    """The limit stops a slow pruned read between files, and a client's abort stops a crossmatch
+    join between partitions: the query ends near the limit, not after the whole read."""
+    import threading
+    import time
+
+    from legacylake.query.spatial import search as S
+
+    real = S._read_region_rows
+
+    def slow(*a, **k):
+        time.sleep(0.3)
+        return real(*a, **k)
+
+    monkeypatch.setattr(S, "_read_region_rows", slow)
+    eng = Engine(Config(query_lake, timeout=0.2))
+    q = "SELECT objid FROM dr9 WHERE 1 = CONTAINS(POINT(ra, dec), CIRCLE(0.0, 0.0, 30.0))"
+    t0 = time.perf_counter()
+    with pytest.raises(TimeoutError, match="time limit of 0.2 s"):
+        eng.run(q)
+    files = len(S.plan(eng.snapshot().cats["dr9"], S.Region.cone(0.0, 0.0, 30.0)).files)
+    assert files >= 3 and time.perf_counter() - t0 < 0.3 * files   # stopped before reading every file
+    monkeypatch.setattr(S, "_read_region_rows", real)
+    aborted = threading.Event()
+    aborted.set()
+    up = pa.table({"id": np.arange(50), "ra": rows["ra"][:50], "dec": rows["dec"][:50]})
+    with pytest.raises(InterruptedError, match="aborted"):
+        eng.run("SELECT u.id, t.objid FROM dr9 AS t JOIN TAP_UPLOAD.up AS u ON "
+                "1 = CONTAINS(POINT(t.ra, t.dec), CIRCLE(u.ra, u.dec, 0.001))", uploads={"up": up}, cancel=aborted)
+    assert eng.run("SELECT TOP 5 objid FROM dr9").table.num_rows == 5   # the engine is usable afterwards
+
+
+def test_search_and_xmatch_stop_when_cancelled(query_lake, rows):
+    import threading
+
+    from legacylake.query.crossmatch.core import xmatch
+    from legacylake.query.spatial.search import Region, search
+
+    ev = threading.Event()
+    assert search(query_lake, Region.cone(0.0, 0.0, 30.0), "dr9", columns=["objid"], cancel=ev).num_rows > 0
+    ev.set()
+    with pytest.raises(InterruptedError):
+        search(query_lake, Region.cone(0.0, 0.0, 30.0), "dr9", columns=["objid"], cancel=ev)
+    ext = pa.table({"ra": rows["ra"][:200], "dec": rows["dec"][:200]})
+    with pytest.raises(InterruptedError):
+        xmatch(ext, query_lake, "dr9", radius_arcsec=1.0, cancel=ev)
+    assert xmatch(ext, query_lake, "dr9", radius_arcsec=1.0).num_rows == 200

@@ -95,7 +95,7 @@ def xmatch(external, lake: str | os.PathLike, catalog: str | None = None, *,
            out: str | os.PathLike | None = None, into_lake: str | None = None,
            scheduler=None, force: bool = False,
            memory_budget: int = DEFAULT_MEMORY_BUDGET, batch_rows: int = DEFAULT_BATCH_ROWS,
-           progress: bool = False, stats: XmatchStats | None = None) -> pa.Table | XmatchStats:
+           progress: bool = False, stats: XmatchStats | None = None, cancel=None) -> pa.Table | XmatchStats:
     """Crossmatch ``external`` (path or Arrow/pandas table) with lake catalog ``lake/catalog``.
 
     ``radius_arcsec``: match radius in arcsec (0 < r; r > 3600 needs ``force``).
@@ -111,6 +111,8 @@ def xmatch(external, lake: str | os.PathLike, catalog: str | None = None, *,
     ``distributed.Client``) to run the per-partition match tasks on (the lake must be on a
     filesystem the workers see); results are identical to the local run, in the same order.
     ``memory_budget`` (bytes) bounds the external rows buffered before spilling to disk.
+    ``cancel``: an object with ``is_set()`` (e.g. a :class:`threading.Event`), checked between
+    partitions; when set, the crossmatch stops with :class:`InterruptedError` (nothing written).
     """
     if out is not None and into_lake is not None:
         raise UserError("give either out (--out FILE.parquet) or into_lake (--into-lake NAME), not both")
@@ -206,6 +208,8 @@ def xmatch(external, lake: str | os.PathLike, catalog: str | None = None, *,
 
             it = tqdm(it, total=len(keys), desc="xmatch partitions", unit="part")
         for r in it:
+            if cancel is not None and cancel.is_set():   # checked between partitions
+                raise InterruptedError("crossmatch cancelled")
             for t in r["out"]:
                 sink.write(t)
             if r["cand"] is not None:

@@ -149,11 +149,14 @@ def _scratch():
 
 
 def search(lake, region: Region, catalog: str | None = None, columns=None, where: str | None = None,
-           stats: dict | None = None, progress: bool = False, planned: Plan | None = None) -> pa.Table:
+           stats: dict | None = None, progress: bool = False, planned: Plan | None = None,
+           cancel=None) -> pa.Table:
     """Rows of ``region`` as an Arrow table (all columns unless ``columns``), optionally filtered
     by the SQL expression ``where`` (the function library is available in it). ``progress``
     shows a tqdm bar on stderr when more than 20 files are read. ``planned``: the result of
-    :func:`plan` for this catalog and region, when the caller already has it."""
+    :func:`plan` for this catalog and region, when the caller already has it. ``cancel``: an
+    object with ``is_set()`` (e.g. a :class:`threading.Event`), checked before each file is read;
+    when set, the search stops with :class:`InterruptedError`."""
     cat = _resolve(lake, catalog)
     schema_names = cat.schema.names
     if columns:
@@ -175,6 +178,8 @@ def search(lake, region: Region, catalog: str | None = None, columns=None, where
 
         files = tqdm(files, desc=f"{region.kind} search", unit="file", leave=False)
     for path, rgs in files:
+        if cancel is not None and cancel.is_set():
+            raise InterruptedError(f"{region.kind} search cancelled")
         t, mask, n = _read_region_rows(path, rgs, read_cols, region)
         scanned += n
         if t is not None:

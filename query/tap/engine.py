@@ -139,15 +139,17 @@ class Engine:
         limit = self.cfg.default_maxrec if maxrec is None else maxrec
         limit = max(0, min(int(limit), self.cfg.max_rows))
         cur = snap.con.cursor()
-        planner = _Planner(self, snap, uploads or {})
         limit_s = timeout or self.cfg.timeout
         fired, done = threading.Event(), threading.Event()
+        stop = _Stop(fired, cancel)   # checked by the pruned reads and crossmatches between files/partitions
+        planner = _Planner(self, snap, uploads or {}, stop)
 
         def on_timeout() -> None:
             fired.set()
             cur.interrupt()
 
         timer = threading.Timer(limit_s, on_timeout)
+        timer.start()   # the limit covers the pruned reads and crossmatches of the translation too
         try:
             tr = translate(adql, planner, limit)
             if tr.direct is not None and limit > 0:   # only columns of a region's (exact) rows: no SQL engine needed
@@ -157,7 +159,8 @@ class Engine:
                 return self._result(table, limit, tr, t0)
             for name, tbl in {**planner.upload_regs, **tr.registrations}.items():
                 cur.register(name, tbl)
-            timer.start()
+            if stop.is_set():
+                raise InterruptedError("stopped before the SQL ran")
             if cancel is not None:
                 threading.Thread(target=_watch, args=(cancel, done, cur), daemon=True).start()
             table = cur.sql(tr.sql).to_arrow_table() if limit > 0 else _empty(cur, tr.sql)
@@ -182,6 +185,16 @@ class Engine:
         if overflow:
             table = table.slice(0, limit)
         return Result(table, overflow, tr, tr.notes, time.perf_counter() - t0)
+
+
+class _Stop:
+    """Set when the query's time limit fired or the client aborted (``is_set()``, as an Event)."""
+
+    def __init__(self, fired: threading.Event, cancel: threading.Event | None):
+        self.fired, self.cancel = fired, cancel
+
+    def is_set(self) -> bool:
+        return self.fired.is_set() or (self.cancel is not None and self.cancel.is_set())
 
 
 def _watch(cancel: threading.Event, done: threading.Event, cur) -> None:
@@ -215,8 +228,8 @@ def _explain(msg: str) -> str:
 class _Planner:
     """The translator's view of the service for one query (see :class:`legacylake.query.tap.adql.Planner`)."""
 
-    def __init__(self, engine: Engine, snap: Snapshot, uploads: dict[str, pa.Table]):
-        self.engine, self.snap = engine, snap
+    def __init__(self, engine: Engine, snap: Snapshot, uploads: dict[str, pa.Table], stop: _Stop | None = None):
+        self.engine, self.snap, self.stop = engine, snap, stop
         self.uploads = {k.lower(): v for k, v in uploads.items()}
         self.upload_regs = {f"__upload_{k}": v for k, v in self.uploads.items()}
         self._n = itertools.count()
@@ -260,7 +273,7 @@ class _Planner:
             return self._source(ref, base, names), {}
         cols = None if (columns is None or ref.derived) else \
             [c for c in names if c.lower() in columns or c in ("ra", "dec")]
-        rows = search(cat, region, columns=cols, planned=p)
+        rows = search(cat, region, columns=cols, planned=p, cancel=self.stop)
         reg = f"__region_{next(self._n)}"
         return self._source(ref, reg, rows.column_names), {reg: rows}
 
@@ -281,7 +294,7 @@ class _Planner:
         c1, c2 = self.snap.cats[ref1.catalog], self.snap.cats[ref2.catalog]
         cols1, cols2 = self._wanted(ref1, columns), self._wanted(ref2, columns)
         pairs = xmatch(str(c2.path), c1.path, radius_arcsec=radius_deg * 3600.0, mode="all", columns=cols1,
-                       external_columns=cols2, force=True)
+                       external_columns=cols2, force=True, cancel=self.stop)
         key = pa.array(np.arange(pairs.num_rows, dtype=np.int64))
         left = pa.table({**{c: pairs[f"lake_{c}"] for c in cols1}, "__xm_uid_l": key})
         right = pa.table({**{c: pairs[c] for c in cols2}, "__xm_uid_u": key})
@@ -305,7 +318,7 @@ class _Planner:
                         "ra": up[ura].cast(pa.float64()), "dec": up[udec].cast(pa.float64())})
         cols = self._wanted(ref, columns)
         pairs = xmatch(ext, cat.path, radius_arcsec=radius_deg * 3600.0, mode="all",
-                       columns=cols, external_columns=["__xm_uid_u"], force=True)
+                       columns=cols, external_columns=["__xm_uid_u"], force=True, cancel=self.stop)
         out = pa.table({**{c: pairs[f"lake_{c}"] for c in cols}, "__xm_uid_l": pairs["__xm_uid_u"]})
         reg = f"__xmatch_{next(self._n)}"
         up_name = upload.sql
