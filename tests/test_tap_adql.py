@@ -340,3 +340,20 @@ def test_search_and_xmatch_stop_when_cancelled(query_lake, rows):
     with pytest.raises(InterruptedError):
         xmatch(ext, query_lake, "dr9", radius_arcsec=1.0, cancel=ev)
     assert xmatch(ext, query_lake, "dr9", radius_arcsec=1.0).num_rows == 200
+
+
+def test_area_of_a_polygon(engine):
+    """AREA(POLYGON): an octant is 1/8 of the sphere; a small square near the equator matches
+    AREA(BOX) of the same corners to the difference between great- and small-circle edges."""
+    from legacylake.query.spatial.regions import polygon_area_deg2
+
+    sphere = 4 * np.pi * (180 / np.pi) ** 2
+    res = run(engine, "SELECT TOP 1 AREA(POLYGON(0, 0, 90, 0, 0, 90)) AS oct, "
+                      "AREA(POLYGON(10, -0.5, 11, -0.5, 11, 0.5, 10, 0.5)) AS sq, "
+                      "AREA(BOX(10.5, 0, 1, 1)) AS box FROM dr9").table.to_pylist()[0]
+    assert abs(res["oct"] - sphere / 8) < 1e-9
+    assert abs(res["sq"] - res["box"]) < 1e-4 * res["box"]
+    # either orientation; a polygon bigger than a hemisphere's complement is taken as the smaller side
+    assert abs(polygon_area_deg2([90, 0, 0], [0, 0, 90]) - sphere / 8) < 1e-9
+    with pytest.raises(ADQLError, match="AREA"):
+        run(engine, "SELECT TOP 1 AREA(POLYGON(ra, dec, 1, 0, 0, 1)) FROM dr9")

@@ -197,6 +197,20 @@ def _unit(ra, dec) -> np.ndarray:
     return np.stack([np.cos(d) * np.cos(r), np.cos(d) * np.sin(r), np.sin(d)], axis=-1)
 
 
+def polygon_area_deg2(ra, dec) -> float:
+    """Area (deg^2) of the spherical polygon with great-circle edges through the vertices
+    (``ra``, ``dec`` in deg, in order, either orientation): the sum of the signed spherical
+    excesses of the fan of triangles from the first vertex (Van Oosterom and Strackee), taken as
+    the smaller of the two sides the boundary divides the sphere into."""
+    v = _unit(np.asarray(ra, np.float64), np.asarray(dec, np.float64))
+    a, b, c = v[0], v[1:-1], v[2:]
+    num = np.einsum("j,ij->i", a, np.cross(b, c))
+    den = 1.0 + b @ a + np.einsum("ij,ij->i", b, c) + c @ a
+    area = abs(float(np.sum(2.0 * np.arctan2(num, den))))
+    area = min(area, 4.0 * math.pi - area)
+    return area * (180.0 / math.pi) ** 2
+
+
 def _edges(v: np.ndarray):
     u = _unit(v[:, 0], v[:, 1])
     return [(u[i], u[(i + 1) % len(u)]) for i in range(len(u))]

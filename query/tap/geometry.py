@@ -14,7 +14,7 @@ import sqlglot
 from sqlglot import exp
 
 from legacylake.errors import UserError
-from legacylake.query.spatial.regions import Region
+from legacylake.query.spatial.regions import Region, polygon_area_deg2
 
 #: Geometry function names (lower case).
 NAMES = frozenset({"point", "circle", "box", "polygon", "contains", "intersects", "distance", "coord1",
@@ -230,7 +230,11 @@ def _area(kind: str, x) -> exp.Expression:
         ra, dec, w, h = (v.sql("duckdb") for v in x)
         return sqlglot.parse_one(f"radians(({w})) * (sin(radians(least(90.0, ({dec}) + ({h}) / 2))) - "
                                  f"sin(radians(greatest(-90.0, ({dec}) - ({h}) / 2)))) * {sq}", read="duckdb")
-    raise UserError(f"AREA({kind.upper()}) is not supported (CIRCLE and BOX)")
+    vals = [const(v) for v in x]
+    if kind != "polygon" or len(vals) < 6 or len(vals) % 2 or any(v is None for v in vals):
+        raise UserError(f"AREA({kind.upper()}) is not supported (CIRCLE, BOX, and POLYGON with constant vertices)")
+    return exp.Cast(this=exp.Literal.number(repr(polygon_area_deg2(vals[0::2], vals[1::2]))),
+                    to=exp.DataType.build("DOUBLE"))
 
 
 def rewrite(node: exp.Expression) -> exp.Expression:
