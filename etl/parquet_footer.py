@@ -142,6 +142,31 @@ def _serialize(md: pq.FileMetaData) -> bytes:
     return raw[-8 - n:-8]
 
 
+def _enc_binary(b: bytes) -> bytes:
+    return _enc_varint(len(b)) + b
+
+
+def _list_head(n: int, elem_type: int) -> bytes:
+    return bytes([(n << 4) | elem_type]) if n < 15 else bytes([0xF0 | elem_type]) + _enc_varint(n)
+
+
+def expected_tail(md: pq.FileMetaData) -> bytes:
+    """The Thrift bytes pyarrow writes after ``row_groups`` for ``md``, built from its values:
+    key/value metadata (field 5), created_by (6), one TypeDefinedOrder per column (7), STOP.
+    Only a guess to test with ``endswith``: a footer that does not end with it is parsed."""
+    kv = md.metadata or {}
+    # pyarrow writes the Arrow schema's metadata in its order, then ARROW:schema; the dict that
+    # FileMetaData.metadata returns is in another order
+    schema_keys = [k for k in (md.schema.to_arrow_schema().metadata or {}) if k in kv]
+    keys = schema_keys + [k for k in kv if k not in schema_keys]
+    out = [b"\x19", _list_head(len(kv), _STRUCT)]
+    for k, v in ((k, kv[k]) for k in keys):
+        out.append(b"\x18" + _enc_binary(k) + (b"\x18" + _enc_binary(v) if v is not None else b"") + b"\x00")
+    out.append(b"\x18" + _enc_binary(md.created_by.encode()))
+    out += [b"\x19", _list_head(md.num_columns, _STRUCT), b"\x1c\x00\x00" * md.num_columns, b"\x00"]
+    return b"".join(out)
+
+
 class _Footers:
     """Splits serialised FileMetaData into (num_rows, row group count, row group bytes).
 
@@ -180,9 +205,15 @@ def write_metadata_streaming(files: list[tuple[str, str]], dest: str, schema: pa
         return 0
     spool = dest + ".rowgroups"
     footers = _Footers()
-    # learn the common tail from the smallest footer (the only one parsed in full)
-    small = min(files, key=lambda f: os.path.getsize(f[0]))[0]
-    footers.split(_serialize(pq.read_metadata(small)))
+    # the common tail, built from the first footer's values; checked on every footer, and
+    # learnt from a full parse of the smallest one only if the first does not end with it
+    first = pq.read_metadata(files[0][0])
+    tail = expected_tail(first)
+    if _serialize(first).endswith(tail):
+        footers.tail = tail
+    else:
+        small = min(files, key=lambda f: os.path.getsize(f[0]))[0]
+        footers.split(_serialize(pq.read_metadata(small)))
     head = None
     total_rg = total_rows = 0
     with open(spool, "wb") as sp:

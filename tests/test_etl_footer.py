@@ -54,3 +54,29 @@ def test_no_files_writes_schema_only(tmp_path):
     schema = pa.schema([("a", pa.int64())])
     assert write_metadata_streaming([], str(tmp_path / "_metadata"), schema) == 0
     assert pq.read_metadata(tmp_path / "_metadata").num_row_groups == 0
+
+
+def test_the_tail_is_built_not_parsed(tmp_path, monkeypatch):
+    """The bytes after ``row_groups`` are built from the footer's values (metadata in the Arrow
+    schema's order, created_by, column orders), so no footer's column chunks are walked in
+    Python; a footer they do not match is still parsed, and the result is the same."""
+    from legacylake.etl import parquet_footer as F
+
+    files, schema = _files(str(tmp_path), [3000, 2000], 100)
+    md = pq.read_metadata(files[0])
+    thrift = F._serialize(md)
+    learnt = F._Footers()
+    learnt.split(thrift)
+    assert F.expected_tail(md) == learnt.tail
+    walked = []
+    real_skip = F._skip
+    monkeypatch.setattr(F, "_skip", lambda buf, i, t: walked.append(t) or real_skip(buf, i, t))
+    rel = [os.path.relpath(p, tmp_path) for p in files]
+    write_metadata_streaming(list(zip(files, rel)), str(tmp_path / "_metadata"), schema)
+    built = len(walked)                       # only the fields before row_groups (the schema)
+    # a wrong guess falls back to the full parse of a footer and gives the same bytes
+    monkeypatch.setattr(F, "expected_tail", lambda md: b"\x01\x00")   # matches no footer
+    walked.clear()
+    write_metadata_streaming(list(zip(files, rel)), str(tmp_path / "_metadata2"), schema)
+    assert len(walked) > 5 * built            # every column chunk of the smaller leaf (20 row groups)
+    assert (tmp_path / "_metadata").read_bytes() == (tmp_path / "_metadata2").read_bytes()
