@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="crossmatch a lake catalog with an external catalog (HATS, Parquet, CSV, FITS)",
         description="Crossmatch the lake catalog LAKE/NAME with EXTERNAL (a HATS catalog directory, a "
         "Parquet file or directory, a CSV file or a FITS table). Exact at partition edges, RA=0/360 "
-        "and the poles. Output: the external columns, the lake columns prefixed lake_, and sep_arcsec.",
+        "and the poles. Output: the external columns, the lake columns under their own names (suffixed _lake only where an external column has the same name, e.g. ra_lake, dec_lake), and sep_arcsec.",
     )
     p.add_argument("external", metavar="EXTERNAL", help="external catalog (path)")
     p.add_argument("--lake", required=True, help="lake directory")

@@ -10,7 +10,17 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-LAKE_PREFIX = "lake_"
+#: Suffix of a lake column whose name is also an external column's (or ``sep_arcsec``).
+LAKE_SUFFIX = "_lake"
+
+
+def lake_output_names(lake_cols: list[str], ext_names: list[str]) -> list[str]:
+    """Output names of the lake columns: their own names, with :data:`LAKE_SUFFIX` appended only
+    to the names that collide with an external column or ``sep_arcsec`` (as TOPCAT renames only
+    duplicated names): ``ra``, ``dec`` of the lake become ``ra_lake``, ``dec_lake`` when the
+    external table has ``ra``, ``dec``; ``release``, ``brickid``, ``objid`` keep their names."""
+    taken = set(ext_names) | {"sep_arcsec"}
+    return [c + LAKE_SUFFIX if c in taken else c for c in lake_cols]
 
 
 @dataclass
