@@ -31,7 +31,9 @@ def query(lake_or_con, sql: str, output: str = "arrow"):
     """Run ``sql`` on a lake (path or a connection from :func:`connect`).
 
     ``cone('cat', ...)``, ``box(...)`` and ``polygon(...)`` table calls are expanded into pruned
-    scans. ``output``: ``arrow`` (pyarrow Table), ``pandas`` or ``astropy`` (units from the lake).
+    scans. ``output``: ``arrow`` (pyarrow Table, units in the lake's field metadata where columns are
+    passed through), ``pandas`` (units in ``DataFrame.attrs["units"]``) or ``astropy`` (units
+    on the columns).
     """
     con = connect(lake_or_con) if isinstance(lake_or_con, (str, os.PathLike)) else lake_or_con
     _, cats = lake_of(con)
@@ -48,7 +50,9 @@ def query(lake_or_con, sql: str, output: str = "arrow"):
     if output == "arrow":
         return res
     if output == "pandas":
-        return res.to_pandas()
+        df = res.to_pandas()
+        df.attrs["units"] = units_for(res.column_names, cats)  # column -> unit, for the columns that have one
+        return df
     if output == "astropy":
         return to_astropy(res, units_for(res.column_names, cats))
     raise ValueError(f"output must be arrow, pandas or astropy (got {output!r})")
