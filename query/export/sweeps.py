@@ -109,8 +109,8 @@ def _all_null(cat: Catalog) -> set[str]:
     return {n for n, k in nulls.items() if rows and k == rows}
 
 
-def _export_box(cat: Catalog, box: tuple[int, int, int, int], out: str) -> dict[str, int]:
-    sweep, main, lc, release = _models(cat)
+def _export_box(cat: Catalog, box: tuple[int, int, int, int], out: str, models=None) -> dict[str, int]:
+    sweep, main, lc, release = models or _models(cat)
     ra1, dec1, ra2, dec2 = box
     version = f"{release[2:]}.0"
     name = sweep_name(*box)
@@ -152,7 +152,7 @@ def export_sweeps(lake: str | os.PathLike, catalog: str, out: str | os.PathLike,
     if catalog not in cats:
         raise UserError(f"unknown catalog {catalog!r} in {lake}; catalogs: {', '.join(cats)}")
     cat = cats[catalog]  # one snapshot for the whole export
-    _models(cat)  # fail early, naming the column
+    models = _models(cat)  # once (it reads every leaf's footer); fails early, naming the column
     if box is not None:
         a, b, d1, d2 = box
         if not (0 <= a < b <= 360 and -90 <= d1 < d2 <= 90):
@@ -163,9 +163,9 @@ def export_sweeps(lake: str | os.PathLike, catalog: str, out: str | os.PathLike,
     summary = SweepSummary()
     if workers and workers > 1:
         with ProcessPoolExecutor(workers) as pool:
-            for res in pool.map(_export_box, [cat] * len(todo), todo, [out] * len(todo)):
+            for res in pool.map(_export_box, [cat] * len(todo), todo, [out] * len(todo), [models] * len(todo)):
                 summary.files.update(res)
     else:
         for bx in todo:
-            summary.files.update(_export_box(cat, bx, out))
+            summary.files.update(_export_box(cat, bx, out, models))
     return summary
