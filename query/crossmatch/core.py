@@ -180,9 +180,11 @@ def xmatch(external, lake: str | os.PathLike, catalog: str | None = None, *,
     if into_lake is not None:
         from legacylake.query.crossmatch.hats_sink import HatsSink
 
-        # next to the lake catalog (lake may name the catalog directory itself when catalog is None)
-        sink = HatsSink(lk.path.parent, into_lake, out_schema, ra_name, dec_name, lk,
-                        {"legacylake_xmatch_lake_catalog": lk.path.name,
+        # next to the lake catalog (lake may name the catalog directory itself when catalog is None);
+        # for a collection lk.path is its snapshot's folder, so the lake is taken from the arguments
+        lake_root = Path(os.fspath(lake)) if catalog else Path(os.fspath(lake)).resolve().parent
+        sink = HatsSink(lake_root, into_lake, out_schema, ra_name, dec_name, lk,
+                        {"legacylake_xmatch_lake_catalog": catalog or Path(os.fspath(lake)).resolve().name,
                          "legacylake_xmatch_mode": mode,
                          "legacylake_xmatch_radius_arcsec": f"{radius_arcsec:g}"},
                         budget=max(1 << 20, memory_budget // 2))
