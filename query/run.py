@@ -8,6 +8,7 @@ import duckdb
 
 from legacylake.errors import UserError
 from legacylake.query.spatial import search as spatial
+from legacylake.query.sql import q3cjoin
 from legacylake.query.sql.connect import connect, lake_of, to_astropy, units_for
 
 #: Statement types a lake query may contain.
@@ -31,7 +32,8 @@ def query(lake_or_con, sql: str, output: str = "arrow"):
     """Run ``sql`` on a lake (path or a connection from :func:`connect`).
 
     ``cone('cat', ...)``, ``box(...)`` and ``polygon(...)`` table calls are expanded into pruned
-    scans. ``output``: ``arrow`` (pyarrow Table, units in the lake's field metadata where columns are
+    scans; a join of a lake view with a table ``ON q3c_join(...)`` runs as the crossmatch
+    (:mod:`legacylake.query.sql.q3cjoin`). ``output``: ``arrow`` (pyarrow Table, units in the lake's field metadata where columns are
     passed through), ``pandas`` (units in ``DataFrame.attrs["units"]``) or ``astropy`` (units
     on the columns).
     """
@@ -39,6 +41,7 @@ def query(lake_or_con, sql: str, output: str = "arrow"):
     _, cats = lake_of(con)
     check_read_only(sql)
     text = spatial.expand(sql, cats)
+    text = q3cjoin.rewrite(text, set(cats) | {f"{n}_derived" for n in cats})  # lake JOIN table ON q3c_join(...)
     try:
         res = con.sql(text).to_arrow_table()
     except duckdb.Error as exc:

@@ -165,6 +165,16 @@ def test_q3c_join_is_a_range_join_matching_brute_force(con):
     i, j = np.nonzero(d <= 3.0 / 3600)
     want = {(int(a), int(lake["brickid"][b]), int(lake["objid"][b])) for a, b in zip(i, j)}
     assert len(want) >= 40 and got == want
+    # through query(): the same join runs as the crossmatch (xmatch_all cells + a key join)
+    from legacylake.query.sql.q3cjoin import rewrite
+
+    assert "xmatch_all('ext', 'dr9'" in rewrite(sql, {"dr9"}).lower()
+    got2 = query(con, sql)
+    assert {(int(a), int(b), int(c)) for a, b, c in zip(got2["xid"].to_numpy(), got2["brickid"].to_numpy(),
+                                                         got2["objid"].to_numpy())} == want
+    flipped = query(con, "SELECT e.xid, t.objid FROM dr9_derived t JOIN ext e "
+                         "ON q3c_join(t.ra, t.dec, e.ra, e.dec, 3.0 / 3600)")
+    assert flipped.num_rows == len(want)
     con.unregister("ext")
 
 

@@ -197,8 +197,10 @@ FUNCTIONS: dict[str, tuple[str, str, str]] = {
              "SELECT elon(ra, dec) FROM dr9 LIMIT 5"),
     "elat": ("elat(ra, dec)", "ecliptic latitude (mean ecliptic and equinox J2000), deg",
              "SELECT count(*) FROM dr9 WHERE abs(elat(ra, dec)) > 30"),
-    "q3c_join": ("q3c_join(ra1, dec1, ra2, dec2, radius)", "Q3C compatible join condition: true within radius deg; "
-                 "a Dec band first, so DuckDB plans a range join (not a cross join)",
+    "q3c_join": ("q3c_join(ra1, dec1, ra2, dec2, radius)", "Q3C compatible join condition: true within radius deg. In query() / legacylake sql, "
+                 "lake_view JOIN table ON q3c_join(...) with a constant radius runs as the crossmatch "
+                 "(xmatch_all cells and a key join); elsewhere a Dec band plus the distance, which DuckDB "
+                 "runs as a range join (not a cross join)",
                  "SELECT * FROM (VALUES (150.1, 2.2)) e(ra, dec) JOIN dr9 t ON q3c_join(e.ra, e.dec, t.ra, t.dec, 1.0 / 3600)"),
     "q3c_poly_query": ("q3c_poly_query(ra, dec, [ra1, dec1, ra2, dec2, ...])", "true inside the spherical polygon "
                        "with great-circle edges through the vertices (deg; smaller than a hemisphere)",
