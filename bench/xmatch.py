@@ -147,7 +147,7 @@ def run_engine(name: str, work: Path) -> dict:
         (xmatch,) = mods
         res = xmatch(work / "ext.parquet", work / "lake", "dr9", radius_arcsec=1.0, mode="nearest")
         ids = res.column("source_id").to_numpy()
-        key = _key(res.column("lake_brickid").to_numpy(), res.column("lake_objid").to_numpy())
+        key = _key(res.column("brickid").to_numpy(), res.column("objid").to_numpy())
         sep = res.column("sep_arcsec").to_numpy()
     elif name == "lsdb":
         (lsdb,) = mods

@@ -153,8 +153,9 @@ def run(args) -> int:
     import numpy as np
 
     sep = matches.column("sep_arcsec").to_numpy()
-    same = np.mean(matches.column("source_id").to_numpy() == matches.column("lake_ref_id").to_numpy()) \
-        if "lake_ref_id" in matches.column_names else float("nan")
+    rid = "ref_id_lake" if "ref_id_lake" in matches.column_names else "ref_id"  # suffixed only on a collision
+    same = np.mean(matches.column("source_id").to_numpy() == matches.column(rid).to_numpy()) \
+        if rid in matches.column_names else float("nan")
     xm_path = os.path.join(out, "gaia_x_dr9.parquet")
     import pyarrow.parquet as pq
 

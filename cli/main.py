@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "legacylake.photometry.cli",
     "legacylake.etl.cli",
     "legacylake.query.cli",
+    "legacylake.query.export.cli",
 )
 
 

@@ -5,6 +5,7 @@
 >>> con.sql("SELECT count(*) FROM dr9 WHERE no_maskbits(maskbits, 'BRIGHT,GALAXY,CLUSTER')")
 >>> query(con, "SELECT * FROM cone('dr9', 150.1, 2.2, 0.01)", output="astropy")
 >>> cone_search("lake", 150.1, 2.2, 0.01, catalog="dr9", columns=["ra", "dec", "flux_r"])
+>>> units("lake", "dr9")                                 # {"ra": "deg", "flux_r": "nanomaggy", ...}
 """
 
 from legacylake.lazy import attach
@@ -18,6 +19,7 @@ attach(__name__, {
     "to_astropy": "legacylake.query.sql.connect:to_astropy",
     "FUNCTIONS": "legacylake.query.sql.macros:FUNCTIONS",
     "query": "legacylake.query.run:query",
+    "units": "legacylake.query.units:units",
     "Region": "legacylake.query.spatial.search:Region",
     "box_search": "legacylake.query.spatial.search:box_search",
     "cone_search": "legacylake.query.spatial.search:cone_search",

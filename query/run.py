@@ -8,6 +8,7 @@ import duckdb
 
 from legacylake.errors import UserError
 from legacylake.query.spatial import search as spatial
+from legacylake.query.sql import q3cjoin
 from legacylake.query.sql.connect import connect, lake_of, to_astropy, units_for
 
 #: Statement types a lake query may contain.
@@ -31,12 +32,16 @@ def query(lake_or_con, sql: str, output: str = "arrow"):
     """Run ``sql`` on a lake (path or a connection from :func:`connect`).
 
     ``cone('cat', ...)``, ``box(...)`` and ``polygon(...)`` table calls are expanded into pruned
-    scans. ``output``: ``arrow`` (pyarrow Table), ``pandas`` or ``astropy`` (units from the lake).
+    scans; a join of a lake view with a table ``ON q3c_join(...)`` runs as the crossmatch
+    (:mod:`legacylake.query.sql.q3cjoin`). ``output``: ``arrow`` (pyarrow Table, units in the lake's field metadata where columns are
+    passed through), ``pandas`` (units in ``DataFrame.attrs["units"]``) or ``astropy`` (units
+    on the columns).
     """
     con = connect(lake_or_con) if isinstance(lake_or_con, (str, os.PathLike)) else lake_or_con
     _, cats = lake_of(con)
     check_read_only(sql)
     text = spatial.expand(sql, cats)
+    text = q3cjoin.rewrite(text, set(cats) | {f"{n}_derived" for n in cats})  # lake JOIN table ON q3c_join(...)
     try:
         res = con.sql(text).to_arrow_table()
     except duckdb.Error as exc:
@@ -48,7 +53,9 @@ def query(lake_or_con, sql: str, output: str = "arrow"):
     if output == "arrow":
         return res
     if output == "pandas":
-        return res.to_pandas()
+        df = res.to_pandas()
+        df.attrs["units"] = units_for(res.column_names, cats)  # column -> unit, for the columns that have one
+        return df
     if output == "astropy":
         return to_astropy(res, units_for(res.column_names, cats))
     raise ValueError(f"output must be arrow, pandas or astropy (got {output!r})")

@@ -15,6 +15,7 @@ import re
 from legacylake.catalogs_schema import BITMASKS
 from legacylake.catalogs_schema.constants import EXTINCTION_R, WISE_VEGA_TO_AB
 from legacylake.query.sql import macros
+from legacylake.query.sql import hosted
 
 _INT_PARAMS = {"r", "n", "c"}
 _BIGINT_PARAMS = {"col", "release", "brickid", "objid"}
@@ -130,6 +131,13 @@ def spark_functions() -> list[tuple[str, str, str, str]]:
             out.append((name, typed, ret, body))
             continue
         out.append((name, typed, ret, to_spark(body)))
+    for name, params, body in hosted.duckdb_macros():  # ls_id, elon/elat, q3c_join, q3c_ellipse_query
+        if "poly" in name:
+            continue  # q3c_poly_query: DuckDB only (list lambdas)
+        ps = [p.strip() for p in params.split(",")]
+        typed = ", ".join(f"{p} {_param_type(p)}" for p in ps)
+        ret = {"ls_id": "BIGINT", "q3c_join": "BOOLEAN", "q3c_ellipse_query": "BOOLEAN"}.get(name, "DOUBLE")
+        out.append((name, typed, ret, to_spark(body)))
     return out
 
 
@@ -171,6 +179,16 @@ def _register_udfs(spark) -> None:
         out = macros._nest_to_ring(pa.array(ipix.to_numpy(np.int64)), pa.array(order.to_numpy(np.int64)))
         return pd.Series(out.to_numpy())
 
+    @pandas_udf("long")
+    def htm9(ra: pd.Series, dec: pd.Series) -> pd.Series:
+        return pd.Series(hosted.htm_id(ra.to_numpy(float), dec.to_numpy(float), hosted.HTM_DEPTH))
+
+    @pandas_udf("long")
+    def q3c_ang2ipix(ra: pd.Series, dec: pd.Series) -> pd.Series:
+        return pd.Series(hosted.q3c_ipix(ra.to_numpy(float), dec.to_numpy(float)))
+
+    spark.udf.register("htm9", htm9)
+    spark.udf.register("q3c_ang2ipix", q3c_ang2ipix)
     spark.udf.register("healpix_of", healpix_of)
     spark.udf.register("nest_to_ring", nest_to_ring)
 
@@ -182,7 +200,7 @@ def register(spark) -> list[str]:
         spark.sql(f"CREATE OR REPLACE TEMPORARY FUNCTION {name}({typed}) RETURNS {ret} RETURN {body}")
         names.append(name)
     _register_udfs(spark)
-    return names + ["healpix_of", "nest_to_ring"]
+    return names + ["healpix_of", "nest_to_ring", "htm9", "q3c_ang2ipix"]
 
 
 def register_lake(spark, lake) -> list[str]:

@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="crossmatch a lake catalog with an external catalog (HATS, Parquet, CSV, FITS)",
         description="Crossmatch the lake catalog LAKE/NAME with EXTERNAL (a HATS catalog directory, a "
         "Parquet file or directory, a CSV file or a FITS table). Exact at partition edges, RA=0/360 "
-        "and the poles. Output: the external columns, the lake columns prefixed lake_, and sep_arcsec.",
+        "and the poles. Output: the external columns, the lake columns under their own names (suffixed _lake only where an external column has the same name, e.g. ra_lake, dec_lake), and sep_arcsec.",
     )
     p.add_argument("external", metavar="EXTERNAL", help="external catalog (path)")
     p.add_argument("--lake", required=True, help="lake directory")
@@ -41,9 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="epoch to move the external positions to (default: the lake's recorded epoch)")
     dest = p.add_mutually_exclusive_group(required=True)
     dest.add_argument("--out", metavar="FILE.parquet", help="output Parquet file (written atomically)")
-    dest.add_argument("--into-lake", metavar="NAME",
+    dest.add_argument("--into-lake", metavar="NAME", nargs="?", const="",
                       help="write the result as the new HATS catalog LAKE/NAME, partitioned by the external "
-                      "positions (streamed, atomic)")
+                      "positions (streamed, atomic); without NAME, the hosted catalog's style "
+                      "x<RADIUS>__<CATALOG>__<EXTERNAL> (e.g. x1p5__dr9__gaia_source). Join it to the "
+                      "catalog in SQL on release, brickid, objid")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the per-partition match tasks on this Dask distributed scheduler "
                    "(e.g. tcp://host:8786; the lake must be on a filesystem the workers see)")
@@ -69,6 +71,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--pm-cols needs two comma-separated columns (PMRA,PMDEC), not {args.pm_cols!r}")
     if args.out is not None and not str(args.out).endswith((".parquet", ".pq")):
         raise UserError(f"--out {args.out}: give a .parquet file name")
+    if args.into_lake == "":
+        from legacylake.query.crossmatch.result import xmatch_table_name
+
+        args.into_lake = xmatch_table_name(args.radius, args.catalog, args.external)
     st = XmatchStats()
     xmatch(args.external, args.lake, args.catalog, radius_arcsec=args.radius, mode=args.mode,
            ra_col=args.ra_col, dec_col=args.dec_col, columns=_split(args.columns),
@@ -77,4 +83,7 @@ def run(args: argparse.Namespace) -> int:
            into_lake=args.into_lake, scheduler=args.scheduler, force=args.force, memory_budget=max(16, args.memory_mb) << 20,
            progress=not args.no_progress and sys.stderr.isatty(), stats=st)
     print(f"xmatch ({args.mode}, {args.radius:g} arcsec): {st.summary()}")
+    if args.into_lake:
+        print(f"catalog {args.into_lake} in {args.lake}: join it in SQL with "
+              f"JOIN {args.into_lake} x USING (release, brickid, objid)")
     return 0

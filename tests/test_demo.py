@@ -29,7 +29,7 @@ def test_demo_runs_the_chain_twice(tmp_path):
     matches = pq.read_table(out / "gaia_x_dr9.parquet")
     assert matches.num_rows > 100
     # simulated catalogs carry the Gaia source_id as ref_id; the pixel brick refits only G <= 18 stars as references
-    same = matches.column("source_id").to_numpy() == matches.column("lake_ref_id").to_numpy()
+    same = matches.column("source_id").to_numpy() == matches.column("ref_id").to_numpy()
     assert same.mean() > 0.9
     # a second run ingests nothing new and ends the same
     r2 = subprocess.run(cmd, capture_output=True, text=True)

@@ -17,7 +17,9 @@ SELECT brickid, objid, flux_to_mag(flux_g) AS m, mag_err(flux_r, flux_ivar_r) AS
        shape_phi(shape_e1, shape_e2) AS phi, depth_mag(psfdepth_r) AS dep, brickid_of(ra, dec) AS bid,
        brickname_of(ra, dec) AS bname, glon(ra, dec) AS l, glat(ra, dec) AS b, random_id(release, brickid, objid) AS rid,
        maskbit_names(maskbits) AS bits, healpix_of(ra, dec, 10) AS h10, ang_sep(ra, dec, 0.0, 0.0) AS sep,
-       g_r, nest4096, ring256, q3c_radial_query(ra, dec, 0.0, 0.0, 0.2) AS inq, q3c_dist(ra, dec, 1.0, 1.0) AS qd
+       g_r, nest4096, ring256, q3c_radial_query(ra, dec, 0.0, 0.0, 0.2) AS inq, q3c_dist(ra, dec, 1.0, 1.0) AS qd,
+       ls_id, htm9, elon, elat, q3c_ang2ipix(ra, dec) AS qpix, q3c_ellipse_query(ra, dec, 0.0, 0.0, 0.2, 0.5, 30.0) AS inell,
+       q3c_join(ra, dec, 0.01, 0.01, 0.3) AS qj
 FROM dr9_derived
 WHERE no_maskbits(maskbits, 'BRIGHT,GALAXY,CLUSTER') AND has_fitbits(fitbits, 'GAIA,TYCHO2') AND snr(flux_r, flux_ivar_r) > 1
 ORDER BY brickid, objid
@@ -26,7 +28,14 @@ ORDER BY brickid, objid
 
 @pytest.fixture(scope="module")
 def spark():
+    import os
+    import sys
+
     from pyspark.sql import SparkSession
+
+    # Python UDF workers run this interpreter (not whatever python3 is first on PATH, which may
+    # hold another install of legacylake)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
     s = (SparkSession.builder.master("local[1]").appName("legacylake-test")
          .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "1")

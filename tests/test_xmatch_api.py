@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 import astropy.units as u
 from astropy.coordinates import SkyCoord, search_around_sky
@@ -127,12 +128,12 @@ def test_all_pairs_identical_to_astropy(sky, radius):
     e, L = _coords(ext, "RA_DEG", "DEC_DEG"), _coords(lake, "ra", "dec")
     i1, i2, sep, _ = search_around_sky(e, L, radius * u.arcsec)
     ref = np.sort(i1.astype(np.int64) * N_LAKE + i2)
-    got = np.sort(res.column("ext_id").to_numpy() * N_LAKE + res.column("lake_brickid").to_numpy())
+    got = np.sort(res.column("ext_id").to_numpy() * N_LAKE + res.column("brickid").to_numpy())
     assert np.array_equal(got, ref)  # identical pairs, none twice
     assert ref.size > 20_000
     # separations agree with astropy to 1e-6 arcsec
     order = np.lexsort((i2, i1))
-    srt = np.argsort(res.column("ext_id").to_numpy() * N_LAKE + res.column("lake_brickid").to_numpy())
+    srt = np.argsort(res.column("ext_id").to_numpy() * N_LAKE + res.column("brickid").to_numpy())
     assert np.allclose(res.column("sep_arcsec").to_numpy()[srt], sep.arcsec[order], atol=1e-6, rtol=0)
     # many of these pairs straddle lake partitions, at RA=0/360 and around the poles
     lk = Lake.open(root, "dr9")
@@ -153,13 +154,13 @@ def test_nearest_identical_to_astropy(sky, radius):
     res = xmatch(ext, root, "dr9", radius_arcsec=radius, mode="nearest", ra_col="RA_DEG",
                  dec_col="DEC_DEG", keep_unmatched=True)
     assert res.num_rows == ext.num_rows
-    assert set(res.column_names) >= {"RA_DEG", "DEC_DEG", "ext_id", "gmag", "lake_release", "lake_brickid",
-                                     "lake_objid", "lake_ra", "lake_dec", "sep_arcsec"}
+    # the lake's own names: no collision with RA_DEG/DEC_DEG, so nothing is renamed
+    assert res.column_names == list(ext.column_names) + ["release", "brickid", "objid", "ra", "dec", "sep_arcsec"]
     e, L = _coords(ext, "RA_DEG", "DEC_DEG"), _coords(lake, "ra", "dec")
     j, sep, _ = e.match_to_catalog_sky(L)
     ok = sep.arcsec <= radius
     res = res.sort_by("ext_id")
-    got = res.column("lake_brickid").to_numpy(zero_copy_only=False)
+    got = res.column("brickid").to_numpy(zero_copy_only=False)
     got = np.where(np.isnan(got.astype(float)), -1, got).astype(np.int64)
     assert np.array_equal(got, np.where(ok, j, -1))
     s = res.column("sep_arcsec").to_numpy(zero_copy_only=False)
@@ -242,6 +243,22 @@ def test_proper_motion_propagation(sky):
                    epoch_to=2016.0)
     assert plain.num_rows < 100
     assert moved.num_rows == idx.size
-    assert np.array_equal(moved.column("want").to_numpy(), moved.column("lake_brickid").to_numpy())
+    assert np.array_equal(moved.column("want").to_numpy(), moved.column("brickid").to_numpy())
     with pytest.raises(UserError, match="records no epoch"):
         xmatch(t, root, "dr9", radius_arcsec=1, epoch_from="ref_epoch", pm_cols=["pmra", "pmdec"])
+
+
+def test_output_names_suffix_only_collisions(sky):
+    """Lake columns keep their names; only a name the external table has too gets ``_lake``."""
+    root, lake, ext = sky
+    e = ext.rename_columns(["ra" if n == "RA_DEG" else "dec" if n == "DEC_DEG" else n for n in ext.column_names])
+    e = e.append_column("objid", pa.array(np.arange(e.num_rows, dtype=np.int64)))
+    res = xmatch(e, root, "dr9", radius_arcsec=1.0, mode="nearest", keep_unmatched=True)
+    assert res.column_names == list(e.column_names) + ["release", "brickid", "objid_lake", "ra_lake", "dec_lake",
+                                                       "sep_arcsec"]
+    assert np.array_equal(res.sort_by("objid")["objid"].to_numpy(), np.arange(e.num_rows))
+    hit = res.filter(pc.is_valid(res["sep_arcsec"]))
+    assert hit.num_rows > 0
+    d = SkyCoord(hit["ra"].to_numpy() * u.deg, hit["dec"].to_numpy() * u.deg).separation(
+        SkyCoord(hit["ra_lake"].to_numpy() * u.deg, hit["dec_lake"].to_numpy() * u.deg)).arcsec
+    np.testing.assert_allclose(d, hit["sep_arcsec"].to_numpy(), atol=1e-6)

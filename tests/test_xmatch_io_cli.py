@@ -36,7 +36,7 @@ def small(tmp_path_factory):
 
 def _check(res, ext_ids_col="src_id"):
     assert res.num_rows == 3000
-    assert np.array_equal(res.column("want").to_numpy(), res.column("lake_brickid").to_numpy())
+    assert np.array_equal(res.column("want").to_numpy(), res.column("brickid").to_numpy())
     assert (res.column("sep_arcsec").to_numpy() <= 0.5 + 1e-9).all()
 
 
@@ -80,7 +80,7 @@ def test_spill_to_disk_same_result(small):
     root, ext = small
     a = xmatch(ext, root / "lake", "dr9", radius_arcsec=2.0, mode="all", batch_rows=300)
     b = xmatch(ext, root / "lake", "dr9", radius_arcsec=2.0, mode="all", batch_rows=300, memory_budget=10_000)
-    key = lambda t: np.sort(t.column("src_id").to_numpy() * 10**6 + t.column("lake_brickid").to_numpy())
+    key = lambda t: np.sort(t.column("src_id").to_numpy() * 10**6 + t.column("brickid").to_numpy())
     assert np.array_equal(key(a), key(b)) and a.num_rows >= 3000
 
 
@@ -171,7 +171,7 @@ def test_real_gaia_chunks_against_etl_lake(shared_data, tmp_path):
     assert rc == 0
     t = pq.read_table(out)
     got = {sid: (b, o) for sid, b, o in zip(t.column("source_id").to_pylist(),
-                                             t.column("lake_brickid").to_pylist(), t.column("lake_objid").to_pylist())}
+                                             t.column("brickid").to_pylist(), t.column("objid").to_pylist())}
     # every placed Gaia star is found, as the row placed there (random rows may take a few others)
     assert all(got.get(s) == v for s, v in placed.items())
     # brute force: same nearest neighbours as astropy over the whole lake
@@ -198,13 +198,13 @@ def test_sql_macros_same_pairs(small):
     con = duckdb.connect()
     register_xmatch(con, root / "lake")  # creates view dr9
     con.register("ext", ext.rename_columns(["src_id", "ra", "dec", "want", "name"]))
-    a = con.sql("SELECT src_id, lake_brickid, sep_arcsec FROM xmatch_all('ext', 'dr9', 60.0)").to_arrow_table()
+    a = con.sql("SELECT src_id, brickid, sep_arcsec FROM xmatch_all('ext', 'dr9', 60.0)").to_arrow_table()
     b = xmatch(ext, root / "lake", "dr9", radius_arcsec=60.0, mode="all")
-    key = lambda t: np.sort(t.column("src_id").to_numpy() * 10**6 + t.column("lake_brickid").to_numpy())
+    key = lambda t: np.sort(t.column("src_id").to_numpy() * 10**6 + t.column("brickid").to_numpy())
     assert a.num_rows > 3000 and np.array_equal(key(a), key(b))
-    n = con.sql("SELECT src_id, lake_brickid FROM xmatch_nearest('ext', 'dr9', 0.5)").to_arrow_table()
+    n = con.sql("SELECT src_id, brickid FROM xmatch_nearest('ext', 'dr9', 0.5)").to_arrow_table()
     assert n.num_rows == 3000
-    assert np.array_equal(n.sort_by("src_id").column("lake_brickid").to_numpy(),
+    assert np.array_equal(n.sort_by("src_id").column("brickid").to_numpy(),
                           ext.sort_by("src_id").column("want").to_numpy())
 
 
@@ -214,6 +214,6 @@ def test_connect_has_xmatch_macros(small):
     root, ext = small
     con = connect(root / "lake")
     con.register("ext", ext.rename_columns(["src_id", "ra", "dec", "want", "name"]))
-    n = con.sql("SELECT src_id, lake_brickid FROM xmatch_nearest('ext', 'dr9', 0.5)").to_arrow_table()
-    assert np.array_equal(n.sort_by("src_id").column("lake_brickid").to_numpy(),
+    n = con.sql("SELECT src_id, brickid FROM xmatch_nearest('ext', 'dr9', 0.5)").to_arrow_table()
+    assert np.array_equal(n.sort_by("src_id").column("brickid").to_numpy(),
                           ext.sort_by("src_id").column("want").to_numpy())

@@ -44,7 +44,7 @@ def sky(tmp_path_factory):
 
 
 def _key(t) -> np.ndarray:
-    b = t.column("lake_brickid").to_numpy(zero_copy_only=False)
+    b = t.column("brickid").to_numpy(zero_copy_only=False)
     b = np.where(np.isnan(b.astype(float)), -1, b).astype(np.int64)
     return np.sort(t.column("src_id").to_numpy() * 10**6 + b)
 
@@ -96,7 +96,7 @@ def test_into_lake_is_a_valid_hats_catalog(sky, mode):
     assert (~overlap).sum() > 5 and np.all(np.diff(out.lo29) > 0) and np.all(out.lo29[1:] >= out.hi29[:-1])
     # the new catalog is itself a lake catalog we can crossmatch
     again = xmatch(ext.slice(0, 500), root, name, radius_arcsec=1e-3, columns=["src_id"])
-    assert np.array_equal(again.column("src_id").to_numpy(), again.column("lake_src_id").to_numpy())
+    assert np.array_equal(again.column("src_id").to_numpy(), again.column("src_id_lake").to_numpy())
 
 
 def test_output_pixels_disjoint_from_lake_and_cover_points(sky):

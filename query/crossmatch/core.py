@@ -17,7 +17,8 @@ How it works (no margin cache needed):
 4. Every lake row lives in exactly one partition, so every pair is found exactly once.
    For ``nearest``, shared rows keep their per-partition best candidates, reduced at the end.
 
-Output: the external columns, the lake columns prefixed ``lake_``, and ``sep_arcsec``.
+Output: the external columns, the lake columns under their own names (suffixed ``_lake`` only where
+an external column has the same name, as TOPCAT renames only duplicates), and ``sep_arcsec``.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from legacylake.query.crossmatch.partitions import (
     _release_memory,
     _run_partitions,
 )
-from legacylake.query.crossmatch.result import LAKE_PREFIX, XmatchStats, _Sink
+from legacylake.query.crossmatch.result import XmatchStats, _Sink, lake_output_names
 
 DEFAULT_LAKE_COLUMNS = ("release", "brickid", "objid", "ra", "dec")
 #: Bytes of external rows buffered in memory before buckets spill to disk.
@@ -100,8 +101,9 @@ def xmatch(external, lake: str | os.PathLike, catalog: str | None = None, *,
 
     ``radius_arcsec``: match radius in arcsec (0 < r; r > 3600 needs ``force``).
     ``mode``: ``"nearest"`` (at most one lake row per external row) or ``"all"`` (every pair).
-    ``columns``: lake columns to return (default release, brickid, objid, ra, dec), named
-    ``lake_<col>`` in the output; ``external_columns``: subset of external columns (default all).
+    ``columns``: lake columns to return (default release, brickid, objid, ra, dec), under their
+    own names, suffixed ``_lake`` only where an external column has the same name (so ``ra``,
+    ``dec`` of the lake are ``ra_lake``, ``dec_lake`` next to an external ``ra``, ``dec``); ``external_columns``: subset of external columns (default all).
     ``epoch_from`` (column name or year) with ``pm_cols`` = (pmra, pmdec) in mas/yr (pmra
     includes cos dec) move external positions to ``epoch_to`` (a year) before matching.
     Returns a pyarrow Table, or with ``out`` writes Parquet atomically and returns the stats.
@@ -167,7 +169,8 @@ def xmatch(external, lake: str | os.PathLike, catalog: str | None = None, *,
         # the new catalog is partitioned by the external positions: keep them
         keep = {f.name for f in ext_fields} | {ra_name, dec_name}
         ext_fields = [f for f in ext.schema if f.name in keep]
-    out_schema = pa.schema(ext_fields + [lake_schema.field(c).with_name(LAKE_PREFIX + c) for c in lake_cols]
+    lake_names = lake_output_names(lake_cols, [f.name for f in ext_fields])
+    out_schema = pa.schema(ext_fields + [lake_schema.field(c).with_name(n) for c, n in zip(lake_cols, lake_names)]
                            + [pa.field("sep_arcsec", pa.float64(), metadata={"unit": "arcsec"})])
     ext_names = [f.name for f in ext_fields]
 
@@ -177,9 +180,11 @@ def xmatch(external, lake: str | os.PathLike, catalog: str | None = None, *,
     if into_lake is not None:
         from legacylake.query.crossmatch.hats_sink import HatsSink
 
-        # next to the lake catalog (lake may name the catalog directory itself when catalog is None)
-        sink = HatsSink(lk.path.parent, into_lake, out_schema, ra_name, dec_name, lk,
-                        {"legacylake_xmatch_lake_catalog": lk.path.name,
+        # next to the lake catalog (lake may name the catalog directory itself when catalog is None);
+        # for a collection lk.path is its snapshot's folder, so the lake is taken from the arguments
+        lake_root = Path(os.fspath(lake)) if catalog else Path(os.fspath(lake)).resolve().parent
+        sink = HatsSink(lake_root, into_lake, out_schema, ra_name, dec_name, lk,
+                        {"legacylake_xmatch_lake_catalog": catalog or Path(os.fspath(lake)).resolve().name,
                          "legacylake_xmatch_mode": mode,
                          "legacylake_xmatch_radius_arcsec": f"{radius_arcsec:g}"},
                         budget=max(1 << 20, memory_budget // 2))

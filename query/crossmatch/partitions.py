@@ -24,7 +24,7 @@ from legacylake.query.crossmatch.buckets import (
     healpix29,
 )
 from legacylake.query.crossmatch.io import HP_COL, External, Lake
-from legacylake.query.crossmatch.result import LAKE_PREFIX, XmatchStats, _Sink
+from legacylake.query.crossmatch.result import XmatchStats, _Sink
 
 
 def _release_memory() -> None:
@@ -116,22 +116,29 @@ def _partition_external(ext: External, lk: Lake, order: int, ra_name: str, dec_n
         bar.close()
 
 
+def _lake_names(schema: pa.Schema, lake_cols: list[str]) -> list[str]:
+    """Output names of the lake columns: the fields before ``sep_arcsec`` in the output schema."""
+    return schema.names[len(schema) - len(lake_cols) - 1: len(schema) - 1]
+
+
 def _lake_null_columns(n: int, lake_cols: list[str], schema: pa.Schema) -> list[pa.Array]:
-    return [pa.nulls(n, schema.field(LAKE_PREFIX + c).type) for c in lake_cols]
+    return [pa.nulls(n, schema.field(name).type) for name in _lake_names(schema, lake_cols)]
 
 
 def _unmatched(e: pa.Table, lake_cols: list[str], schema: pa.Schema) -> pa.Table:
     n = e.num_rows
     cols = {name: e.column(name) for name in schema.names[: len(schema) - len(lake_cols) - 1]}
-    for c, arr in zip(lake_cols, _lake_null_columns(n, lake_cols, schema)):
-        cols[LAKE_PREFIX + c] = arr
+    for name, arr in zip(_lake_names(schema, lake_cols), _lake_null_columns(n, lake_cols, schema)):
+        cols[name] = arr
     cols["sep_arcsec"] = pa.nulls(n, pa.float64())
     return pa.table(cols)
 
 
 def _assemble(e: pa.Table, ei: np.ndarray, lake: pa.Table | None, lj: np.ndarray, sep: np.ndarray,
-              lake_cols: list[str], ext_names: list[str], extra: dict | None = None) -> pa.Table:
-    """External rows ``ei`` side by side with lake rows ``lj`` (-1: NULL lake columns)."""
+              lake_cols: list[str], ext_names: list[str], lake_names: list[str],
+              extra: dict | None = None) -> pa.Table:
+    """External rows ``ei`` side by side with lake rows ``lj`` (-1: NULL lake columns), the lake
+    columns named ``lake_names``."""
     cols = {}
     et = e.take(ei)
     for name in ext_names:
@@ -139,8 +146,8 @@ def _assemble(e: pa.Table, ei: np.ndarray, lake: pa.Table | None, lj: np.ndarray
     if lake is not None:
         mask = lj < 0
         idx = pa.array(np.where(mask, 0, lj), mask=mask)
-        for c in lake_cols:
-            cols[LAKE_PREFIX + c] = lake.column(c).take(idx)
+        for c, name in zip(lake_cols, lake_names):
+            cols[name] = lake.column(c).take(idx)
     cols["sep_arcsec"] = pa.array(sep, mask=~np.isfinite(sep))
     if extra:
         for k, v in extra.items():
@@ -200,6 +207,7 @@ def _partition_task(k: int, e: pa.Table, lk: Lake, order: int, chord2: float, mo
     Runs in a Dask worker with ``scheduler``: only plain arguments, no shared state.
     """
     shift = 2 * (29 - order)
+    out_names = _lake_names(out_schema, lake_cols)
     res = {"out": [], "cand": None, "matched_shared": None, "matched": 0, "pairs": 0}
     # external rows in HEALPix order: the cell searches below then run on nearly sorted keys
     ehp = healpix29(e.column(_RA).to_numpy(), e.column(_DEC).to_numpy())
@@ -242,10 +250,10 @@ def _partition_task(k: int, e: pa.Table, lk: Lake, order: int, chord2: float, mo
         sel = np.flatnonzero(own & (hit | keep_unmatched))
         res["matched"] = res["pairs"] = int((own & hit).sum())
         if sel.size:
-            res["out"].append(_assemble(e, sel, lake, best[sel], sep[sel], lake_cols, ext_names))
+            res["out"].append(_assemble(e, sel, lake, best[sel], sep[sel], lake_cols, ext_names, out_names))
         cand = np.flatnonzero(shared & hit)
         if cand.size:
-            res["cand"] = _assemble(e, cand, lake, best[cand], sep[cand], lake_cols, [],
+            res["cand"] = _assemble(e, cand, lake, best[cand], sep[cand], lake_cols, [], out_names,
                                     {_XID: pa.array(xid[cand]), "__d2": pa.array(d2[cand])})
     else:
         counts = K_.count_pairs(ex, ey, ez, lx, ly, lz, lo, hi, chord2)
@@ -254,7 +262,7 @@ def _partition_task(k: int, e: pa.Table, lk: Lake, order: int, chord2: float, mo
         hitrow = counts > 0
         res["matched"] = int((hitrow & ~shared).sum())
         if i.size:
-            res["out"].append(_assemble(e, i, lake, j, K_.chord2_to_arcsec(d2), lake_cols, ext_names))
+            res["out"].append(_assemble(e, i, lake, j, K_.chord2_to_arcsec(d2), lake_cols, ext_names, out_names))
         if keep_unmatched:
             miss = np.flatnonzero(~hitrow & ~shared)
             if miss.size:
@@ -285,8 +293,9 @@ def _finish_shared(shared_rows: _Buckets, candidates: list, matched_shared: list
             matched = c.column(_XID).to_numpy()
             pos = np.searchsorted(sxid, matched)
             t = sh.take(pos).select(ext_names)
+            keep = set(_lake_names(sink.schema, lake_cols)) | {"sep_arcsec"}
             for name in c.schema.names:
-                if name.startswith(LAKE_PREFIX) or name == "sep_arcsec":
+                if name in keep:
                     t = t.append_column(name, c.column(name))
             sink.write(t)
             st.matched_external += int(matched.size)

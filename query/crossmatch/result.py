@@ -10,7 +10,30 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-LAKE_PREFIX = "lake_"
+#: Suffix of a lake column whose name is also an external column's (or ``sep_arcsec``).
+LAKE_SUFFIX = "_lake"
+
+
+def lake_output_names(lake_cols: list[str], ext_names: list[str]) -> list[str]:
+    """Output names of the lake columns: their own names, with :data:`LAKE_SUFFIX` appended only
+    to the names that collide with an external column or ``sep_arcsec`` (as TOPCAT renames only
+    duplicated names): ``ra``, ``dec`` of the lake become ``ra_lake``, ``dec_lake`` when the
+    external table has ``ra``, ``dec``; ``release``, ``brickid``, ``objid`` keep their names."""
+    taken = set(ext_names) | {"sep_arcsec"}
+    return [c + LAKE_SUFFIX if c in taken else c for c in lake_cols]
+
+
+def xmatch_table_name(radius_arcsec: float, catalog: str, external: str | os.PathLike) -> str:
+    """The hosted catalog's name for a pre-crossmatched table: ``x<radius>__<catalog>__<external>``
+    with the radius in arcsec, ``.`` written ``p`` (``x1p5__dr9__gaia_source`` for 1.5" with
+    ``gaia_source.parquet``), the external catalog's file or folder name without extension,
+    lower-cased, other characters than letters, digits and ``_`` as ``_``."""
+    import re
+
+    r = f"{float(radius_arcsec):g}".replace(".", "p").replace("-", "m")
+    stem = Path(os.fspath(external).rstrip("/")).name.split(".")[0].lower()
+    stem = re.sub(r"[^a-z0-9_]", "_", stem) or "external"
+    return f"x{r}__{catalog}__{stem}"
 
 
 @dataclass

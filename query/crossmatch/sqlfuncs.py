@@ -22,8 +22,10 @@ def register_xmatch(con, lake: str | os.PathLike | None = None) -> None:
     ``xmatch_all(ext, lake, radius_arcsec)`` and ``xmatch_nearest(ext, lake, radius_arcsec)``
     take the names of two tables or views (as strings): ``ext`` with ``ra``, ``dec`` in degrees,
     ``lake`` with ``_healpix_29``, ``ra``, ``dec``, ``release``, ``brickid``, ``objid`` (a lake
-    catalog view). They return the external columns, ``lake_release``, ``lake_brickid``,
-    ``lake_objid``, ``lake_ra``, ``lake_dec`` and ``sep_arcsec``, using the same order-K cells
+    catalog view). They return the external columns, the lake's ``release``, ``brickid``,
+    ``objid`` under their own names, ``ra_lake``, ``dec_lake`` (the lake's ``ra``, ``dec``, suffixed
+    as they collide with the external ``ra``, ``dec``; the external table must not have
+    ``release``/``brickid``/``objid`` columns) and ``sep_arcsec``, using the same order-K cells
     as :func:`xmatch` (exact at partition edges) with a hash join in DuckDB. With ``lake`` (a
     lake directory), a view is created for each of its catalogs that has no view yet.
     Meant for external tables that fit in memory; use :func:`xmatch` for large ones.
@@ -64,8 +66,8 @@ def register_xmatch(con, lake: str | os.PathLike | None = None) -> None:
         c AS (SELECT __xid, unnest(xm_cells(xm_hp29(ra, dec), (SELECT o FROM k))) AS __cell FROM e),
         l AS (SELECT _healpix_29 >> (2 * (29 - (SELECT o FROM k))) AS __cell, release, brickid, objid, ra, dec
               FROM query_table(lake)),
-        p AS (SELECT e.* EXCLUDE (__xid), e.__xid, l.release AS lake_release, l.brickid AS lake_brickid,
-                     l.objid AS lake_objid, l.ra AS lake_ra, l.dec AS lake_dec, {sep} AS sep_arcsec
+        p AS (SELECT e.* EXCLUDE (__xid), e.__xid, l.release, l.brickid, l.objid,
+                     l.ra AS ra_lake, l.dec AS dec_lake, {sep} AS sep_arcsec
               FROM c JOIN l USING (__cell) JOIN e ON e.__xid = c.__xid
               WHERE c.__cell >= 0)
     """
@@ -73,7 +75,7 @@ def register_xmatch(con, lake: str | os.PathLike | None = None) -> None:
                 "SELECT * EXCLUDE (__xid) FROM p WHERE sep_arcsec <= radius_arcsec")
     con.execute(f"CREATE OR REPLACE MACRO xmatch_nearest(ext, lake, radius_arcsec) AS TABLE {body} "
                 "SELECT * EXCLUDE (__xid) FROM p WHERE sep_arcsec <= radius_arcsec "
-                "QUALIFY row_number() OVER (PARTITION BY __xid ORDER BY sep_arcsec, lake_brickid, lake_objid) = 1")
+                "QUALIFY row_number() OVER (PARTITION BY __xid ORDER BY sep_arcsec, p.brickid, p.objid) = 1")
     if lake is not None:
         from legacylake.query.lake import catalogs, parquet_scan
 

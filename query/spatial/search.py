@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from legacylake.errors import UserError
 from legacylake.query.lake import Catalog, catalogs, parquet_scan
 from legacylake.query.spatial.regions import HPX_COL, Region, overlaps, region_ranges
+from legacylake.query.sql import macros
 
 # ---------------------------------------------------------------- regions
 
@@ -163,12 +164,16 @@ def search(lake, region: Region, catalog: str | None = None, columns=None, where
         columns = [c.strip() for c in (columns.split(",") if isinstance(columns, str) else columns) if c.strip()]
     want = list(columns) if columns else None
     read_cols = None
-    if want is not None and where is None:
-        bad = [c for c in want if c not in schema_names]
-        if bad:
-            raise UserError(f"unknown column {bad[0]!r} in catalog {cat.name}; "
-                            f"columns include: {', '.join(schema_names[:12])}, ...")
-        read_cols = list(dict.fromkeys(want + ["ra", "dec"]))
+    derived = {n: e for n, e in macros.derived_columns(list(schema_names)) if n not in schema_names}
+    use_derived = [c for c in (want or []) if c in derived]
+    if want is not None:
+        bad = [c for c in want if c not in schema_names and c not in derived]
+        if bad and where is None:
+            raise UserError(f"unknown column {bad[0]!r} in catalog {cat.name}; columns include: "
+                            f"{', '.join(schema_names[:12])}, ... and the derived {', '.join(list(derived)[:8])}, ...")
+        if where is None:
+            base = [c for c in want if c in schema_names] + _base_columns(use_derived, derived, schema_names)
+            read_cols = list(dict.fromkeys(base + ["ra", "dec"]))
     p = planned if planned is not None else plan(cat, region)
     pieces = []
     scanned = 0
@@ -189,12 +194,17 @@ def search(lake, region: Region, catalog: str | None = None, columns=None, where
     else:
         out = cat.schema.empty_table() if read_cols is None else pa.schema(
             [cat.schema.field(c) for c in read_cols]).empty_table()
-    if where is not None:
+    if where is not None or use_derived:
         con = _scratch()
         sel = ", ".join(f'"{c}"' for c in want) if want else "*"
+        extra = {n: e for n, e in derived.items() if (where is not None or n in use_derived)}
+        src = ("(SELECT *, " + ", ".join(f'{e} AS "{n}"' for n, e in extra.items()) + " FROM _region_rows)"
+               if extra else "_region_rows")
+        if where is not None and not want:
+            sel = "* EXCLUDE (" + ", ".join(f'"{n}"' for n in extra) + ")" if extra else "*"
         try:
             con.register("_region_rows", out)
-            out = con.sql(f"SELECT {sel} FROM _region_rows WHERE {where}").to_arrow_table()
+            out = con.sql(f"SELECT {sel} FROM {src} WHERE {where or 'true'}").to_arrow_table()
         except Exception as exc:
             raise UserError(f"bad --where/--columns: {first_line(exc)}") from None
         finally:
@@ -206,6 +216,12 @@ def search(lake, region: Region, catalog: str | None = None, columns=None, where
                      row_groups_in_files=p.row_groups_total, rows_scanned=scanned, rows=out.num_rows,
                      ranges=len(p.ranges))
     return out
+
+
+def _base_columns(names: list[str], derived: dict[str, str], schema_names) -> list[str]:
+    """The catalog columns the SQL expressions of derived columns ``names`` read."""
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", " ".join(derived[n] for n in names)))
+    return [c for c in schema_names if c in words]
 
 
 def first_line(exc: BaseException) -> str:
@@ -241,15 +257,26 @@ def polygon_search(lake, vertices, catalog: str | None = None, **kw) -> pa.Table
 _CALL = re.compile(r"\b(cone|box|polygon)\s*\(\s*'([^']+)'\s*((?:,\s*[-+0-9.eE]+\s*)+)\)", re.IGNORECASE)
 
 
+def _with_derived(scan: str, names: list[str]) -> str:
+    """``scan`` plus the ``NAME_derived`` columns (:func:`macros.derived_columns`) of a catalog."""
+    extra = ", ".join(f"{expr} AS {n}" for n, expr in macros.derived_columns(list(names)) if n not in names)
+    return f"(SELECT *{', ' + extra if extra else ''} FROM {scan})"
+
+
 def expand(sql: str, cats: dict[str, Catalog]) -> str:
     """Rewrite ``cone('cat', ra, dec, r)``, ``box('cat', ra1, ra2, dec1, dec2)``,
-    ``polygon('cat', ra1, dec1, ...)`` into pruned scans with the exact predicate."""
+    ``polygon('cat', ra1, dec1, ...)`` into pruned scans with the exact predicate; ``'cat_derived'``
+    adds the derived columns of the ``cat_derived`` view."""
 
     def repl(m: re.Match) -> str:
         kind, name = m.group(1).lower(), m.group(2)
         args = [float(a) for a in m.group(3).strip().lstrip(",").split(",")]
+        derived = name.endswith("_derived") and name not in cats and name[: -len("_derived")] in cats
+        if derived:
+            name = name[: -len("_derived")]
         if name not in cats:
-            raise UserError(f"unknown catalog {name!r} in {kind}(); catalogs: {', '.join(cats)}")
+            choices = ", ".join(f"{c}, {c}_derived" for c in cats)
+            raise UserError(f"unknown catalog {m.group(2)!r} in {kind}(); catalogs: {choices}")
         try:
             region = {"cone": lambda: Region.cone(*args), "box": lambda: Region.box(*args),
                       "polygon": lambda: Region.polygon(args)}[kind]()
@@ -258,8 +285,10 @@ def expand(sql: str, cats: dict[str, Catalog]) -> str:
         p = plan(cats[name], region)
         files = [f for f, _ in p.files]
         if not files:
-            return f"(SELECT * FROM {name} WHERE false)"
-        rng = " OR ".join(f"{HPX_COL} BETWEEN {lo} AND {hi - 1}" for lo, hi in p.ranges) or "true"
-        return (f"(SELECT * FROM {parquet_scan(files)} WHERE ({rng}) AND {region.sql_predicate()})")
+            scan = f"(SELECT * FROM {name} WHERE false)"
+        else:
+            rng = " OR ".join(f"{HPX_COL} BETWEEN {lo} AND {hi - 1}" for lo, hi in p.ranges) or "true"
+            scan = f"(SELECT * FROM {parquet_scan(files)} WHERE ({rng}) AND {region.sql_predicate()})"
+        return _with_derived(scan, cats[name].schema.names) if derived else scan
 
     return _CALL.sub(repl, sql)

@@ -259,6 +259,8 @@ def units_for(names, cats: dict[str, Catalog]) -> dict[str, str]:
             out[n] = "nanomaggy"
         elif n in ("glon", "glat"):
             out[n] = "deg"
+        elif macros.hosted.DERIVED_INFO.get(n, ("",))[0]:
+            out[n] = macros.hosted.DERIVED_INFO[n][0]
     return out
 
 

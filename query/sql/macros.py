@@ -20,6 +20,7 @@ import numpy as np
 
 from legacylake.catalogs_schema import BITMASKS, bricks
 from legacylake.catalogs_schema.constants import EXTINCTION_R, NANOMAGGY_ZEROPOINT, WISE_VEGA_TO_AB
+from legacylake.query.sql import hosted
 
 ZP = NANOMAGGY_ZEROPOINT
 #: 2.5 / ln(10): converts a relative flux error to a magnitude error.
@@ -95,6 +96,7 @@ FUNCTIONS: dict[str, tuple[str, str, str]] = {
                   "(a multiplicative hash; same value in DuckDB and Spark)",
                   "SELECT * FROM dr9 WHERE random_id(release, brickid, objid) < 1  -- a 1% sample"),
 }
+FUNCTIONS.update(hosted.FUNCTIONS)
 #: A column of each mask family, for the examples.
 _EXAMPLE_COLUMN = {"maskbits": "maskbits", "fitbits": "fitbits", "anymask": "anymask_g",
                    "allmask": "allmask_r", "wisemask": "wisemask_w1"}
@@ -275,7 +277,8 @@ def install(con) -> None:
     con.create_function("_wise_ab_offset", wise_ab_offset, [VARCHAR], DOUBLE, side_effects=False)
     con.create_function("healpix_of", _healpix_of, [DOUBLE, DOUBLE, INTEGER], BIGINT, type="arrow", side_effects=False)
     con.create_function("nest_to_ring", _nest_to_ring, [BIGINT, INTEGER], BIGINT, type="arrow", side_effects=False)
-    for name, params, body in duckdb_macros():
+    hosted.install(con)
+    for name, params, body in duckdb_macros() + hosted.duckdb_macros():
         con.execute(f"CREATE OR REPLACE MACRO {name}({params}) AS {body}")
 
 
@@ -307,4 +310,4 @@ def derived_columns(columns: list[str]) -> list[tuple[str, str]]:
     if {"ra", "dec"} <= have:
         out.append(("glon", "glon(ra, dec)"))
         out.append(("glat", "glat(ra, dec)"))
-    return out
+    return out + hosted.derived_columns(have)

@@ -287,6 +287,7 @@ class _Planner:
         """Both halves of the crossmatch of two lake catalogs: ``ref2`` streamed as the external
         catalog (its snapshot's HATS folder) against ``ref1``."""
         from legacylake.query.crossmatch.core import xmatch
+        from legacylake.query.crossmatch.result import lake_output_names
 
         for pos in (pos1, pos2):
             if (pos[0].lower(), pos[1].lower()) != ("ra", "dec"):
@@ -296,13 +297,15 @@ class _Planner:
         pairs = xmatch(str(c2.path), c1.path, radius_arcsec=radius_deg * 3600.0, mode="all", columns=cols1,
                        external_columns=cols2, force=True, cancel=self.stop)
         key = pa.array(np.arange(pairs.num_rows, dtype=np.int64))
-        left = pa.table({**{c: pairs[f"lake_{c}"] for c in cols1}, "__xm_uid_l": key})
+        names1 = lake_output_names(cols1, cols2)  # the lake's names, suffixed only where they collide
+        left = pa.table({**{c: pairs[n] for c, n in zip(cols1, names1)}, "__xm_uid_l": key})
         right = pa.table({**{c: pairs[c] for c in cols2}, "__xm_uid_u": key})
         r1, r2 = f"__pairs_{next(self._n)}", f"__pairs_{next(self._n)}"
         return self._source(ref1, r1, cols1), self._source(ref2, r2, cols2), {r1: left, r2: right}
 
     def xmatch_source(self, ref, upload, lake_pos, up_pos, radius_deg, columns):
         from legacylake.query.crossmatch.core import xmatch
+        from legacylake.query.crossmatch.result import lake_output_names
 
         cat = self.snap.cats[ref.catalog]
         if (lake_pos[0].lower(), lake_pos[1].lower()) != ("ra", "dec"):
@@ -319,7 +322,8 @@ class _Planner:
         cols = self._wanted(ref, columns)
         pairs = xmatch(ext, cat.path, radius_arcsec=radius_deg * 3600.0, mode="all",
                        columns=cols, external_columns=["__xm_uid_u"], force=True, cancel=self.stop)
-        out = pa.table({**{c: pairs[f"lake_{c}"] for c in cols}, "__xm_uid_l": pairs["__xm_uid_u"]})
+        names = lake_output_names(cols, ["__xm_uid_u"])
+        out = pa.table({**{c: pairs[n] for c, n in zip(cols, names)}, "__xm_uid_l": pairs["__xm_uid_u"]})
         reg = f"__xmatch_{next(self._n)}"
         up_name = upload.sql
         keyed = up.append_column("__xm_uid_u", pa.array(np.arange(n, dtype=np.int64)))

@@ -19,6 +19,7 @@ import pyarrow as pa
 from legacylake.catalogs_schema.columns import column_info
 from legacylake.catalogs_schema.ucds import ucd_of
 from legacylake.query.sql import macros
+from legacylake.query.sql import hosted
 from legacylake.query.tap.votable import FieldMeta, votable_type
 
 TAP_SCHEMA_TABLES = ("schemas", "tables", "columns", "keys", "key_columns")
@@ -175,6 +176,8 @@ def derived_description(name: str) -> tuple[str, str]:
         return "", "stable pseudo-random number in [0, 100) per source (Astro Data Lab's random_id)"
     if name in ("glon", "glat"):
         return "deg", "Galactic " + ("longitude" if name == "glon" else "latitude")
+    if name in hosted.DERIVED_INFO:
+        return hosted.DERIVED_INFO[name]
     return "", ""
 
 
