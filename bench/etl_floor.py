@@ -89,15 +89,9 @@ def ours(paths: list[str], out: str) -> dict:
 
 def run_child(kind: str, paths: list[str], workdir: str) -> dict:
     """Run ``kind`` in a child process (inputs warmed first); its result plus peak RSS (MiB)."""
-    from etl_vs_hats_import import warm
+    from etl_vs_hats_import import stage_run
 
-    warm(paths)
-    out = os.path.join(workdir, f"floor_out_{kind}")
-    shutil.rmtree(out, ignore_errors=True)
-    os.makedirs(out)
-    pf = os.path.join(workdir, "floor_paths.json")
-    with open(pf, "w") as fh:
-        json.dump(paths, fh)
+    out, pf = stage_run(paths, workdir, f"floor_{kind}")
     proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--child", kind, "--paths-file", pf,
                              "--out", out], stdout=subprocess.PIPE, text=True)
     _, status, _ = os.wait4(proc.pid, 0)

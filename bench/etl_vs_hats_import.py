@@ -194,14 +194,21 @@ def warm(paths) -> None:
                 pass
 
 
-def measure(tool, paths, workdir, workers, threshold, order, python=None, codec: str = "default"):
+def stage_run(paths, workdir: str, name: str) -> tuple[str, str]:
+    """Warm the inputs, make an empty output folder ``workdir/out_<name>`` and write the input
+    list to ``workdir/<name>_paths.json``, for a child process; returns (output folder, list file)."""
     warm(paths)
-    out = os.path.join(workdir, f"out_{tool}")
+    out = os.path.join(workdir, f"out_{name}")
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
-    pf = os.path.join(workdir, "paths.json")
+    pf = os.path.join(workdir, f"{name}_paths.json")
     with open(pf, "w") as fh:
         json.dump(paths, fh)
+    return out, pf
+
+
+def measure(tool, paths, workdir, workers, threshold, order, python=None, codec: str = "default"):
+    out, pf = stage_run(paths, workdir, tool)
     cmd = [python or sys.executable, os.path.abspath(__file__), "--child", tool, "--paths-file", pf, "--out", out,
            "--workers", str(workers), "--threshold", str(threshold), "--order", str(order), "--codec", codec]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
