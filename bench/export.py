@@ -26,7 +26,6 @@ def setup(work: Path, nbricks: int, rows: int) -> Path:
     lake = work / "lake"
     if (work / "done").exists():
         return lake
-    import numpy as np
 
     from legacylake.catalogs_schema import bricks
     from legacylake.etl import build
@@ -51,7 +50,6 @@ def run_export(lake: str, out: str) -> dict:
 
 
 def run_floor(lake: str, out: str) -> dict:
-    import numpy as np
     import pyarrow.parquet as pq
 
     from legacylake.query.export.fitswrite import FitsAppender

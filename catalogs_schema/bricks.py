@@ -9,10 +9,14 @@ by increasing RA. All angles in degrees.
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from legacylake.catalogs_schema.constants import PIXSCALE_ARCSEC
+
+if TYPE_CHECKING:  # annotations only: not imported at run time
+    import astropy.wcs
 
 BRICK_SIZE_DEG: float = 0.25
 NROWS: int = 721

@@ -5,8 +5,12 @@ compares with a data model."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # annotations only: not imported at run time
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)

@@ -174,18 +174,18 @@ def run(args) -> int:
     print(f"    ({time.time() - t:.1f} s)")
 
     print(f"\nDone in {time.time() - t_all:.0f} s. Everything is in {out}:")
-    print(f"  catalogs/tractor/<AAA>/tractor-<brick>.fits   simulated DR9 Tractor catalogs")
+    print("  catalogs/tractor/<AAA>/tractor-<brick>.fits   simulated DR9 Tractor catalogs")
     if pixel_cat:
         print(f"  pixels/images/<brick>, pixels/catalog         simulated CCD images of {', '.join(pixel_bricks)} "
               f"and their measured catalogs")
     print(f"  lake/dr9/                                     the HATS collection: current snapshot + 10\" margin "
           f"(lsdb.open_catalog, hats, DuckDB, Spark; `legacylake etl history --lake {lake} --catalog dr9`)")
-    print(f"  gaia.parquet, gaia_x_dr9.parquet              the external catalog and the crossmatch")
+    print("  gaia.parquet, gaia_x_dr9.parquet              the external catalog and the crossmatch")
     print("\nTry next:")
     print(f"  legacylake sql --lake {lake} \"SELECT type, count(*) FROM dr9 WHERE brick_primary GROUP BY type\"")
     print(f"  legacylake cone --lake {lake} --catalog dr9 {ra_c} {dec_c} 0.01")
     print(f"  legacylake xmatch --lake {lake} --catalog dr9 {gaia} --radius 1 --nearest --out matches.parquet")
-    print(f"  legacylake sql --functions                 # the SQL function library")
+    print("  legacylake sql --functions                 # the SQL function library")
     print(f"  legacylake serve --lake {lake} --alias ls_dr9.tractor=dr9   # TAP for TOPCAT/pyvo: http://127.0.0.1:8321/")
     print(f"  python -c \"import lsdb; print(lsdb.open_catalog('{lake}/dr9'))\"")
     return status

@@ -4,7 +4,6 @@ the good files are ingested, and the exit status is non-zero; no traceback."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 
@@ -51,7 +50,6 @@ def bad_inputs(tmp_path_factory):
                               arr[[n for n in arr.dtype.names if n != "flux_g"]])
     # a column of the wrong type
     arr = random_brick_table(names[5], 50)
-    import numpy.lib.recfunctions as rfn
     dt = [(n, "f8" if n == "flux_r" else arr.dtype.fields[n][0]) for n in arr.dtype.names]
     files["mistyped"] = _write(d / "bad" / f"tractor-{names[5]}.fits", arr.astype(dt))
     # non-finite and out-of-range positions in an otherwise good file

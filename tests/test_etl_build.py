@@ -124,7 +124,6 @@ def test_schema_conventions(lake):
 def test_values_round_trip_from_fits(lake):
     """Every row of every input file is in the lake with identical values (strings stripped)."""
     import fitsio
-    import pyarrow as pa
     import pyarrow.dataset as pds
 
     d, paths, _ = lake

@@ -5,7 +5,6 @@ valid HATS)."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import fitsio
 import numpy as np
-import pytest
 from _query_lake import query_lake  # noqa: F401  (fixture)
 
 from legacylake.catalogs_schema.columns import model

@@ -238,7 +238,6 @@ def duckdb_macros() -> list[tuple[str, str, str]]:
 def _healpix_of(ra, dec, order):
     import cdshealpix
     import pyarrow as pa
-    import pyarrow.compute as pc
     from astropy.coordinates import Latitude, Longitude
     import astropy.units as u
 
