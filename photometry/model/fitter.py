@@ -422,7 +422,7 @@ class Fitter:
                     iv[cat], sm[cat] = 0.0, 0.0
             rchi, chi2b = {}, {}
             for b in self.bands:
-                num = den = c2 = 0.0
+                num = den = 0.0
                 for ii, im in enumerate(self.images):
                     if im.band != b:
                         continue

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from legacylake.catalogs_schema import ANYMASK, FITBITS, MASKBITS, WISEMASK, bricks, model
+from legacylake.catalogs_schema import ANYMASK, FITBITS, MASKBITS, WISEMASK, bricks
 from legacylake.catalogs_schema.constants import (
     FIBER_DIAMETER_ARCSEC,
     FIBER_SEEING_FWHM_ARCSEC,
@@ -97,7 +97,6 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
     if rel not in RELEASE:
         raise ValueError(f"unknown release {release!r}; valid: dr9, dr4")
     b = bricks.brick(brickname)
-    dm = model(f"{rel}-tractor")
     t_all, cand, clusters, sinb_all = _candidates(b, seed, density)
     key = seed_key(seed, 3)
 
@@ -117,7 +116,6 @@ def measure_brick(brickname: str, release: str = "dr9", seed: int = 0,
     sinb = sinb_all[cand]
     cond = conditions(ra_t, dec_t, sinb, seed, rel)
 
-    kind = t["kind"]
     t2 = tycho_only(t, seed) & (rel == "dr9")  # Tycho-2 reference stars with no Gaia match
     in_gaia = t["in_gaia"] & ~t2
     gaia_ref = in_gaia & (rel == "dr9")

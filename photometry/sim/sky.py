@@ -196,7 +196,6 @@ def cell_sources(cellids, seed: int, density: float | None = None, subcell_keep=
     """
     key = seed_key(seed, 1)
     scale = _density_scale(density)
-    g = bricks.grid()
     cellids = np.asarray(cellids, dtype=np.int64)
     nc = len(cellids)
     # per cell: geometry, densities and counts (a generator seeded by the cell), as before
