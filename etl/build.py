@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from legacylake.catalogs_schema.sweeps import disjoint
 from legacylake.errors import UserError
 from legacylake.etl import layout, snapshot
 from legacylake.etl import manifest as mf
@@ -252,20 +253,25 @@ def _build_locked(sources, cat_dir, catalog, threshold, highest_order, workers, 
         raise UserError(f"{cat_dir}: inputs of more than one data model: {desc}; "
                         f"a catalog holds one data model: build them into separate catalogs{hint}")
 
-    # one file per brick
-    owner: dict[int, str] = {}
+    # one file per brick, except sweep files of disjoint boxes (the survey splits a brick on a
+    # box edge between two sweeps; no object can be in both)
+    owners: dict[int, list[tuple[str, tuple | None]]] = {}
+    replacing = {f.path for f in new}
     for p, e in ingested.items():
+        if p in replacing:
+            continue   # being replaced: its new version is checked below
         for b in e.get("bricks", {}):
-            owner[int(b)] = p
+            owners.setdefault(int(b), []).append((p, tuple(e["box"]) if e.get("box") else None))
     accepted: list[InputFile] = []
     for f in sorted(new, key=lambda f: f.path):
-        clash = sorted({owner[b] for b in f.bricks if b in owner and owner[b] != f.path})
+        clash = sorted({q for b in f.bricks for q, qbox in owners.get(b, []) if not disjoint(f.box, qbox)})
         if clash:
             rejects.append((f.path, f"{f.path}: brick(s) already ingested from {clash[0]} "
-                                    f"(the same brick under two paths)"))
+                                    f"(the same brick under two paths; only sweep files of disjoint "
+                                    f"boxes may share a brick)"))
             continue
         for b in f.bricks:
-            owner[b] = f.path
+            owners.setdefault(b, []).append((f.path, f.box))
         accepted.append(f)
     new = accepted
     summary.rejects = rejects

@@ -60,6 +60,7 @@ def commit_build(cat_dir, catalog, cur, man, new, settings, results, plan, summa
             "rows_ingested": a["written"], "bad_positions": a["bad"], "model": f.model,
             "status": "ingested", "bricks": {str(b): c for b, c in a["bricks"].items()},
             "footprint": np.asarray(f.footprint).tolist() if f.exact else None,
+            "box": list(f.box) if f.box else None,
         }
         summary.rows += a["written"]
         summary.bad_position_rows += a["bad"]

@@ -125,8 +125,19 @@ def write_tasks(cur, man, new, settings, workers, scheduler, row_group_rows, sta
     n_tasks = max(1, min(len(touched), 2 * workers if not scheduler else 4 * workers))
     groups = _group(touched, est, n_tasks)
 
-    replaced_bricks = sorted({int(b) for f in new for b in old_files.get(f.path, {}).get("bricks", {})
-                              if old_files.get(f.path, {}).get("status") == "ingested"})
+    # the old rows of a replaced file are left out of the rewritten leaves: its bricks, or for a
+    # sweep file (whose bricks other sweeps may share) its bricks inside its box
+    replaced_bricks: set[int] = set()
+    replaced_boxes: list[tuple[tuple, list[int]]] = []
+    for f in new:
+        old = old_files.get(f.path, {})
+        if old.get("status") != "ingested":
+            continue
+        bricks = sorted(int(b) for b in old.get("bricks", {}))
+        if old.get("box"):
+            replaced_boxes.append((tuple(old["box"]), bricks))
+        else:
+            replaced_bricks.update(bricks)
     # a directory of this build's own: a worker orphaned by a killed build cannot write into
     # the staging of the next one
     os.makedirs(staging, exist_ok=True)
@@ -146,7 +157,8 @@ def write_tasks(cur, man, new, settings, workers, scheduler, row_group_rows, sta
             if par is not None and par not in olds:
                 olds.append(par)
         for par in olds:
-            srcs.append(Source("parquet", cur.leaf(*par), exclude_bricks=replaced_bricks))
+            srcs.append(Source("parquet", cur.leaf(*par), exclude_bricks=sorted(replaced_bricks),
+                               exclude_boxes=replaced_boxes))
         group_srcs.append(srcs)
     seam = []
     for f in new:

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from legacylake.catalogs_schema import detect, model, validate
-
+from legacylake.catalogs_schema.sweeps import in_box, sweep_box
 from legacylake.etl.fitstable import FitsLayoutError, check_complete, columns_from_raw, iter_raw, layout
-
 from legacylake.etl.healpix import (FOOTPRINT_ORDER, brick_from_name, brick_footprint, brick_histogram, good_positions,
                       healpix29, pixel_range, shift)
 
@@ -46,6 +45,7 @@ class InputFile:
     footprint: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # FOOTPRINT_ORDER cells
     histogram: dict = field(default_factory=dict)   # estimated rows per cell at the plan order
     bricks: dict = field(default_factory=dict)      # brickid -> rows (exact files only)
+    box: tuple | None = None            # (ra1, ra2, dec1, dec2) deg of a sweep file holding only that box
     notes: list = field(default_factory=list)
 
 
@@ -203,6 +203,15 @@ def exact_footprint(f: InputFile, plan_order: int, lay=None) -> None:
     b, bcnt = np.unique(bid[good], return_counts=True)
     f.bricks = {int(x): int(k) for x, k in zip(b, bcnt)}
     f.brickid = None
+    box = sweep_box(f.path) if f.model.endswith("-sweep") else None
+    if box is not None:
+        outside = int((~in_box(ra[good], dec[good], box)).sum())
+        if outside:
+            f.notes.append(f"{f.path}: {outside} row(s) outside the box its name gives "
+                           f"(RA {box[0]:g}..{box[1]:g}, Dec {box[2]:g}..{box[3]:g}); its bricks "
+                           f"cannot be shared with other sweep files")
+            box = None
+    f.box = box
 
 
 def inspect_all(paths: list[str], plan_order: int, known: dict, workers: int = 4,

@@ -92,6 +92,7 @@ class Source:
     path: str
     footprint: np.ndarray | None = None   # FOOTPRINT_ORDER cells (fits)
     exclude_bricks: list = field(default_factory=list)   # brickids dropped (parquet)
+    exclude_boxes: list = field(default_factory=list)    # ((ra1, ra2, dec1, dec2), brickids): rows dropped
     hash_it: bool = False        # compute the content hash while reading (one task per file)
     lower: int | None = None     # smallest _healpix_29 of its rows (shard)
 

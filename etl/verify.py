@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow.parquet as pq
 
+from legacylake.catalogs_schema.sweeps import disjoint
 from legacylake.etl import layout
 from legacylake.etl import manifest as mf
 from legacylake.etl.healpix import pixel_range
@@ -147,14 +148,17 @@ def verify(lake: str, catalog: str, max_problems: int = 50) -> VerifyReport:
                                 f"({d >> 48}, {(d >> 24) & 0xFFFFFF}, {d & 0xFFFFFF})")
     expected: dict[int, int] = {}
     owners: dict[int, str] = {}
+    boxes: dict[int, list] = {}
     for path, e in man["files"].items():
         if e.get("status") != "ingested":
             continue
+        box = tuple(e["box"]) if e.get("box") else None
         for b, c in e["bricks"].items():
             b = int(b)
-            if b in owners:
+            if b in owners and not all(disjoint(box, other) for other in boxes[b]):
                 rep.problems.append(f"brick {b} ingested from two files: {owners[b]} and {path}")
             owners[b] = path
+            boxes.setdefault(b, []).append(box)
             expected[b] = expected.get(b, 0) + c
     rep.bricks = len(brick_counts)
     for b in sorted(set(expected) | set(brick_counts)):

@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from legacylake.catalogs_schema.sweeps import in_box
 from legacylake.etl.fitstable import FitsLayoutError, columns_from_raw, iter_raw, layout
 from legacylake.etl.healpix import FOOTPRINT_ORDER, healpix29, pixel_range, shift
 from legacylake.etl.leaf_writer import _in_ranges, _LeafWriter
@@ -363,6 +364,9 @@ def run_task(task: Task) -> dict:
                 mask = _in_ranges(hp, los, his)
                 if src.exclude_bricks:
                     mask &= ~np.isin(t.column("brickid").to_numpy(zero_copy_only=False), np.asarray(src.exclude_bricks))
+                for box, bricks in src.exclude_boxes:
+                    mask &= ~(np.isin(t.column("brickid").to_numpy(zero_copy_only=False), np.asarray(bricks))
+                              & in_box(t.column("ra").to_numpy(), t.column("dec").to_numpy(), box))
                 t = t.filter(pa.array(mask))
                 if t.num_rows:
                     pending.append(_Arrow(t))

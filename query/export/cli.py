@@ -13,7 +13,8 @@ def register(subparsers) -> None:
     s = sub.add_parser("sweeps", help="10 x 5 degree sweep FITS files of brick_primary rows (HDU SWEEP)",
                        description="Write LAKE/NAME as the survey's sweep files: 10 x 5 degree boxes of "
                                    "brick_primary rows, OUT/9.0/sweep-<RA>{p|m}<DEC>-<RA>{p|m}<DEC>.fits in the "
-                                   "drN-sweep data model, light curves in OUT/9.0-lightcurves/*-lc.fits; each "
+                                   "drN-sweep data model, light curves in OUT/9.0-lightcurves/*-lc.fits, the other "
+                                   "Tractor columns in OUT/9.0-extra/*-ex.fits; each "
                                    "file written under a temporary name and renamed.")
     s.add_argument("--lake", required=True, help="lake folder")
     s.add_argument("--catalog", required=True, help="catalog name")
@@ -35,13 +36,16 @@ def register(subparsers) -> None:
 
 
 def _sweeps(args: argparse.Namespace) -> int:
+    from legacylake.catalogs_schema.sweeps import EXTRA_SUFFIX, LIGHTCURVE_SUFFIX
     from legacylake.query.export.sweeps import export_sweeps
 
     t0 = time.perf_counter()
     s = export_sweeps(args.lake, args.catalog, args.out, tuple(args.box) if args.box else None, args.workers)
     dt = time.perf_counter() - t0
-    print(f"{s.rows:,} rows in {sum(1 for k in s.files if not k.endswith('-lc.fits'))} sweep files "
-          f"(+{sum(1 for k in s.files if k.endswith('-lc.fits'))} light-curve files) -> {args.out} ({dt:.1f} s)")
+    n_lc = sum(1 for k in s.files if k.endswith(f"{LIGHTCURVE_SUFFIX}.fits"))
+    n_ex = sum(1 for k in s.files if k.endswith(f"{EXTRA_SUFFIX}.fits"))
+    print(f"{s.rows:,} rows in {len(s.files) - n_lc - n_ex} sweep files (+{n_lc} light-curve, {n_ex} extra "
+          f"files) -> {args.out} ({dt:.1f} s, {s.rows / max(dt, 1e-9):,.0f} rows/s)")
     return 0
 
 

@@ -4,8 +4,11 @@ The sky is cut into 10 x 5 degree boxes (36 in RA x 36 in Dec; reference section
 box holds the ``brick_primary`` rows with ``ramin <= ra < ramax`` and ``decmin <= dec < decmax``
 in ``OUT/<V>/sweep-<RA>{p|m}<DEC>-<RA>{p|m}<DEC>.fits`` (HDU ``SWEEP``, the columns of the
 catalog's ``drN-sweep`` model with their FITS types, upper-case names, ``BRICK_PRIMARY`` not
-written), and the light-curve columns (``lc_*``) with RELEASE, BRICKID, OBJID in
-``OUT/<V>-lightcurves/sweep-...-lc.fits``; ``<V>`` is ``9.0`` for DR9 (``N.0`` for DRN).
+written), the light-curve columns (``lc_*``) with RELEASE, BRICKID, OBJID in
+``OUT/<V>-lightcurves/sweep-...-lc.fits``, and every other column of the catalog's Tractor model
+(apertures, ``nea``, ...) with RELEASE, BRICKID, OBJID in ``OUT/<V>-extra/sweep-...-ex.fits``;
+``<V>`` is ``9.0`` for DR9 (``N.0`` for DRN). The three files of a box hold the same rows in the
+same order.
 
 Streaming: one box at a time, one leaf's row groups at a time (the box's pruned plan); memory
 is bounded by a leaf's row groups in the box. Each file is written under ``NAME.tmp`` and
@@ -23,38 +26,15 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from legacylake.catalogs_schema.columns import model
+from legacylake.catalogs_schema.sweeps import EXTRA_SUFFIX, LIGHTCURVE_SUFFIX, boxes, in_box, sweep_name
 from legacylake.errors import UserError
 from legacylake.query.export.fitswrite import FitsAppender
 from legacylake.query.lake import Catalog, catalogs
 from legacylake.query.spatial.regions import Region
 from legacylake.query.spatial.search import footer, plan
 
-#: Sweep boxes: RA width and Dec height, deg (DR9; DR10 uses 5 x 5).
-BOX_RA, BOX_DEC = 10, 5
-#: Identity columns repeated in the light-curve files.
+#: Identity columns repeated in the light-curve and extra files.
 ID_COLUMNS = ("release", "brickid", "objid")
-
-
-def _coord(v: int) -> str:
-    return f"{'m' if v < 0 else 'p'}{abs(v):03d}"
-
-
-def sweep_name(ra1: int, dec1: int, ra2: int, dec2: int) -> str:
-    """``sweep-320m005-330p000.fits`` for the box RA [320, 330), Dec [-5, 0)."""
-    return f"sweep-{ra1:03d}{_coord(dec1)}-{ra2:03d}{_coord(dec2)}.fits"
-
-
-def boxes(sel: tuple[float, float, float, float] | None = None) -> list[tuple[int, int, int, int]]:
-    """Sweep boxes (ra1, dec1, ra2, dec2), deg, overlapping ``sel`` = (RA1, RA2, DEC1, DEC2) (all if None)."""
-    out = []
-    for ra1 in range(0, 360, BOX_RA):
-        for dec1 in range(-90, 90, BOX_DEC):
-            if sel is not None:
-                a, b, d1, d2 = sel
-                if not (ra1 < b and ra1 + BOX_RA > a and dec1 < d2 and dec1 + BOX_DEC > d1):
-                    continue
-            out.append((ra1, dec1, ra1 + BOX_RA, dec1 + BOX_DEC))
-    return out
 
 
 @dataclass
@@ -65,7 +45,8 @@ class SweepSummary:
 
     @property
     def rows(self) -> int:
-        return sum(v for k, v in self.files.items() if not k.endswith("-lc.fits"))
+        return sum(v for k, v in self.files.items()
+                   if not k.endswith((f"{LIGHTCURVE_SUFFIX}.fits", f"{EXTRA_SUFFIX}.fits")))
 
 
 def _models(cat: Catalog):
@@ -88,7 +69,11 @@ def _models(cat: Catalog):
     lc = [tractor[n] for n in cat.schema.names
           if n.startswith("lc_") and tractor is not None and n in tractor and n not in empty]
     lc = [tractor[n] for n in ID_COLUMNS] + lc if lc else []
-    return sweep, main, lc, release
+    done = {c.name for c in main} | {c.name for c in lc} | {"brick_primary"}
+    ex = [tractor[n] for n in cat.schema.names
+          if tractor is not None and n in tractor and n not in done and n not in empty]
+    ex = [tractor[n] for n in ID_COLUMNS] + ex if ex else []
+    return sweep, main, lc, ex, release
 
 
 def _all_null(cat: Catalog) -> set[str]:
@@ -109,14 +94,34 @@ def _all_null(cat: Catalog) -> set[str]:
     return {n for n, k in nulls.items() if rows and k == rows}
 
 
+def _occupied(cat: Catalog) -> set[tuple[int, int, int, int]]:
+    """Sweep boxes that can hold rows of the catalog: those meeting some row group's ra/dec
+    range (footer statistics), so the export plans no empty box."""
+    occ: set[tuple[int, int, int, int]] = set()
+    for path in cat.files:
+        md = footer(path)[0]
+        names = [md.schema.column(i).name for i in range(md.num_columns)]
+        ira, idec = names.index("ra"), names.index("dec")
+        for g in range(md.num_row_groups):
+            rg = md.row_group(g)
+            a, d = rg.column(ira).statistics, rg.column(idec).statistics
+            if a is None or d is None or not (a.has_min_max and d.has_min_max):
+                return set(boxes())
+            r1, r2 = (a.min, a.max) if 0 <= a.min <= a.max < 360 else (0, 360)   # (ra is taken mod 360)
+            occ.update(boxes((r1, r2, d.min, d.max)))
+    return occ
+
+
 def _export_box(cat: Catalog, box: tuple[int, int, int, int], out: str, models=None) -> dict[str, int]:
-    sweep, main, lc, release = models or _models(cat)
+    sweep, main, lc, ex, release = models or _models(cat)
     ra1, dec1, ra2, dec2 = box
     version = f"{release[2:]}.0"
     name = sweep_name(*box)
     files = {os.path.join(out, version, name): main}
     if lc:
-        files[os.path.join(out, f"{version}-lightcurves", name.replace(".fits", "-lc.fits"))] = lc
+        files[os.path.join(out, f"{version}-lightcurves", sweep_name(*box, LIGHTCURVE_SUFFIX))] = lc
+    if ex:
+        files[os.path.join(out, f"{version}-extra", sweep_name(*box, EXTRA_SUFFIX))] = ex
     hdr = {"SURVEY": "LS", "DATAMODL": sweep.name, "RAMIN": ra1, "RAMAX": ra2, "DECMIN": dec1, "DECMAX": dec2}
     writers = {p: FitsAppender(p, cols, "SWEEP", hdr) for p, cols in files.items()}
     for p in files:
@@ -127,11 +132,8 @@ def _export_box(cat: Catalog, box: tuple[int, int, int, int], out: str, models=N
     try:
         for path, rgs in plan(cat, Region.box(ra1, ra2, max(dec1, -90), min(dec2, 90))).files:
             t = pq.ParquetFile(path, metadata=footer(path)[0]).read_row_groups(rgs, columns=want)
-            ra = np.mod(t["ra"].to_numpy(), 360.0)
-            dec = t["dec"].to_numpy()
             primary = t["brick_primary"].to_numpy(zero_copy_only=False).astype(bool) if has_primary else True
-            keep = (primary & (ra >= ra1) & (ra < ra2)
-                    & (dec >= dec1) & ((dec < dec2) | (dec2 == 90)))
+            keep = primary & in_box(t["ra"].to_numpy(), t["dec"].to_numpy(), (ra1, ra2, dec1, dec2))
             if keep.any():
                 t = t.filter(keep)
                 for p, w in writers.items():
@@ -157,7 +159,8 @@ def export_sweeps(lake: str | os.PathLike, catalog: str, out: str | os.PathLike,
         a, b, d1, d2 = box
         if not (0 <= a < b <= 360 and -90 <= d1 < d2 <= 90):
             raise UserError(f"--box {a} {b} {d1} {d2}: need 0 <= RA1 < RA2 <= 360 and -90 <= DEC1 < DEC2 <= 90")
-    todo = boxes(box)
+    occ = _occupied(cat)
+    todo = [bx for bx in boxes(box) if bx in occ]
     out = os.fspath(out)
     os.makedirs(out, exist_ok=True)
     summary = SweepSummary()
