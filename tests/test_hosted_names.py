@@ -96,6 +96,8 @@ def test_htm9_trixel_holds_the_point(con, dr8_lake):
     for c, cat in ((con, "dr9"), (connect(dr8_lake), "dr8")):
         r = _rows(c, f"SELECT ra, dec, htm9 FROM {cat}_derived")
         assert np.array_equal(r["htm9"], hosted.htm_id(r["ra"], r["dec"], 9))
+    bad = query(con, "SELECT htm9('nan'::DOUBLE, 1.0) AS a, htm9(1.0, 'inf'::DOUBLE) AS b, htm9(NULL, 1.0) AS c")
+    assert bad.to_pylist() == [{"a": None, "b": None, "c": None}]  # NULL, not an error
 
 
 # ---------------------------------------------------------------- q3c_*

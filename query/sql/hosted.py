@@ -39,8 +39,10 @@ def _norm(v):
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
+@np.errstate(invalid="ignore", divide="ignore")  # non-finite positions: NaN vectors, then -1
 def htm_id(ra, dec, depth: int = HTM_DEPTH) -> np.ndarray:
-    """HTM trixel id (int64, in [8 * 4^depth, 16 * 4^depth)) of each position (deg); -1 for NaN."""
+    """HTM trixel id (int64, in [8 * 4^depth, 16 * 4^depth)) of each position (deg); -1 where
+    ra or dec is not finite."""
     p = unit_vectors(np.ravel(ra), np.ravel(dec)).reshape(-1, 3)
     n = len(p)
     ids = np.full(n, -1, dtype=np.int64)
