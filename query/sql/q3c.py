@@ -134,6 +134,8 @@ def _poly_macros() -> list[tuple[str, str, str]]:
     unit = [f"cos(radians({lat})) * cos(radians({lon}))", f"cos(radians({lat})) * sin(radians({lon}))",
             f"sin(radians({lat}))"]
     sx, sy, sz = (f"list_sum({each.format(u)})" for u in unit)
+    radius = "degrees(2 * asin(sqrt(_q3c_poly_cap(poly))))"
+    vertex = f"[_q3c_x({lon}, {lat}, face), _q3c_y({lon}, {lat}, face), _q3c_poly_behind({lon}, {lat}, face)::INTEGER]"
     return [
         ("_q3c_poly_cra", "poly", f"degrees(atan2({sy}, {sx}))"),
         ("_q3c_poly_cdec", "poly", f"degrees(atan2({sz}, sqrt(_q3c_sq({sx}) + _q3c_sq({sy}))))"),
@@ -141,8 +143,8 @@ def _poly_macros() -> list[tuple[str, str, str]]:
         ("_q3c_poly_cap", "poly", "list_max(" + each.format(
             f"_q3c_sindist({lon}, {lat}, _q3c_poly_cra(poly), _q3c_poly_cdec(poly))") + ") * (1 + 1e-9) + 1e-15"),
         ("_q3c_poly_near", "ra, dec, poly",
-         "(_q3c_poly_cap(poly) > 0.5 OR (dec BETWEEN _q3c_poly_cdec(poly) - degrees(2 * asin(sqrt(_q3c_poly_cap(poly)))) "
-         f"- {_BAND_SLACK} AND _q3c_poly_cdec(poly) + degrees(2 * asin(sqrt(_q3c_poly_cap(poly)))) + {_BAND_SLACK} AND "
+         f"(_q3c_poly_cap(poly) > 0.5 OR (dec BETWEEN _q3c_poly_cdec(poly) - {radius} - {_BAND_SLACK} AND "
+         f"_q3c_poly_cdec(poly) + {radius} + {_BAND_SLACK} AND "
          "_q3c_sindist(ra, dec, _q3c_poly_cra(poly), _q3c_poly_cdec(poly)) - _q3c_poly_cap(poly) < 0))"),
         # a vertex the face cannot project (behind its hemisphere): Q3C refuses such polygons as too large
         ("_q3c_poly_behind", "lon, lat, face",
@@ -154,7 +156,7 @@ def _poly_macros() -> list[tuple[str, str, str]]:
          f"(list_sum(list_transform(v, lambda w: w[3])) = 0 AND list_sum(list_transform(range(len(v)), lambda i: "
          f"_q3c_poly_cross(x0, y0, {a}[1], {a}[2], {b}[1], {b}[2])::INTEGER)) % 2 = 1)"),
         ("_q3c_poly_face", "ra, dec, face, poly",
-         f"list_transform([{each.format(f'[_q3c_x({lon}, {lat}, face), _q3c_y({lon}, {lat}, face), _q3c_poly_behind({lon}, {lat}, face)::INTEGER]')}], "
+         f"list_transform([{each.format(vertex)}], "
          "lambda v: _q3c_poly_count(_q3c_x(ra, dec, face), _q3c_y(ra, dec, face), v))[1]"),
         ("_q3c_poly_at", "ra, dec, poly",
          "list_transform([_q3c_face(ra, dec)], lambda face: _q3c_poly_face(ra, dec, face, poly))[1]"),
