@@ -5,8 +5,9 @@ translated from the DuckDB macro text of :mod:`legacylake.query.sql.macros`, so 
 the same formulas. Bit-name and band-name lookups are SQL (map / CASE) that raise an error
 naming the bad name; :func:`fold_names` rewrites ``has_maskbits(col, 'BRIGHT,GALAXY')`` into
 ``((col & 4098) != 0)`` before Spark sees the query (Spark does not fold functions that can
-raise), and :func:`sql` applies it. ``healpix_of`` and ``nest_to_ring`` are Arrow (pandas)
-UDFs. ``register_lake(spark, lake)`` adds a temporary view per catalog.
+raise), and :func:`sql` applies it. ``healpix_of``, ``nest_to_ring`` and ``htm9`` are Arrow
+(pandas) UDFs; ``q3c_poly_query`` is DuckDB only (list lambdas). ``register_lake(spark, lake)``
+adds a temporary view per catalog.
 """
 
 
@@ -17,8 +18,8 @@ from legacylake.catalogs_schema.constants import EXTINCTION_R, WISE_VEGA_TO_AB
 from legacylake.query.sql import macros
 from legacylake.query.sql import hosted
 
-_INT_PARAMS = {"r", "n", "c"}
-_BIGINT_PARAMS = {"col", "release", "brickid", "objid"}
+_INT_PARAMS = {"r", "n", "c", "face"}
+_BIGINT_PARAMS = {"col", "release", "brickid", "objid", "ix"}
 _STRING_PARAMS = {"names", "band"}
 _DEC_PARAMS = {"k", "h"}
 _RETURNS = {
@@ -26,7 +27,10 @@ _RETURNS = {
     "_brick_row2": "INT", "_brick_row": "INT", "_brick_col0": "INT", "_brick_col1": "INT",
     "_brick_col2": "INT", "_brick_col": "INT", "_brickid_rc": "INT", "brickid_of": "INT",
     "_brick_name_rc": "STRING", "brickname_of": "STRING", "_rid_key": "DECIMAL(38,0)",
-    "_rid_h1": "DECIMAL(38,0)", "_rid_h2": "DECIMAL(38,0)", "q3c_radial_query": "BOOLEAN",
+    "_rid_h1": "DECIMAL(38,0)", "_rid_h2": "DECIMAL(38,0)", "ls_id": "BIGINT", "_q3c_ok": "BOOLEAN",
+    "_q3c_eqf": "INT", "_q3c_face": "INT", "_q3c_cell": "BIGINT", "_q3c_spread": "BIGINT", "_q3c_pix": "BIGINT",
+    "_q3c_ipix": "BIGINT", "q3c_ang2ipix": "BIGINT", "_q3c_within": "BOOLEAN", "q3c_radial_query": "BOOLEAN",
+    "q3c_join": "BOOLEAN", "_q3c_in_ellipse": "BOOLEAN", "q3c_ellipse_query": "BOOLEAN",
 }
 _TYPES = {"DOUBLE": "DOUBLE", "INTEGER": "INT", "BIGINT": "BIGINT", "VARCHAR": "STRING", "HUGEINT": "DECIMAL(38,0)"}
 
@@ -131,13 +135,12 @@ def spark_functions() -> list[tuple[str, str, str, str]]:
             out.append((name, typed, ret, body))
             continue
         out.append((name, typed, ret, to_spark(body)))
-    for name, params, body in hosted.duckdb_macros():  # ls_id, elon/elat, q3c_join, q3c_ellipse_query
+    for name, params, body in hosted.duckdb_macros():  # ls_id, elon/elat, the q3c_* functions
         if "poly" in name:
             continue  # q3c_poly_query: DuckDB only (list lambdas)
         ps = [p.strip() for p in params.split(",")]
         typed = ", ".join(f"{p} {_param_type(p)}" for p in ps)
-        ret = {"ls_id": "BIGINT", "q3c_join": "BOOLEAN", "q3c_ellipse_query": "BOOLEAN"}.get(name, "DOUBLE")
-        out.append((name, typed, ret, to_spark(body)))
+        out.append((name, typed, _RETURNS.get(name, "DOUBLE"), to_spark(body)))
     return out
 
 
@@ -181,14 +184,10 @@ def _register_udfs(spark) -> None:
 
     @pandas_udf("long")
     def htm9(ra: pd.Series, dec: pd.Series) -> pd.Series:
-        return pd.Series(hosted.htm_id(ra.to_numpy(float), dec.to_numpy(float), hosted.HTM_DEPTH))
-
-    @pandas_udf("long")
-    def q3c_ang2ipix(ra: pd.Series, dec: pd.Series) -> pd.Series:
-        return pd.Series(hosted.q3c_ipix(ra.to_numpy(float), dec.to_numpy(float)))
+        ids = hosted.htm_id(ra.to_numpy(float), dec.to_numpy(float), hosted.HTM_DEPTH)
+        return pd.Series(ids, dtype="Int64").mask(ids < 0)  # NULL for a non-finite position, as in DuckDB
 
     spark.udf.register("htm9", htm9)
-    spark.udf.register("q3c_ang2ipix", q3c_ang2ipix)
     spark.udf.register("healpix_of", healpix_of)
     spark.udf.register("nest_to_ring", nest_to_ring)
 
@@ -200,7 +199,7 @@ def register(spark) -> list[str]:
         spark.sql(f"CREATE OR REPLACE TEMPORARY FUNCTION {name}({typed}) RETURNS {ret} RETURN {body}")
         names.append(name)
     _register_udfs(spark)
-    return names + ["healpix_of", "nest_to_ring", "htm9", "q3c_ang2ipix"]
+    return names + ["healpix_of", "nest_to_ring", "htm9"]
 
 
 def register_lake(spark, lake) -> list[str]:

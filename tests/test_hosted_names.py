@@ -11,7 +11,7 @@ from legacylake.errors import UserError
 from legacylake.query.run import query
 from legacylake.query.spatial.regions import Region
 from legacylake.query.spatial.search import cone_search
-from legacylake.query.sql import hosted
+from legacylake.query.sql import hosted, q3c
 from legacylake.query.sql.connect import connect
 
 
@@ -96,6 +96,8 @@ def test_htm9_trixel_holds_the_point(con, dr8_lake):
     for c, cat in ((con, "dr9"), (connect(dr8_lake), "dr8")):
         r = _rows(c, f"SELECT ra, dec, htm9 FROM {cat}_derived")
         assert np.array_equal(r["htm9"], hosted.htm_id(r["ra"], r["dec"], 9))
+    bad = query(con, "SELECT htm9('nan'::DOUBLE, 1.0) AS a, htm9(1.0, 'inf'::DOUBLE) AS b, htm9(NULL, 1.0) AS c")
+    assert bad.to_pylist() == [{"a": None, "b": None, "c": None}]  # NULL, not an error
 
 
 # ---------------------------------------------------------------- q3c_*
@@ -117,7 +119,8 @@ def test_q3c_poly_query_matches_polygon_search(con, dr8_lake):
 
 
 def test_q3c_ellipse_query_matches_a_tan_projection(con):
-    """Against astropy's TAN (gnomonic) WCS: projected offsets in deg are degrees(tan(angle))."""
+    """Against astropy's TAN (gnomonic) WCS: projected offsets in deg are degrees(tan(angle)); the
+    semi-axes are tan(a) and ratio * tan(a), as in Q3C."""
     from astropy.wcs import WCS
 
     ra0, dec0, a, ratio, pa = 0.05, 0.02, 0.2, 0.4, 30.0
@@ -132,7 +135,7 @@ def test_q3c_ellipse_query_matches_a_tan_projection(con):
     xi, eta = np.radians(x), np.radians(y)  # x grows to the east (cdelt1 > 0), y to the north
     u = xi * np.sin(np.radians(pa)) + eta * np.cos(np.radians(pa))
     v = xi * np.cos(np.radians(pa)) - eta * np.sin(np.radians(pa))
-    want = (u / np.tan(np.radians(a))) ** 2 + (v / np.tan(np.radians(a * ratio))) ** 2 <= 1
+    want = (u / np.tan(np.radians(a))) ** 2 + (v / (ratio * np.tan(np.radians(a)))) ** 2 < 1
     assert 0 < want.sum() < len(want)
     assert np.array_equal(r["i"], want)
     # a circle (ratio 1) is the cone up to the tan/angle difference (< 1e-6 deg at 0.2 deg)
@@ -179,17 +182,24 @@ def test_q3c_join_is_a_range_join_matching_brute_force(con):
 
 
 def test_q3c_ang2ipix_faces_and_locality(con):
-    n2 = hosted.Q3C_NSIDE ** 2
+    """Faces 0 (north), 1-4 (equator from RA 0), 5 (south); bits: x cell in the even positions.
+    (tests/test_q3c_reference.py compares the values with PostgreSQL's Q3C.)"""
+    import pyarrow as pa
+
+    n2 = q3c.NSIDE ** 2
     r = _rows(con, "SELECT q3c_ang2ipix(0.0, 90.0) AS n, q3c_ang2ipix(0.0, -90.0) AS s, "
                    "q3c_ang2ipix(0.0, 0.0) AS e0, q3c_ang2ipix(90.0, 0.0) AS e1, q3c_ang2ipix(180.0, 10.0) AS e2, "
                    "q3c_ang2ipix(270.0, -10.0) AS e3")
     assert [int(r[k][0]) // n2 for k in ("n", "s", "e0", "e1", "e2", "e3")] == [0, 5, 1, 2, 3, 4]
-    # the cube centre of face 1 is the middle cell: x = y = nside / 2
-    assert int(r["e0"][0]) % n2 == hosted._spread_bits(np.array([2**29]))[0] * 3
+    # the cube centre of face 1 is the middle cell x = y = nside / 2 = 2^29: bits 58 (x) and 59 (y)
+    assert int(r["e0"][0]) % n2 == 3 * 2**58
     # neighbours 1e-6 deg apart share the leading bits; all values are in range
     rng = np.random.default_rng(1)
     ra, dec = rng.uniform(0, 360, 500), np.degrees(np.arcsin(rng.uniform(-1, 1, 500)))
-    a, b = hosted.q3c_ipix(ra, dec), hosted.q3c_ipix(ra + 1e-6, dec)
+    con.register("pix", pa.table({"ra": ra, "dec": dec}))
+    p = _rows(con, "SELECT q3c_ang2ipix(ra, dec) AS a, q3c_ang2ipix(ra + 1e-6, dec) AS b FROM pix")
+    con.unregister("pix")
+    a, b = p["a"], p["b"]
     assert np.all((a >= 0) & (a < 6 * n2)) and np.mean((a >> 30) == (b >> 30)) > 0.95
 
 

@@ -1,9 +1,8 @@
 """The hosted Legacy Surveys catalog's extra names (Astro Data Lab ``ls_dr9.tractor``): ``ls_id``,
-``htm9``, ``elon``/``elat`` and the Q3C functions ``q3c_join``, ``q3c_poly_query``,
-``q3c_ang2ipix``, ``q3c_ellipse_query``.
+``htm9``, ``elon``/``elat`` and the Q3C 2.0 functions (:mod:`legacylake.query.sql.q3c`).
 
-Pure-numpy kernels (HTM trixel ids, the Q3C cube-face pixel) are registered as Arrow
-functions; the rest are DuckDB macros (:func:`duckdb_macros`). All angles in degrees.
+The HTM trixel ids are a pure-numpy kernel registered as an Arrow function; the rest are
+DuckDB macros (:func:`duckdb_macros`). All angles in degrees.
 """
 
 from __future__ import annotations
@@ -12,10 +11,10 @@ import functools
 
 import numpy as np
 
+from legacylake.query.sql import q3c
+
 #: HTM depth of the hosted catalog's ``htm9`` column.
 HTM_DEPTH = 9
-#: Q3C's default number of subdivisions of a cube face (2^30, as in the hosted catalog).
-Q3C_NSIDE = 1 << 30
 
 #: The 6 HTM base vertices (unit vectors) and the 8 base triangles S0..S3, N0..N3 (ids 8..15),
 #: each counter-clockwise seen from outside the sphere.
@@ -40,8 +39,10 @@ def _norm(v):
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
+@np.errstate(invalid="ignore", divide="ignore")  # non-finite positions: NaN vectors, then -1
 def htm_id(ra, dec, depth: int = HTM_DEPTH) -> np.ndarray:
-    """HTM trixel id (int64, in [8 * 4^depth, 16 * 4^depth)) of each position (deg); -1 for NaN."""
+    """HTM trixel id (int64, in [8 * 4^depth, 16 * 4^depth)) of each position (deg); -1 where
+    ra or dec is not finite."""
     p = unit_vectors(np.ravel(ra), np.ravel(dec)).reshape(-1, 3)
     n = len(p)
     ids = np.full(n, -1, dtype=np.int64)
@@ -68,38 +69,6 @@ def htm_id(ra, dec, depth: int = HTM_DEPTH) -> np.ndarray:
     return ids
 
 
-def _spread_bits(x: np.ndarray) -> np.ndarray:
-    """Bits of ``x`` (< 2^31) moved to the even bit positions."""
-    x = x.astype(np.uint64)
-    out = np.zeros_like(x)
-    for b in range(31):
-        out |= ((x >> np.uint64(b)) & np.uint64(1)) << np.uint64(2 * b)
-    return out
-
-
-def q3c_ipix(ra, dec, nside: int = Q3C_NSIDE) -> np.ndarray:
-    """Q3C-style pixel (int64): cube face (0 north cap, 1-4 equatorial from RA 0, 5 south cap)
-    * nside^2 + the Morton code of the face's gnomonic (x, y) cell (x in the even bits)."""
-    ra = np.mod(np.asarray(ra, np.float64), 360.0)
-    dec = np.asarray(dec, np.float64)
-    face = (np.floor((ra + 45.0) / 90.0).astype(np.int64)) % 4
-    ra1 = np.radians(ra - face * 90.0)
-    ra1 = np.where(ra1 > np.pi, ra1 - 2 * np.pi, ra1)
-    td = np.tan(np.radians(dec))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        x = np.tan(ra1)
-        y = td / np.cos(ra1)
-        rr = np.radians(ra)
-        north, south = y > 1, y < -1
-        x = np.where(north, np.sin(rr) / td, np.where(south, -np.sin(rr) / td, x))
-        y = np.where(north, -np.cos(rr) / td, np.where(south, -np.cos(rr) / td, y))
-    face = np.where(north, 0, np.where(south, 5, face + 1))
-    xi = np.clip(np.floor((x + 1.0) / 2.0 * nside), 0, nside - 1).astype(np.int64)
-    yi = np.clip(np.floor((y + 1.0) / 2.0 * nside), 0, nside - 1).astype(np.int64)
-    code = _spread_bits(xi) | (_spread_bits(yi) << np.uint64(1))
-    return face.astype(np.int64) * nside * nside + code.astype(np.int64)
-
-
 @functools.cache
 def ecliptic_matrix() -> np.ndarray:
     """3x3 rotation from ICRS to mean ecliptic-and-equinox-of-J2000 unit vectors (astropy's
@@ -122,94 +91,56 @@ def _arrow_htm9(ra, dec):
     return pa.array(ids, mask=ids < 0)
 
 
-def _arrow_q3c(ra, dec):
-    import pyarrow as pa
-
-    r = np.asarray(ra.to_numpy(zero_copy_only=False), np.float64)
-    d = np.asarray(dec.to_numpy(zero_copy_only=False), np.float64)
-    ok = np.isfinite(r) & np.isfinite(d)
-    out = np.zeros(len(r), np.int64)
-    out[ok] = q3c_ipix(r[ok], d[ok])
-    return pa.array(out, mask=~ok)
-
-
 def _rot(m: np.ndarray, i: int) -> str:
     return (f"{float(m[i, 0])!r} * cos(radians(dec)) * cos(radians(ra)) + {float(m[i, 1])!r} * cos(radians(dec)) * "
             f"sin(radians(ra)) + {float(m[i, 2])!r} * sin(radians(dec))")
 
 
 def duckdb_macros() -> list[tuple[str, str, str]]:
-    """(name, parameters, body) of the hosted-catalog macros (they use ``ang_sep``)."""
+    """(name, parameters, body) of the hosted-catalog macros, the Q3C ones (:mod:`.q3c`) included."""
     m = ecliptic_matrix()
-    ux = "cos(radians({d})) * cos(radians({r}))"
-    uy = "cos(radians({d})) * sin(radians({r}))"
-    uz = "sin(radians({d}))"
-
-    def u(r, d):
-        return [s.format(r=r, d=d) for s in (ux, uy, uz)]
-
-    a, b, p = u("r1", "d1"), u("r2", "d2"), u("ra", "dec")
-    cross = [f"(({a[1]}) * ({b[2]}) - ({a[2]}) * ({b[1]}))", f"(({a[2]}) * ({b[0]}) - ({a[0]}) * ({b[2]}))",
-             f"(({a[0]}) * ({b[1]}) - ({a[1]}) * ({b[0]}))"]
-
-    def dot(x, y):
-        return " + ".join(f"({i}) * ({j})" for i, j in zip(x, y))
-
-    edge = f"atan2({dot(cross, p)}, ({dot(a, b)}) - ({dot(a, p)}) * ({dot(b, p)}))"
-    nv = "(len(poly) // 2)"
     return [
         ("ls_id", "release, brickid, objid",
          "(release::BIGINT * 1099511627776 + brickid::BIGINT * 65536 + objid::BIGINT)"),
         ("_ex", "ra, dec", _rot(m, 0)), ("_ey", "ra, dec", _rot(m, 1)), ("_ez", "ra, dec", _rot(m, 2)),
         ("elon", "ra, dec", "((degrees(atan2(_ey(ra, dec), _ex(ra, dec))) % 360.0) + 360.0) % 360.0"),
         ("elat", "ra, dec", "degrees(asin(greatest(-1.0, least(1.0, _ez(ra, dec)))))"),
-        ("q3c_join", "ra1, dec1, ra2, dec2, radius",
-         "(dec2 BETWEEN dec1 - radius AND dec1 + radius AND ang_sep(ra1, dec1, ra2, dec2) <= radius)"),
-        # tangent-plane (gnomonic) offsets of (ra, dec) from the centre, then the ellipse
-        ("_tp_cos", "ra, dec, ra0, dec0",
-         "(sin(radians(dec0)) * sin(radians(dec)) + cos(radians(dec0)) * cos(radians(dec)) * cos(radians(ra - ra0)))"),
-        ("_tp_xi", "ra, dec, ra0, dec0", "(cos(radians(dec)) * sin(radians(ra - ra0)) / _tp_cos(ra, dec, ra0, dec0))"),
-        ("_tp_eta", "ra, dec, ra0, dec0",
-         "((cos(radians(dec0)) * sin(radians(dec)) - sin(radians(dec0)) * cos(radians(dec)) * cos(radians(ra - ra0)))"
-         " / _tp_cos(ra, dec, ra0, dec0))"),
-        ("q3c_ellipse_query", "ra, dec, ra0, dec0, maj_ax, axis_ratio, pa",
-         "(_tp_cos(ra, dec, ra0, dec0) > 0 AND dec BETWEEN dec0 - maj_ax AND dec0 + maj_ax AND "
-         "power((_tp_xi(ra, dec, ra0, dec0) * sin(radians(pa)) + _tp_eta(ra, dec, ra0, dec0) * cos(radians(pa))) "
-         "/ tan(radians(maj_ax)), 2) + "
-         "power((_tp_xi(ra, dec, ra0, dec0) * cos(radians(pa)) - _tp_eta(ra, dec, ra0, dec0) * sin(radians(pa))) "
-         "/ tan(radians(maj_ax * axis_ratio)), 2) <= 1.0)"),
-        ("_poly_edge", "ra, dec, r1, d1, r2, d2", edge),
-        ("_poly_side", "ra, dec, poly",
-         f"list_sum(list_transform(range({nv}), lambda i: {dot(u('poly[2 * i + 1]', 'poly[2 * i + 2]'), p)}))"),
-        ("q3c_poly_query", "ra, dec, poly",
-         f"(_poly_side(ra, dec, poly) > 0 AND abs(list_sum(list_transform(range({nv}), lambda i: _poly_edge(ra, dec, "
-         f"poly[2 * i + 1], poly[2 * i + 2], poly[2 * ((i + 1) % {nv}) + 1], poly[2 * ((i + 1) % {nv}) + 2])))) > pi())"),
-    ]
+    ] + q3c.duckdb_macros()
 
 
 #: The hosted catalog's functions: name -> (signature, meaning and units, example).
 FUNCTIONS: dict[str, tuple[str, str, str]] = {
     "ls_id": ("ls_id(release, brickid, objid)", "the hosted catalog's unique id release * 2^40 + brickid * 2^16 + objid (BIGINT)",
               "SELECT ls_id(release, brickid, objid) FROM dr9 LIMIT 5"),
-    "htm9": ("htm9(ra, dec)", "Hierarchical Triangular Mesh trixel id at depth 9 (BIGINT in [8*4^9, 16*4^9))",
-             "SELECT htm9(ra, dec) FROM dr9 LIMIT 5"),
+    "htm9": ("htm9(ra, dec)", "Hierarchical Triangular Mesh trixel id at depth 9 (BIGINT in [8*4^9, 16*4^9); "
+             "NULL for a non-finite position)", "SELECT htm9(ra, dec) FROM dr9 LIMIT 5"),
     "elon": ("elon(ra, dec)", "ecliptic longitude (mean ecliptic and equinox J2000), deg in [0, 360)",
              "SELECT elon(ra, dec) FROM dr9 LIMIT 5"),
     "elat": ("elat(ra, dec)", "ecliptic latitude (mean ecliptic and equinox J2000), deg",
              "SELECT count(*) FROM dr9 WHERE abs(elat(ra, dec)) > 30"),
-    "q3c_join": ("q3c_join(ra1, dec1, ra2, dec2, radius)", "Q3C compatible join condition: true within radius deg. In query() / legacylake sql, "
+    "q3c_radial_query": ("q3c_radial_query(ra, dec, ra0, dec0, radius)", "Q3C 2.0 / Data Lab: true where Q3C's "
+                         "q3c_sindist is below sin^2(radius / 2), radius deg (strict <); a Dec range test first lets "
+                         "DuckDB skip row groups (files are all opened: use cone() for file pruning)",
+                         "SELECT count(*) FROM ls_dr9.tractor WHERE q3c_radial_query(ra, dec, 150.1, 2.2, 0.05)"),
+    "q3c_dist": ("q3c_dist(ra1, dec1, ra2, dec2)", "Q3C 2.0's angular distance (its haversine-like formula), deg; "
+                 "NULL for non-finite input", "SELECT q3c_dist(ra, dec, 150.1, 2.2) FROM dr9 LIMIT 5"),
+    "q3c_join": ("q3c_join(ra1, dec1, ra2, dec2, radius)", "Q3C 2.0 join condition: true within radius deg (the "
+                 "q3c_radial_query test). In query() / legacylake sql, "
                  "lake_view JOIN table ON q3c_join(...) with a constant radius runs as the crossmatch "
                  "(xmatch_all cells and a key join); elsewhere a Dec band plus the distance, which DuckDB "
                  "runs as a range join (not a cross join)",
                  "SELECT * FROM (VALUES (150.1, 2.2)) e(ra, dec) JOIN dr9 t ON q3c_join(e.ra, e.dec, t.ra, t.dec, 1.0 / 3600)"),
-    "q3c_poly_query": ("q3c_poly_query(ra, dec, [ra1, dec1, ra2, dec2, ...])", "true inside the spherical polygon "
-                       "with great-circle edges through the vertices (deg; smaller than a hemisphere)",
+    "q3c_poly_query": ("q3c_poly_query(ra, dec, [ra1, dec1, ra2, dec2, ...])", "Q3C 2.0: true inside the polygon "
+                       "with great-circle edges through the vertices (deg), by the even-odd rule on the gnomonic "
+                       "projection onto the point's cube face (Q3C refuses polygons wider than ~23 deg)",
                        "SELECT count(*) FROM dr9 WHERE q3c_poly_query(ra, dec, [150.0, 2.0, 150.2, 2.0, 150.1, 2.2])"),
-    "q3c_ang2ipix": ("q3c_ang2ipix(ra, dec)", "Q3C-style cube-face pixel at nside 2^30: face * nside^2 + Morton(x, y) "
-                     "of the face's gnomonic cell (BIGINT)", "SELECT q3c_ang2ipix(ra, dec) FROM dr9 LIMIT 5"),
+    "q3c_ang2ipix": ("q3c_ang2ipix(ra, dec)", "Q3C 2.0's pixel at nside 2^30: cube face * 2^60 + the face's x and y "
+                     "cells bit-interleaved (BIGINT); NULL for a non-finite position",
+                     "SELECT q3c_ang2ipix(ra, dec) FROM dr9 LIMIT 5"),
     "q3c_ellipse_query": ("q3c_ellipse_query(ra, dec, ra0, dec0, maj_ax, axis_ratio, pa)",
-                          "true inside the ellipse centred on (ra0, dec0) with semi-major axis maj_ax deg, minor/major "
-                          "axis_ratio and position angle pa deg east of north (in the tangent plane at the centre)",
+                          "Q3C 2.0: true inside the ellipse centred on (ra0, dec0) with semi-major axis maj_ax deg, "
+                          "position angle pa deg east of north, in the tangent plane at the centre: semi-axes "
+                          "tan(maj_ax) and axis_ratio * tan(maj_ax); |axis_ratio| > 1 selects nothing",
                           "SELECT count(*) FROM dr9 WHERE q3c_ellipse_query(ra, dec, 150.1, 2.2, 0.05, 0.5, 30)"),
 }
 
@@ -227,8 +158,8 @@ def install(con) -> None:
     """Register the Arrow functions (the macros are created by :func:`macros.install`)."""
     from duckdb.sqltypes import BIGINT, DOUBLE
 
-    con.create_function("htm9", _arrow_htm9, [DOUBLE, DOUBLE], BIGINT, type="arrow", side_effects=False)
-    con.create_function("q3c_ang2ipix", _arrow_q3c, [DOUBLE, DOUBLE], BIGINT, type="arrow", side_effects=False)
+    con.create_function("htm9", _arrow_htm9, [DOUBLE, DOUBLE], BIGINT, type="arrow", side_effects=False,
+                        null_handling="special")  # NULL in (as NaN) and out
 
 
 def derived_columns(have: set[str]) -> list[tuple[str, str]]:

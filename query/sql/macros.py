@@ -84,12 +84,6 @@ FUNCTIONS: dict[str, tuple[str, str, str]] = {
                      "SELECT nest_to_ring(_healpix_29 >> 42, 8) FROM dr9 LIMIT 5"),
     "ang_sep": ("ang_sep(ra1, dec1, ra2, dec2)", "angular separation, deg (haversine, exact at small angles)",
                 "SELECT * FROM dr9 WHERE ang_sep(ra, dec, 10.0, 0.0) < 0.01"),
-    "q3c_radial_query": ("q3c_radial_query(ra, dec, ra0, dec0, radius)", "Data Lab / Q3C compatible: true within radius deg "
-                         "of (ra0, dec0); a Dec range test first lets DuckDB skip row groups (files are all opened: "
-                         "use cone() for file pruning)",
-                         "SELECT count(*) FROM ls_dr9.tractor WHERE q3c_radial_query(ra, dec, 150.1, 2.2, 0.05)"),
-    "q3c_dist": ("q3c_dist(ra1, dec1, ra2, dec2)", "Q3C compatible angular distance, deg (= ang_sep)",
-                 "SELECT q3c_dist(ra, dec, 150.1, 2.2) FROM dr9 LIMIT 5"),
     "glon": ("glon(ra, dec)", "Galactic longitude of ICRS (ra, dec), deg in [0, 360)", "SELECT glon(ra, dec) FROM dr9 LIMIT 5"),
     "glat": ("glat(ra, dec)", "Galactic latitude of ICRS (ra, dec), deg", "SELECT count(*) FROM dr9 WHERE abs(glat(ra, dec)) > 30"),
     "random_id": ("random_id(release, brickid, objid)", "stable pseudo-random number in [0, 100) per (release, brickid, objid) "
@@ -185,9 +179,6 @@ def duckdb_macros() -> list[tuple[str, str, str]]:
         ("ang_sep", "ra1, dec1, ra2, dec2",
          "degrees(2.0 * asin(least(1.0, sqrt(power(sin(radians(dec2 - dec1) / 2.0), 2) + "
          "cos(radians(dec1)) * cos(radians(dec2)) * power(sin(radians(ra2 - ra1) / 2.0), 2)))))"),
-        ("q3c_dist", "ra1, dec1, ra2, dec2", "ang_sep(ra1, dec1, ra2, dec2)"),
-        ("q3c_radial_query", "ra, dec, ra0, dec0, radius",
-         "(dec BETWEEN dec0 - radius AND dec0 + radius AND ang_sep(ra, dec, ra0, dec0) <= radius)"),
         # brick grid: row from dec (with the same float-edge fixes as catalogs_schema.bricks), column from ra
         ("_brick_ncol", "r", f"{_list(ncol)}[r + 1]"),
         ("_brick_offset", "r", f"{_list(offset)}[r + 1]"),
