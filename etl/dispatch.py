@@ -62,7 +62,7 @@ def same_content(path: str, recorded: str) -> bool:
     from legacylake.etl.fitstable import FitsLayoutError
     from legacylake.etl.write import content_hash
     try:
-        return content_hash(path) == recorded
+        return content_hash(path, like=recorded) == recorded
     except (FitsLayoutError, OSError):
         return False
 

@@ -222,7 +222,7 @@ def _rows(fh, lay: Layout, n: int) -> np.ndarray:
 
 def iter_raw(lay: Layout, chunk_rows: int, hasher=None):
     """Yield all rows as raw bytes uint8[n, rowlen], ``chunk_rows`` at a time, read in order
-    from one open file. ``hasher`` (hashlib) is fed the bytes before the table, then the rows.
+    from one open file. ``hasher`` (anything with ``update(bytes)``) is fed the bytes before the table, then the rows.
     A gzip stream is read to its end before its last chunk is yielded, so a truncated or
     corrupt stream raises (CRC and length checked) even where the rows decompress."""
     with _reading(lay.path, "inside the table"), _open(lay.path, lay.gzip) as fh:
@@ -262,6 +262,14 @@ def columns_from_raw(lay: Layout, raw: np.ndarray, columns=None) -> dict[str, np
         if columns is not None and name not in columns:
             continue
         w = _WIDTH[c.letter] * c.repeat
+        if c.letter not in "ALB":
+            # strided big-endian view: one pass swaps the bytes and packs the column
+            k = _KIND[c.letter]
+            v = raw[:, c.offset:c.offset + w].view(">" + k).astype(k).reshape((n, *c.shape))
+            if c.tzero and c.letter in "IJK":
+                v = v.astype(np.int64) + int(c.tzero)
+            res[name] = v
+            continue
         blk = np.ascontiguousarray(raw[:, c.offset:c.offset + w])
         if c.letter == "A":
             res[name] = blk.view(f"S{c.repeat}").reshape(n)
@@ -270,11 +278,5 @@ def columns_from_raw(lay: Layout, raw: np.ndarray, columns=None) -> dict[str, np
         elif c.letter == "B":
             v = blk.reshape((n, *c.shape))
             res[name] = (v ^ 0x80).view(np.int8) if c.tzero == -128 else v
-        else:
-            k = _KIND[c.letter]
-            v = blk.view(">" + k).astype(k).reshape((n, *c.shape))
-            if c.tzero and c.letter in "IJK":
-                v = v.astype(np.int64) + int(c.tzero)
-            res[name] = v
     return res
 

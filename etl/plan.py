@@ -8,7 +8,6 @@ known from their name (sweeps, oddly named files) have their ra/dec/brickid colu
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -71,16 +70,6 @@ def discover(sources: list[str]) -> tuple[list[str], list[str]]:
             seen.add(a)
             out.append(a)
     return out, skipped
-
-
-def file_hash(path: str) -> str:
-    """BLAKE2b (128-bit) of a whole file's bytes, hex (the build hashes the header and table
-    bytes as it reads them instead; see :func:`legacylake.etl.write.run_task`)."""
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class _Header:

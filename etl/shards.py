@@ -16,10 +16,14 @@ from legacylake.etl.read import HEALPIX_COLUMN
 
 
 class _Raw:
-    """Pending rows of a FITS file: raw row bytes sorted by their _healpix_29."""
+    """Pending rows of a FITS file: raw row bytes sorted by their _healpix_29.
 
-    def __init__(self, key, lay, block: np.ndarray, hp: np.ndarray):
+    ``held`` is the number of rows of the allocation ``block`` is a view of (its own rows
+    unless it is the tail of a larger block)."""
+
+    def __init__(self, key, lay, block: np.ndarray, hp: np.ndarray, held: int | None = None):
         self.key, self.lay, self.block, self.hp = key, lay, block, hp
+        self.held = len(hp) if held is None else held
 
     @property
     def num_rows(self) -> int:
@@ -36,9 +40,14 @@ class _Raw:
         return _Raw(self.key, self.lay, self.block[:k], self.hp[:k])
 
     def tail(self, k: int) -> "_Raw":
+        """Rows from ``k`` on: a view while it is at least half of the allocation it views, else
+        a copy, so that a file's block is freed once most of it is written (each row is copied
+        at most about once however many row groups take rows off its head)."""
         if k == 0:
             return self
-        # a copy, so that the file's whole block is freed once most of it is written
+        n = self.num_rows - k
+        if 2 * n >= self.held:
+            return _Raw(self.key, self.lay, self.block[k:], self.hp[k:], self.held)
         return _Raw(self.key, self.lay, self.block[k:].copy(), self.hp[k:].copy())
 
 
@@ -50,10 +59,17 @@ def _merge_raws(raws: list) -> "_Raw":
     """One hp-sorted block from raw blocks of the same layout."""
     if len(raws) == 1:
         return raws[0]
-    block = np.concatenate([r.block for r in raws])
     hp = np.concatenate([r.hp for r in raws])
     perm = np.argsort(hp, kind="stable")
-    return _Raw(raws[0].key, raws[0].lay, block[perm], hp[perm])
+    dest = np.empty_like(perm)
+    dest[perm] = np.arange(len(perm))
+    # each block's rows scattered straight to their merged places (one pass over the bytes)
+    block = np.empty((len(hp), raws[0].block.shape[1]), dtype=np.uint8)
+    start = 0
+    for r in raws:
+        block[dest[start:start + r.num_rows]] = r.block
+        start += r.num_rows
+    return _Raw(raws[0].key, raws[0].lay, block, hp[perm])
 
 
 def write_shards(raws: list, path_prefix: str, rows_per_shard: int | None = None) -> list[tuple[int, str, int]]:

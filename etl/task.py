@@ -30,7 +30,7 @@ PREFETCH = 2
 
 
 #: Bytes of rows a task may hold for a later input before it spills the rows needed last.
-PENDING_BYTES = 48 << 20
+PENDING_BYTES = 128 << 20
 
 
 #: Rows per spill shard (each shard covers a narrow _healpix_29 range, loaded back whole).

@@ -20,7 +20,6 @@ which hands each task its rows as such a shard (only seam bricks, never a full c
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from legacylake.catalogs_schema.sweeps import in_box
+from legacylake.etl.content_hash import hasher_for, new_hasher, record
 from legacylake.etl.fitstable import FitsLayoutError, columns_from_raw, iter_raw, layout
 from legacylake.etl.healpix import FOOTPRINT_ORDER, healpix29, pixel_range, shift
 from legacylake.etl.leaf_writer import _in_ranges, _LeafWriter
@@ -78,16 +78,17 @@ class _Arrow:
         return _Arrow(self.table.slice(k))
 
 
-def content_hash(path: str) -> str:
-    """The content hash a build records for a FITS file: BLAKE2b-128 of its header and table
-    bytes (decompressed, for a gzip file; what :func:`_route_fits` hashes while reading).
+def content_hash(path: str, like: str | None = None) -> str:
+    """The content hash a build records for a FITS file (see :mod:`content_hash`) of its header
+    and table bytes (decompressed, for a gzip file; what :func:`_route_fits` hashes while
+    reading); with ``like``, made by the algorithm of that earlier record.
 
     Raises :class:`FitsLayoutError` if the file is not a readable FITS table."""
-    h = hashlib.blake2b(digest_size=16)
+    h = hasher_for(like) if like else new_hasher()
     lay = layout(path)
     for _ in iter_raw(lay, max(1, (4 << 20) // max(1, lay.rowlen)), h):   # 4 MiB pieces
         pass
-    return h.hexdigest()
+    return record(h)
 
 
 class ReadError(InputFileError):
@@ -105,7 +106,7 @@ def _route_fits(path: str, hash_it: bool, dests: list) -> tuple[dict, list]:
     try:
         lay = layout(path)
         key = _layout_key(lay)
-        hasher = hashlib.blake2b(digest_size=16) if hash_it else None
+        hasher = new_hasher() if hash_it else None
         for raw in iter_raw(lay, CHUNK_ROWS, hasher):
             ra, dec, good = positions(columns_from_raw(lay, raw, {"ra", "dec"}))
             acc["rows"] += len(ra)
@@ -127,7 +128,7 @@ def _route_fits(path: str, hash_it: bool, dests: list) -> tuple[dict, list]:
                     acc["bricks"][bb] = acc["bricks"].get(bb, 0) + cc
                 out[d].append(_Raw(key, lay, block, hps))
         if hasher is not None:
-            acc["hash"] = hasher.hexdigest()
+            acc["hash"] = record(hasher)
     except FitsLayoutError as exc:
         raise ReadError(path, str(exc)) from None
     return acc, out

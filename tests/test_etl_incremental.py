@@ -196,3 +196,29 @@ def test_touched_but_identical_brick_is_unchanged(tmp_path):
     s = build(paths, lake, "c", workers=1)
     assert s.replaced == [paths[1]] and s.unchanged == 2
     assert verify(lake, "c").ok
+
+
+def test_content_hash_records_of_earlier_versions_still_match(tmp_path):
+    """Manifests written before the switch to xxHash3 record BLAKE2b-128 (no prefix): a file
+    with those bytes still compares equal (no re-ingest after an upgrade), a changed one not."""
+    import hashlib
+
+    from legacylake.etl.dispatch import same_content
+    from legacylake.etl.fitstable import iter_raw, layout
+    from legacylake.etl.write import content_hash
+
+    path = write_random_bricks(tmp_path, patch_bricks(1, 120.0, 30.0), 200, seed=7)[0]
+    h = hashlib.blake2b(digest_size=16)
+    for _ in iter_raw(layout(path), 64, h):
+        pass
+    old = h.hexdigest()
+    assert content_hash(path, like=old) == old and same_content(path, old)
+    new = content_hash(path)
+    assert new.startswith("xxh3-128:") and len(new) == len("xxh3-128:") + 32 and same_content(path, new)
+    lay = layout(path)
+    with open(path, "r+b") as fh:     # one byte of the last row's ra
+        fh.seek(lay.data_start + (lay.nrows - 1) * lay.rowlen + next(c.offset for c in lay.columns if c.name.lower() == "ra"))
+        b = fh.read(1)
+        fh.seek(-1, 1)
+        fh.write(bytes([b[0] ^ 1]))
+    assert not same_content(path, old) and not same_content(path, new)
