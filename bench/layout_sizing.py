@@ -357,6 +357,36 @@ def measure(root: Path, name: str, args, centers, spark) -> dict:
     return r
 
 
+def interleaved_cones(roots: dict[str, Path], centers, repeat: int) -> None:
+    """Warm 1-arcmin cones (ours), all columns and 3, the variants interleaved call by call so
+    that the load of the shared machine hits all of them alike; medians over centres x repeats."""
+    from legacylake.query import catalogs, cone_search
+
+    cats = {n: catalogs(r)["dr9"] for n, r in roots.items()}
+    times: dict = {(n, c): [] for n in cats for c in ("all", "3")}
+    for n, cat in cats.items():   # warm: footers cached, pages in the page cache
+        for ra, dec in centers:
+            cone_search(cat, ra, dec, ARCMIN)
+    loads = [load()]
+    for _ in range(repeat):
+        for ra, dec in centers:
+            for n, cat in cats.items():
+                for label, cols in (("all", None), ("3", FEW)):
+                    times[(n, label)].append(timed(lambda: cone_search(cat, ra, dec, ARCMIN, columns=cols)))
+    loads.append(load())
+    first = next(iter(cats))
+    print(f"\ninterleaved warm 1' cones, {repeat} rounds x {len(centers)} centres (load {loads[0]}-{loads[1]})")
+    print("| variant | footers, % of leaf bytes | all columns: median (p25-p75) | vs first | 3 columns: median (p25-p75) |"
+          "\n|---|---|---|---|---|")
+    for n in cats:
+        fb = [footer_bytes(f) for f in cats[n].files]
+        pct = 100 * sum(x[1] + x[2] for x in fb) / sum(x[0] for x in fb)
+        q = {c: np.percentile(np.array(times[(n, c)]) * 1e3, [25, 50, 75]) for c in ("all", "3")}
+        b = np.median(times[(first, "all")]) * 1e3
+        print(f"| {n} | {pct:.3f}% | **{q['all'][1]:.1f} ms** ({q['all'][0]:.1f}-{q['all'][2]:.1f}) | {q['all'][1] / b:.2f}x | "
+              f"{q['3'][1]:.1f} ms ({q['3'][0]:.1f}-{q['3'][2]:.1f}) |", flush=True)
+
+
 def make_spark():
     from pyspark.sql import SparkSession
 
@@ -418,6 +448,9 @@ def main() -> None:
     ap.add_argument("--sim-bricks", type=int, default=2500, help="the lake's --sim-bricks (cone centres inside its box)")
     ap.add_argument("--workers", type=int, default=2, help="processes rewriting leaves")
     ap.add_argument("--keep", action="store_true", help="keep the variant copies")
+    ap.add_argument("--interleave-only", action="store_true",
+                    help="only interleaved warm cones over the variants (kept, or reused with --reuse)")
+    ap.add_argument("--reuse", action="store_true", help="reuse variant copies already in --work")
     ap.add_argument("--json", type=Path, default=None, help="append each variant's figures here (JSON lines)")
     args = ap.parse_args()
 
@@ -430,6 +463,23 @@ def main() -> None:
     print(f"lake {args.lake}: {cat.properties['hats_nrows']} rows x {len(cat.schema)} columns, {len(cat.files)} leaves; "
           f"machine: 2 cores, 24 GiB, shared (load {load()}); centres {[(round(a, 3), round(d, 3)) for a, d in centers]}",
           flush=True)
+    if args.interleave_only:
+        roots = {}
+        for name in args.variants.split(","):
+            if name == "etl":
+                roots[name] = args.lake / "dr9"
+            elif args.reuse and (args.work / name / "dr9" / "partition_info.csv").exists():
+                roots[name] = args.work / name / "dr9"
+            else:
+                t0 = time.perf_counter()
+                roots[name] = build_variant(cat, parse_variant(name), args.work / name, args.workers)
+                print(f"{name}: written in {time.perf_counter() - t0:.0f} s (load {load()})", flush=True)
+        interleaved_cones(roots, centers, args.repeat)
+        if not args.keep:
+            for name, root in roots.items():
+                if name != "etl":
+                    shutil.rmtree(root.parent)
+        return
     spark = make_spark() if args.spark_repeat else None
     rows = []
     for name in args.variants.split(","):
