@@ -486,6 +486,8 @@ def main() -> None:
         v = parse_variant(name)
         if name == "etl":
             root = args.lake / "dr9"
+        elif args.reuse and (args.work / name / "dr9" / "partition_info.csv").exists():
+            root = args.work / name / "dr9"
         else:
             t0 = time.perf_counter()
             root = build_variant(cat, v, args.work / name, args.workers)
