@@ -34,7 +34,7 @@ def register(subparsers) -> None:
     b.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count)")
     b.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run the write tasks on this Dask distributed scheduler (shared filesystem)")
-    b.add_argument("--row-group-rows", type=int, default=None, help="rows per Parquet row group (2048: see README)")
+    b.add_argument("--row-group-rows", type=int, default=None, help="rows per Parquet row group (default 4096: see README)")
     b.add_argument("--map-to", default=None, metavar="MODEL",
                    help="convert inputs of another data model to this one (a release such as dr9, or a "
                         "model name) by the documented mapping (DR4 -> DR9: see README); without it, "

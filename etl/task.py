@@ -9,9 +9,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-#: Rows per Parquet row group: a 1-arcmin cone with all 181 columns decodes ~1-2 groups
-#: (41 ms at 2,048 rows vs 56 ms at 4,096, 256 ms at 16,384; bench/etl_row_groups.py).
-ROW_GROUP_ROWS = 2_048
+#: Rows per Parquet row group. A 1-arcmin cone with all 181 columns decodes one group, so its
+#: latency follows the size; every group adds ~18 KB of footer that DuckDB, Spark and lsdb parse.
+#: On the 11.8M-row simulated DR9 lake (bench/layout_sizing.py, bench/RESULTS.md "Layout
+#: sizing"): warm cone 10.5 / 16.3 / 23.0 / 28.7 ms at 2,048 / 4,096 / 6,144 / 8,192 rows,
+#: footers 0.72 / 0.37 / 0.25 / 0.20% of the leaf bytes. 4,096 is the largest size that keeps the
+#: cone within its 20 ms target; it halves the footers of 2,048 (their 0.2% target needs 8,192).
+ROW_GROUP_ROWS = 4_096
 
 
 #: Order of the point map (row counts per cell) the tasks return.

@@ -11,6 +11,7 @@ adds a temporary view per catalog.
 """
 
 
+import os
 import re
 
 from legacylake.catalogs_schema import BITMASKS
@@ -202,10 +203,41 @@ def register(spark) -> list[str]:
     return names + ["healpix_of", "nest_to_ring", "htm9"]
 
 
-def register_lake(spark, lake) -> list[str]:
-    """A temporary view per catalog of ``lake`` (and ``<catalog>_derived``); returns the view names."""
+#: Spark's split size floor for the lake's leaves (see :func:`read_options`).
+MIN_PARTITION_BYTES = 2 << 30
+
+
+def read_options(lake) -> dict[str, str]:
+    """Spark SQL settings the lake's layout needs: each leaf read as one split.
+
+    A leaf is up to ~1 GB of Parquet in row groups of a few MB (small, so that cone searches
+    decode little); Spark's default 128 MB splits make every task of a leaf parse the leaf's
+    whole footer and read a slice of it, which made a full count ~20x slower than DuckDB's on
+    the 11.8M-row benchmark lake (bench/RESULTS.md, "Layout sizing"). So the split size is at
+    least the biggest leaf (``spark.sql.files.maxPartitionBytes``), and ``minPartitionNum`` = 1
+    keeps Spark from shrinking it to total bytes / cores on a many-core cluster."""
     from legacylake.query.lake import catalogs
 
+    biggest = 0
+    for cat in catalogs(lake).values():
+        for f in cat.files:
+            try:
+                biggest = max(biggest, os.path.getsize(f))
+            except OSError:
+                pass
+    return {"spark.sql.files.maxPartitionBytes": str(max(MIN_PARTITION_BYTES, biggest)),
+            "spark.sql.files.minPartitionNum": "1"}
+
+
+def register_lake(spark, lake) -> list[str]:
+    """A temporary view per catalog of ``lake`` (and ``<catalog>_derived``); returns the view names.
+
+    Sets the session's :func:`read_options` first (Spark reads these settings when a query is
+    planned, so they apply to every file read of the session)."""
+    from legacylake.query.lake import catalogs
+
+    for key, value in read_options(lake).items():
+        spark.conf.set(key, value)
     views = []
     for name, cat in catalogs(lake).items():
         df = spark.read.option("mergeSchema", "false").parquet(*cat.files)

@@ -87,3 +87,35 @@ def test_register_lake_reads_one_snapshot_of_a_collection(spark, tmp_path):
     assert spark.sql("SELECT count(*) AS n FROM c_derived").collect()[0]["n"] == 480
     lspark.register_lake(spark, lake)
     assert spark.sql("SELECT count(*) AS n FROM c").collect()[0]["n"] == 720
+
+
+def test_register_lake_reads_each_leaf_as_one_split(spark, tmp_path, monkeypatch):
+    """register_lake sets the split size to at least the biggest leaf (2 GiB floor), so that no
+    leaf is cut into several Spark tasks that each parse its whole footer (bench/RESULTS.md,
+    "Layout sizing")."""
+    import os
+
+    from legacylake.etl import build
+    from legacylake.etl.testdata import patch_files
+    from legacylake.query import catalogs
+
+    paths = patch_files(tmp_path / "in", 4, 300, ra=20.0, dec=-3.0)
+    lake = str(tmp_path / "lake")
+    build(paths, lake, "c", threshold=400, highest_order=9, workers=1)
+    files = catalogs(lake)["c"].files
+    assert len(files) >= 2
+    biggest = max(os.path.getsize(f) for f in files)
+    keys = ("spark.sql.files.maxPartitionBytes", "spark.sql.files.minPartitionNum")
+    try:
+        assert lspark.read_options(lake) == {keys[0]: str(2 << 30), keys[1]: "1"}
+        monkeypatch.setattr(lspark, "MIN_PARTITION_BYTES", 1)   # the floor off: the biggest leaf decides
+        assert lspark.read_options(lake)[keys[0]] == str(biggest)
+        spark.conf.set(keys[0], "4096")   # a split size that would cut every leaf
+        spark.conf.set("spark.sql.files.openCostInBytes", "0")
+        lspark.register_lake(spark, lake)
+        assert spark.conf.get(keys[0]) == str(biggest)
+        assert spark.table("c").rdd.getNumPartitions() <= len(files)
+        assert spark.sql("SELECT count(*) AS n FROM c").collect()[0]["n"] == 1200
+    finally:
+        for k in keys + ("spark.sql.files.openCostInBytes",):
+            spark.conf.unset(k)
