@@ -363,11 +363,13 @@ def run_task(task: Task) -> dict:
                 t = pa.Table.from_batches([batch]).cast(schema)
                 hp = t.column(HEALPIX_COLUMN).to_numpy()
                 mask = _in_ranges(hp, los, his)
-                if src.exclude_bricks:
-                    mask &= ~np.isin(t.column("brickid").to_numpy(zero_copy_only=False), np.asarray(src.exclude_bricks))
-                for box, bricks in src.exclude_boxes:
-                    mask &= ~(np.isin(t.column("brickid").to_numpy(zero_copy_only=False), np.asarray(bricks))
-                              & in_box(t.column("ra").to_numpy(), t.column("dec").to_numpy(), box))
+                if src.exclude_bricks or src.exclude_boxes:
+                    bid = t.column("brickid").to_numpy(zero_copy_only=False)
+                    if src.exclude_bricks:
+                        mask &= ~np.isin(bid, np.asarray(src.exclude_bricks))
+                    for box, bricks in src.exclude_boxes:
+                        mask &= ~(np.isin(bid, np.asarray(bricks))
+                                  & in_box(t.column("ra").to_numpy(), t.column("dec").to_numpy(), box))
                 t = t.filter(pa.array(mask))
                 if t.num_rows:
                     pending.append(_Arrow(t))
